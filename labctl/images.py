@@ -1,0 +1,210 @@
+"""The image lab hosts run by default, built in two layers:
+
+  labctl-base:<recipe>   Python 3 and the tools in compose/packages.txt. Built from an
+                         official Python image where a registry answers, otherwise
+                         bootstrapped from the host's own Debian mirror and imported.
+  labctl-host:<digest>   the base plus services/, the programs that run in lab hosts.
+
+Tags are content hashes, so a second build with the same recipe does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import docker
+import docker.errors
+
+from .errors import LabError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RECIPE_DIR = PROJECT_ROOT / "compose"
+SERVICES_DIR = PROJECT_ROOT / "services"
+BASE_REPOSITORY = "labctl-base"
+HOST_REPOSITORY = "labctl-host"
+IMAGE_LABEL = "io.labctl.image"
+SERVICES_PATH = "/opt/labctl/services"
+
+Progress = Callable[[str], None]
+
+
+def packages() -> list[str]:
+    lines = (RECIPE_DIR / "packages.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _digest(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:12]
+
+
+def base_tag() -> str:
+    recipe = (RECIPE_DIR / "packages.txt").read_bytes() + (RECIPE_DIR / "Dockerfile").read_bytes()
+    return f"{BASE_REPOSITORY}:{_digest(recipe)}"
+
+
+def service_files() -> list[Path]:
+    return sorted(path for path in SERVICES_DIR.glob("*.py") if path.is_file())
+
+
+def host_tag() -> str:
+    parts = [base_tag().encode()]
+    for path in service_files():
+        parts += [path.name.encode(), path.read_bytes()]
+    return f"{HOST_REPOSITORY}:{_digest(*parts)}"
+
+
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def ensure_host_image(client: docker.DockerClient, progress: Progress, source: str = "auto") -> str:
+    """Build whatever of the two layers is missing; return the host image tag."""
+    tag = host_tag()
+    if image_exists(client, tag):
+        progress(f"image {tag} is up to date")
+        return tag
+    base = ensure_base_image(client, progress, source)
+    progress(f"image: adding services to {base}")
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as archive:
+        dockerfile = (f"FROM {base}\nCOPY services/ {SERVICES_PATH}/\n"
+                      "RUN mkdir -p /var/log/labctl /opt/labctl/pki\n"
+                      'CMD ["sleep", "infinity"]\n').encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        archive.addfile(info, io.BytesIO(dockerfile))
+        for path in service_files():
+            archive.add(path, arcname=f"services/{path.name}")
+    context.seek(0)
+    try:
+        client.images.build(fileobj=context, custom_context=True, tag=tag, pull=False, rm=True,
+                            forcerm=True, labels={IMAGE_LABEL: "host"})
+    except (docker.errors.BuildError, docker.errors.APIError) as exc:
+        raise LabError(f"building {tag} failed: {exc}") from None
+    progress(f"image {tag} built")
+    return tag
+
+
+def ensure_base_image(client: docker.DockerClient, progress: Progress, source: str = "auto") -> str:
+    tag = base_tag()
+    if image_exists(client, tag):
+        return tag
+    if source in ("auto", "registry"):
+        progress("image: building the base from an official Python image")
+        try:
+            _build_from_registry(client, tag)
+            progress(f"image {tag} built from the registry")
+            return tag
+        except LabError as exc:
+            if source == "registry":
+                raise
+            progress(f"image: no registry answered ({exc}); bootstrapping from the host's mirror")
+    _bootstrap_from_mirror(client, tag, progress)
+    progress(f"image {tag} bootstrapped from the host's Debian mirror")
+    return tag
+
+
+def _build_from_registry(client: docker.DockerClient, tag: str) -> None:
+    try:
+        client.images.build(path=str(RECIPE_DIR), dockerfile="Dockerfile", tag=tag, pull=False,
+                            rm=True, forcerm=True, labels={IMAGE_LABEL: "base", "io.labctl.from": "registry"})
+    except (docker.errors.BuildError, docker.errors.APIError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise LabError(message[:200]) from None
+
+
+def host_release() -> tuple[str, str]:
+    """(distribution id, codename) of this machine, from /etc/os-release."""
+    fields: dict[str, str] = {}
+    for line in Path("/etc/os-release").read_text().splitlines():
+        key, _, value = line.partition("=")
+        fields[key] = value.strip().strip('"')
+    codename = fields.get("VERSION_CODENAME") or ""
+    if not codename:
+        raise LabError("cannot tell this machine's release codename from /etc/os-release")
+    return fields.get("ID", "debian"), codename
+
+
+def host_mirror(codename: str, sources: list[Path] | None = None) -> str:
+    """The first mirror in the host's apt sources that serves `codename` main."""
+    if sources is None:
+        sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        if not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        if path.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = dict(
+                    (key.strip().lower(), value.strip())
+                    for key, _, value in (line.partition(":") for line in stanza.splitlines()
+                                          if ":" in line and not line.lstrip().startswith("#")))
+                if ("deb" in fields.get("types", "").split() and codename in fields.get("suites", "").split()
+                        and fields.get("enabled", "yes") != "no"):
+                    return fields["uris"].split()[0]
+        elif path.suffix == ".list" or path.name == "sources.list":
+            for line in text.splitlines():
+                words = re.sub(r"\[[^]]*\]", "", line).split()
+                if len(words) >= 3 and words[0] == "deb" and words[2] == codename:
+                    return words[1]
+    raise LabError(f"no apt source for '{codename}' in /etc/apt; cannot bootstrap the base image "
+                   "offline (add one, or build where a registry answers)")
+
+
+def _bootstrap_from_mirror(client: docker.DockerClient, tag: str, progress: Progress) -> None:
+    if os.geteuid() != 0:
+        raise LabError("bootstrapping the base image needs root (mmdebstrap/debootstrap); "
+                       "run 'sudo labctl image build' once")
+    _distribution, codename = host_release()
+    mirror = host_mirror(codename)
+    include = ["python3", *packages()]
+    with tempfile.TemporaryDirectory(prefix="labctl-rootfs-") as work:
+        rootfs_tar = Path(work) / "rootfs.tar"
+        if shutil.which("mmdebstrap"):
+            progress(f"image: mmdebstrap {codename} with {len(include)} packages (about 30 s)")
+            argv = ["mmdebstrap", "--variant=apt", "--quiet", f"--include={','.join(include)}",
+                    "--customize-hook=chroot $1 apt-get clean", codename, str(rootfs_tar), mirror]
+            _run(argv, "mmdebstrap")
+        elif shutil.which("debootstrap"):
+            progress(f"image: debootstrap {codename} with {len(include)} packages (a few minutes)")
+            root = Path(work) / "root"
+            _run(["debootstrap", "--variant=minbase", f"--include={','.join(include)}", codename,
+                  str(root), mirror], "debootstrap")
+            _run(["tar", "-C", str(root), "-cf", str(rootfs_tar), "."], "tar")
+        else:
+            raise LabError("no registry answered and neither mmdebstrap nor debootstrap is installed; "
+                           "run 'labctl doctor --install'")
+        progress("image: importing the root filesystem")
+        changes = ['CMD ["sleep", "infinity"]', f"LABEL {IMAGE_LABEL}=base io.labctl.from=mirror",
+                   "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        with open(rootfs_tar, "rb") as handle:
+            try:
+                client.api.import_image_from_data(handle, repository=tag.split(":")[0],
+                                                  tag=tag.split(":")[1], changes=changes)
+            except docker.errors.APIError as exc:
+                raise LabError(f"docker import failed: {exc}") from None
+    if not image_exists(client, tag):
+        raise LabError(f"docker import did not produce {tag}")
+
+
+def _run(argv: list[str], what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise LabError(f"{what} failed: {' | '.join(tail)}")

@@ -1,0 +1,105 @@
+"""The lab lifecycle: prepare (image, CA, Compose file), up, verify (checks), down.
+
+Every verb of the CLI and the pytest plugin goes through these functions, so a failed or
+interrupted `up` is cleaned up the same way wherever it is called from.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import docker
+
+from .checks import CheckResult, timed_run
+from .checkspec import CheckSpec
+from .engine import READY_TIMEOUT, ComposeEngine, Engine
+from .errors import LabError
+from .images import ensure_host_image, host_tag
+from .pki import ensure_pki
+from .render import compose_path, render, state_folder, write_compose
+from .topology import Topology
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Prepared:
+    image: str
+    document: Path
+
+
+def render_lab(topology: Topology, image: str | None = None) -> Path:
+    """Write compose/<lab>.yaml (and the lab's CA and certificates it mounts)."""
+    pki = ensure_pki(topology, state_folder(topology) / "pki")
+    output = compose_path(topology)
+    document = render(topology, image or host_tag(), pki, output)
+    write_compose(document, output, topology.file)
+    return output
+
+
+def prepare(topology: Topology, client: docker.DockerClient, progress: Progress) -> Prepared:
+    image = ensure_host_image(client, progress)
+    return Prepared(image, render_lab(topology, image))
+
+
+def up(topology: Topology, engine: ComposeEngine, progress: Progress,
+       timeout: float = READY_TIMEOUT) -> Prepared:
+    """Bring the lab up and wait until it is ready. On any failure, or Ctrl-C, remove
+    whatever was created before passing the error on."""
+    prepared = prepare(topology, engine.client, progress)
+    try:
+        engine.deploy(topology, prepared.document, progress, timeout)
+    except BaseException as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "up failed"
+        progress(f"{reason}: removing what was created")
+        with _shielded_from_interrupts():
+            engine.destroy(topology, progress)
+        raise
+    return prepared
+
+
+def down(topology: Topology, engine: Engine, progress: Progress) -> dict[str, int]:
+    with _shielded_from_interrupts():
+        return engine.destroy(topology, progress)
+
+
+def check(topology: Topology, engine: Engine, names: list[str] | None = None,
+          pattern: str | None = None) -> tuple[list[CheckResult], float]:
+    selected = select_checks(topology.checks, names, pattern)
+    return timed_run(topology, engine, selected, host_tag())
+
+
+def select_checks(checks: list[CheckSpec], names: list[str] | None, pattern: str | None) -> list[CheckSpec]:
+    selected = checks
+    if names:
+        known = {check.name for check in checks}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise LabError(f"no check named {unknown[0]!r}; checks: " + ", ".join(sorted(known)))
+        selected = [check for check in checks if check.name in names]
+    if pattern:
+        selected = [check for check in selected if pattern.lower() in check.name.lower()]
+    if not selected:
+        raise LabError("no checks selected" if checks else "the lab declares no checks")
+    return selected
+
+
+class _shielded_from_interrupts:
+    """Cleanup must finish: hold Ctrl-C and SIGTERM until it has."""
+
+    def __enter__(self):
+        self._previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for sig in self._previous:
+                signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread: signals cannot reach us here anyway
+            self._previous = {}
+        return self
+
+    def __exit__(self, *exc_info):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False

@@ -1,0 +1,171 @@
+"""Topology -> a standard Compose document that `docker compose up` runs without labctl.
+
+Besides one service per lab host, the document holds short-lived helpers (names start with
+`lc-`) that do network administration with NET_ADMIN so the hosts never need it:
+`lc-routes-<host>` joins a host's namespace and sets its routes; `lc-fabric` lets routed
+traffic cross the lab's internal bridges (see services/netadmin.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .addressing import computed_routes, hosts_table
+from .images import SERVICES_PATH
+from .pki import LabPki
+from .topology import Host, Topology
+
+LAB_LABEL = "io.labctl.lab"
+HOST_LABEL = "io.labctl.host"
+ROLE_LABEL = "io.labctl.role"
+PKI_PATH = "/opt/labctl/pki"
+HEALTH_INTERVAL = "1s"
+
+
+def state_folder(topology: Topology) -> Path:
+    """Where a lab keeps what it generates (CA, keys): beside lab.yaml, never committed."""
+    return topology.folder / ".labctl" / topology.name
+
+
+def compose_path(topology: Topology) -> Path:
+    return topology.folder / "compose" / f"{topology.name}.yaml"
+
+
+def bridge_name(topology: Topology, network: str) -> str:
+    """A stable Linux bridge name (at most 15 characters) so helpers can address it."""
+    return "lc" + hashlib.sha1(f"{topology.name}/{network}".encode()).hexdigest()[:11]
+
+
+def fabric_tag(topology: Topology) -> str:
+    return f"labctl:{topology.name}"
+
+
+def labels(topology: Topology, **extra: str) -> dict[str, str]:
+    return {LAB_LABEL: topology.name, **extra}
+
+
+def render(topology: Topology, image: str, pki: LabPki, output: Path) -> dict[str, Any]:
+    base = output.parent
+    services: dict[str, Any] = {}
+    for host in topology.hosts.values():
+        services[host.name] = _host_service(topology, host, image, pki, base)
+        routes = computed_routes(topology, host)
+        if routes:
+            services[f"lc-routes-{host.name}"] = _helper(
+                topology, image, "routes", host=host.name,
+                network_mode=f"service:{host.name}",
+                command=["python3", f"{SERVICES_PATH}/netadmin.py", "routes",
+                         *[f"{route.destination}={route.via}" for route in routes]],
+                depends_on={host.name: {"condition": "service_started"}})
+    if any(host.router or host.routes for host in topology.hosts.values()):
+        services["lc-fabric"] = _helper(
+            topology, image, "fabric", network_mode="host",
+            command=["python3", f"{SERVICES_PATH}/netadmin.py", "fabric-add", fabric_tag(topology),
+                     *[bridge_name(topology, name) for name in topology.networks]])
+    networks = {
+        name: {
+            "driver": "bridge",
+            "internal": network.internal,
+            "driver_opts": {"com.docker.network.bridge.name": bridge_name(topology, name)},
+            "ipam": {"config": [{"subnet": str(network.subnet), "gateway": str(network.gateway)}]},
+            "labels": labels(topology),
+        }
+        for name, network in topology.networks.items()
+    }
+    return {"name": topology.project, "services": services, "networks": networks}
+
+
+def _relative(path: Path, base: Path) -> str:
+    relative = os.path.relpath(path, base)
+    return relative if relative.startswith(".") else f"./{relative}"
+
+
+def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base: Path) -> dict[str, Any]:
+    credentials = pki.host(host.name)
+    service: dict[str, Any] = {
+        "hostname": host.name,
+        "init": True,
+        "stop_grace_period": "2s",
+        "labels": labels(topology, **{HOST_LABEL: host.name, ROLE_LABEL: "host"}),
+        "networks": {attachment.network: {"ipv4_address": str(attachment.address)}
+                     for attachment in host.attachments},
+        "extra_hosts": [f"{name}:{address}" for name, address in
+                        sorted(hosts_table(topology, host).items())],
+        "security_opt": ["no-new-privileges:true"],
+        "volumes": [
+            f"{_relative(pki.ca_certificate, base)}:{PKI_PATH}/ca.pem:ro",
+            f"{_relative(pki.untrusted_ca_certificate, base)}:{PKI_PATH}/untrusted-ca.pem:ro",
+            f"{_relative(credentials.certificate, base)}:{PKI_PATH}/host.pem:ro",
+            f"{_relative(credentials.key, base)}:{PKI_PATH}/host.key:ro",
+            *[f"{_relative(mount.source, base)}:{mount.target}:{'rw' if mount.writable else 'ro'}"
+              for mount in host.files],
+        ],
+    }
+    if host.build:
+        build = {"context": _relative(Path(host.build["context"]), base)}
+        if "dockerfile" in host.build:
+            build["dockerfile"] = host.build["dockerfile"]
+        service["build"] = build
+        service["image"] = f"{topology.project}-{host.name}"
+    else:
+        service["image"] = host.image or image
+    if host.router:
+        service["sysctls"] = {"net.ipv4.ip_forward": 1}
+    if host.env:
+        service["environment"] = dict(host.env)
+    if host.services:
+        spec = [{"kind": s.kind, "port": s.port} for s in host.services]
+        service["command"] = ["python3", f"{SERVICES_PATH}/labsvc.py",
+                              json.dumps(spec, separators=(",", ":"))]
+        service["healthcheck"] = _healthcheck(["python3", "-I", "-S", f"{SERVICES_PATH}/health.py",
+                                               *[f"{s.transport}:{s.port}" for s in host.services]])
+    elif host.command:
+        service["command"] = host.command
+    elif host.runs_lab_image:
+        service["command"] = ["sleep", "infinity"]
+    if host.ready and host.ready.tcp_port:
+        # User images may lack Python, so probe the port with the shell's /dev/tcp if bash
+        # exists, else nc; both are in labctl's own image.
+        port = host.ready.tcp_port
+        service["healthcheck"] = _healthcheck(
+            ["CMD-SHELL", f"nc -z 127.0.0.1 {port} || bash -c '</dev/tcp/127.0.0.1/{port}'"])
+    elif host.ready and host.ready.command:
+        service["healthcheck"] = _healthcheck(["CMD-SHELL", host.ready.command])
+    return service
+
+
+def _healthcheck(test: list[str]) -> dict[str, Any]:
+    if test[0] not in ("CMD", "CMD-SHELL"):
+        test = ["CMD", *test]
+    return {"test": test, "interval": HEALTH_INTERVAL, "timeout": "2s", "retries": 60}
+
+
+def _helper(topology: Topology, image: str, role: str, command: list[str], network_mode: str,
+            host: str | None = None, depends_on: dict[str, Any] | None = None) -> dict[str, Any]:
+    helper: dict[str, Any] = {
+        "image": image,
+        "network_mode": network_mode,
+        "cap_add": ["NET_ADMIN"],
+        "restart": "no",
+        "labels": labels(topology, **{ROLE_LABEL: role, **({HOST_LABEL: host} if host else {})}),
+        "command": command,
+    }
+    if depends_on:
+        helper["depends_on"] = depends_on
+    return helper
+
+
+def write_compose(document: dict[str, Any], output: Path, source_file: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# Rendered by labctl from {os.path.relpath(source_file, output.parent)}; "
+              "edit the lab file, not this one.\n")
+    text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
+    temporary = output.with_suffix(".tmp")
+    temporary.write_text(header + text)
+    temporary.replace(output)

@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Readiness probe for Compose healthchecks: `health.py tcp:7 udp:7 tcp:8080` exits 0 when
+every TCP port accepts a connection on loopback and every UDP echo answers.
+Standard library only, no site import: it runs every second in each container."""
+
+import socket
+import sys
+
+TOKEN = b"labctl-health"
+
+
+def ready(spec: str) -> bool:
+    transport, _, port_text = spec.partition(":")
+    port = int(port_text)
+    try:
+        if transport == "tcp":
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(1)
+            sock.connect(("127.0.0.1", port))
+            sock.send(TOKEN)
+            return sock.recv(64) == TOKEN
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(0 if all(ready(spec) for spec in sys.argv[1:]) else 1)

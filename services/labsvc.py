@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Built-in lab servers: tcp-echo, udp-echo, tls-echo and http, all in one process.
+
+Usage: labsvc.py '<json list of {"kind": ..., "port": ...}>'
+Standard library only: this runs inside lab containers.
+
+Every exchange served is appended as one JSON line to the transcript
+(/var/log/labctl/transcript.jsonl), so checks can assert what the server saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import socket
+import socketserver
+import ssl
+import sys
+import threading
+import time
+
+TRANSCRIPT = os.environ.get("LABCTL_TRANSCRIPT", "/var/log/labctl/transcript.jsonl")
+PKI = os.environ.get("LABCTL_PKI", "/opt/labctl/pki")
+HEALTH_TOKEN = b"labctl-health"
+_transcript_lock = threading.Lock()
+
+
+def record(service: str, protocol: str, port: int, peer: tuple, received: bytes, sent: bytes,
+           **extra) -> None:
+    """One JSON line per exchange. Health probes (empty or token payloads from loopback)
+    are not exchanges."""
+    if peer[0] == "127.0.0.1" and received in (b"", HEALTH_TOKEN):
+        return
+    entry = {
+        "time": round(time.time(), 6),
+        "service": service,
+        "protocol": protocol,
+        "port": port,
+        "peer": peer[0],
+        "peer_port": peer[1],
+        "bytes_in": len(received),
+        "bytes_out": len(sent),
+        "sha256": hashlib.sha256(received).hexdigest(),
+        "preview": received[:64].decode("utf-8", "replace"),
+        **extra,
+    }
+    line = json.dumps(entry) + "\n"
+    with _transcript_lock:
+        with open(TRANSCRIPT, "a", encoding="utf-8") as handle:
+            handle.write(line)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def _echo_stream(conn, limit: int = 1 << 20) -> bytes:
+    """Echo what arrives until the peer closes; return everything received."""
+    received = bytearray()
+    while len(received) < limit:
+        try:
+            chunk = conn.recv(65536)
+        except (ConnectionError, ssl.SSLError, OSError):
+            break
+        if not chunk:
+            break
+        received += chunk
+        try:
+            conn.sendall(chunk)
+        except (ConnectionError, ssl.SSLError, OSError):
+            break
+    return bytes(received)
+
+
+def serve_tcp_echo(port: int) -> socketserver.BaseServer:
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            data = _echo_stream(self.request)
+            record("tcp-echo", "tcp", port, self.client_address, data, data)
+    return _Server(("0.0.0.0", port), Handler)
+
+
+def tls_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(os.path.join(PKI, "host.pem"), os.path.join(PKI, "host.key"))
+    return context
+
+
+def serve_tls_echo(port: int) -> socketserver.BaseServer:
+    context = tls_context()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.settimeout(30)
+            try:
+                conn = context.wrap_socket(self.request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                record("tls-echo", "tls", port, self.client_address, b"", b"",
+                       error=f"handshake failed: {exc.__class__.__name__}")
+                return
+            data = _echo_stream(conn)
+            record("tls-echo", "tls", port, self.client_address, data, data,
+                   tls_version=conn.version(), server_name=getattr(conn, "labctl_sni", None))
+    return _Server(("0.0.0.0", port), Handler)
+
+
+def serve_udp_echo(port: int) -> threading.Thread:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+
+    def loop():
+        while True:
+            data, peer = sock.recvfrom(65535)
+            sock.sendto(data, peer)
+            record("udp-echo", "udp", port, peer, data, data)
+    return threading.Thread(target=loop, daemon=True, name=f"udp-echo:{port}")
+
+
+class HttpHandler(http.server.BaseHTTPRequestHandler):
+    """GET /health -> ok; /echo echoes the body; /headers shows the request as JSON;
+    /status/N answers N; / says hello; anything else is 404."""
+
+    server_version = "labctl-http/1"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # the transcript replaces the access log
+        pass
+
+    def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return body
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        received = self.rfile.read(length) if length else b""
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            status, body = 200, b"ok\n"
+        elif path == "/echo":
+            status, body = 200, received
+        elif path == "/headers":
+            status = 200
+            body = json.dumps({"method": self.command, "path": self.path,
+                               "client": self.client_address[0],
+                               "headers": dict(self.headers.items())}).encode() + b"\n"
+        elif path.startswith("/status/") and path[8:].isdigit() and 100 <= int(path[8:]) <= 599:
+            status, body = int(path[8:]), f"status {path[8:]}\n".encode()
+        elif path == "/":
+            status, body = 200, f"hello from {socket.gethostname()}\n".encode()
+        else:
+            status, body = 404, b"not found\n"
+        self._answer(status, body, "application/json" if path == "/headers" else
+                     "text/plain; charset=utf-8")
+        if not (self.client_address[0] == "127.0.0.1" and path == "/health"):
+            record("http", "http", self.server.server_address[1], self.client_address, received,
+                   body, method=self.command, path=self.path, status=status)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+
+def serve_http(port: int) -> socketserver.BaseServer:
+    class Server(http.server.ThreadingHTTPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+    return Server(("0.0.0.0", port), HttpHandler)
+
+
+STARTERS = {"tcp-echo": serve_tcp_echo, "tls-echo": serve_tls_echo,
+            "udp-echo": serve_udp_echo, "http": serve_http}
+
+
+def main(argv: list[str]) -> int:
+    specs = json.loads(argv[1]) if len(argv) > 1 else []
+    os.makedirs(os.path.dirname(TRANSCRIPT), exist_ok=True)
+    open(TRANSCRIPT, "a").close()
+    workers = []
+    for spec in specs:
+        server = STARTERS[spec["kind"]](int(spec["port"]))
+        if isinstance(server, threading.Thread):
+            workers.append(server)
+        else:
+            workers.append(threading.Thread(target=server.serve_forever, daemon=True,
+                                            name=f"{spec['kind']}:{spec['port']}"))
+    for worker in workers:
+        worker.start()
+    print(f"labsvc: serving {', '.join(s['kind'] + ':' + str(s['port']) for s in specs) or 'nothing'}",
+          flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

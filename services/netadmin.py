@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Network administration, run by short-lived helper containers that join a namespace
+with NET_ADMIN, so lab hosts themselves never hold it.
+
+  netadmin.py routes DEST=VIA ...      in a host's namespace: add or replace routes
+  netadmin.py fabric-add TAG BRIDGE... in the engine's namespace: let routed lab traffic
+                                       cross each lab bridge (see below)
+  netadmin.py fabric-del TAG           remove every rule tagged TAG
+  netadmin.py features                 in a throwaway namespace: which kernel features work
+                                       (prints JSON {feature: true/false})
+
+Docker drops packets on an `internal` network whose destination lies outside that
+network's subnet, which is exactly what a lab router forwards. The fabric rule accepts,
+in Docker's own DOCKER-USER chain, only traffic that enters and leaves the same lab
+bridge, so nothing reaches beyond the lab. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        sys.exit(f"netadmin: {' '.join(argv)}: {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+def routes(pairs: list[str]) -> None:
+    for pair in pairs:
+        destination, _, via = pair.partition("=")
+        run("ip", "route", "replace", destination, "via", via)
+        print(f"route {destination} via {via}")
+
+
+def _iptables() -> str | None:
+    """The iptables flavour that holds Docker's DOCKER-USER chain on this engine."""
+    for binary in ("iptables-nft", "iptables-legacy", "iptables"):
+        try:
+            if run(binary, "-w", "-S", "DOCKER-USER", check=False).returncode == 0:
+                return binary
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def _tagged_rules(binary: str, tag: str) -> list[str]:
+    listing = run(binary, "-w", "-S", "DOCKER-USER").stdout.splitlines()
+    return [line for line in listing if f'--comment "{tag}"' in line or f"--comment {tag}" in line]
+
+
+def fabric_add(tag: str, bridges: list[str]) -> None:
+    binary = _iptables()
+    if binary is None:
+        print("fabric: no DOCKER-USER chain (the engine manages no iptables); nothing to do")
+        return
+    for bridge in bridges:
+        rule = ["-i", bridge, "-o", bridge, "-m", "comment", "--comment", tag, "-j", "ACCEPT"]
+        if run(binary, "-w", "-C", "DOCKER-USER", *rule, check=False).returncode != 0:
+            run(binary, "-w", "-I", "DOCKER-USER", *rule)
+        print(f"fabric: {bridge} forwards within itself")
+
+
+def fabric_del(tag: str) -> None:
+    binary = _iptables()
+    if binary is None:
+        return
+    for line in _tagged_rules(binary, tag):
+        words = line.split()
+        if words[:2] == ["-A", "DOCKER-USER"]:
+            # -S prints the comment quoted; hand the words back to iptables unquoted.
+            argv = [word.strip('"') for word in words[2:]]
+            run(binary, "-w", "-D", "DOCKER-USER", *argv, check=False)
+    print(f"fabric: removed rules tagged {tag}")
+
+
+FEATURE_TRIALS = {
+    "bridge": [["ip", "link", "add", "lcprobe-br", "type", "bridge"]],
+    "veth": [["ip", "link", "add", "lcprobe-a", "type", "veth", "peer", "name", "lcprobe-b"]],
+    "vxlan": [["ip", "link", "add", "lcprobe-vx", "type", "vxlan", "id", "42", "dstport", "4789"]],
+    "netem": [["ip", "link", "set", "lo", "up"],
+              ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]],
+    "htb": [["tc", "qdisc", "replace", "dev", "lo", "root", "handle", "1:", "htb"]],
+    "tbf": [["tc", "qdisc", "replace", "dev", "lo", "root", "tbf", "rate", "1mbit", "burst",
+             "32kbit", "latency", "50ms"]],
+    "ifb": [["ip", "link", "add", "lcprobe-ifb", "type", "ifb"]],
+    "nftables": [["nft", "add", "table", "inet", "lcprobe"]],
+}
+
+
+def features() -> None:
+    """Try each feature for real; the namespace is thrown away with the helper."""
+    found = {}
+    for name, trials in FEATURE_TRIALS.items():
+        found[name] = all(run(*argv, check=False).returncode == 0 for argv in trials)
+        run("tc", "qdisc", "del", "dev", "lo", "root", check=False)
+    print(json.dumps(found))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    verb, args = argv[1], argv[2:]
+    if verb == "routes":
+        routes(args)
+    elif verb == "fabric-add" and args:
+        fabric_add(args[0], args[1:])
+    elif verb == "fabric-del" and len(args) == 1:
+        fabric_del(args[0])
+    elif verb == "features":
+        features()
+    else:
+        sys.exit(__doc__)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
