@@ -153,6 +153,9 @@ def parse_source(text: str, name: str) -> Source:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None and context_mark is not mark:
+            problem += f" ({context} that starts on line {context_mark.line + 1})"
         line = mark.line + 1 if mark else None
         raise LabFileError(name, line, "", f"malformed YAML: {problem}") from None
     source = Source(name, None)
