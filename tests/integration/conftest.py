@@ -1,0 +1,87 @@
+"""Integration tests run on the real engine. Under CI=true they never skip: no engine
+means failure, loudly."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from labctl.engine import ComposeEngine, compose_command, docker_client
+from labctl.errors import LabError
+from labctl.images import ensure_host_image
+from labctl.render import LAB_LABEL, fabric_tag
+from labctl.topology import Topology, load_topology
+
+from ..conftest import REPO
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"integration tests need a Docker engine under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def engine() -> ComposeEngine:
+    try:
+        client = docker_client()
+    except LabError as exc:
+        _unavailable(str(exc))
+    if compose_command() is None:
+        _unavailable("Docker Compose v2 is not installed (make env installs it)")
+    ensure_host_image(client, lambda message: print(f"labctl: {message}", file=sys.stderr))
+    return ComposeEngine(client)
+
+
+@pytest.fixture(scope="session")
+def image(engine) -> str:
+    from labctl.images import host_tag
+    return host_tag()
+
+
+def default_lab_copy(folder: Path, name: str, octet: int) -> Path:
+    """The repository's default lab under another name and other subnets, so tests never
+    touch a lab the user has running."""
+    text = (REPO / "lab.yaml").read_text()
+    text = text.replace("name: campus", f"name: {name}").replace("10.10.", f"10.{octet}.")
+    text = text.replace(r"10\.10\.", rf"10\.{octet}\.")
+    path = folder / "lab.yaml"
+    path.write_text(text)
+    return path
+
+
+def leftovers(engine: ComposeEngine, topology: Topology, image: str) -> dict[str, list[str]]:
+    """Everything of the lab still on the engine: by label, by name, and its forwarding rules."""
+    client = engine.client
+    selector = {"label": f"{LAB_LABEL}={topology.name}"}
+    found = {
+        "containers": [c.name for c in client.containers.list(all=True, filters=selector)],
+        "containers by name": [c.name for c in client.containers.list(all=True)
+                               if c.name.startswith(topology.project + "-")],
+        "networks": [n.name for n in client.networks.list(filters=selector)],
+        "networks by name": [n.name for n in client.networks.list() if n.name.startswith(topology.project + "_")],
+        "volumes": [v.name for v in client.volumes.list(filters=selector)],
+    }
+    rules = client.containers.run(image, ["sh", "-c", "iptables-nft -S DOCKER-USER 2>/dev/null; "
+                                          "iptables-legacy -S DOCKER-USER 2>/dev/null; true"],
+                                  network_mode="host", cap_add=["NET_ADMIN"], remove=True)
+    found["forwarding rules"] = [line for line in rules.decode().splitlines()
+                                 if fabric_tag(topology) in line]
+    return {kind: items for kind, items in found.items() if items}
+
+
+def load(path: Path) -> Topology:
+    return load_topology(path)
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300):
+    import subprocess
+    return subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)

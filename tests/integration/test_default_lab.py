@@ -1,0 +1,114 @@
+"""The default lab on the real engine: every check's outcome, traffic really crossing the
+router, the CLI verbs, idempotent up, and a down that leaves nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labctl import lab
+from labctl.checks import run_checks
+
+from .conftest import default_lab_copy, leftovers, load, quiet, run_cli
+
+
+@pytest.fixture(scope="module")
+def campus(engine, image, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("campus")
+    path = default_lab_copy(folder, "itest-campus", 231)
+    topology = load(path)
+    lab.up(topology, engine, quiet)
+    yield topology
+    lab.down(topology, engine, quiet)
+
+
+def test_every_check_passes_with_the_outcome_it_declares(engine, campus):
+    results, _seconds = lab.check(campus, engine)
+    by_name = {result.name: result for result in results}
+    assert len(results) == len(campus.checks) >= 6
+    failures = [f"{r.name}: {r.reason}" for r in results if not r.passed]
+    assert not failures, failures
+    # The negative checks pass because the probe saw exactly the error they name.
+    assert by_name["wrong CA is rejected"].observed["error"] == "certificate"
+    assert "unable to get local issuer certificate" in by_name["wrong CA is rejected"].observed["detail"]
+    assert by_name["closed port is refused"].observed["error"] == "refused"
+    assert by_name["tls echo with the lab CA"].observed["tls_version"] in ("TLSv1.2", "TLSv1.3")
+
+
+def test_exchanges_cross_the_router_and_fail_without_it(engine, campus, image):
+    alice_checks = [check for check in campus.checks if check.source == "alice"
+                    and check.expect_error is None]
+    for check in alice_checks:
+        check.timeout = 1.0
+    dmz = str(campus.networks["dmz"].subnet)
+    gateway = str(campus.hosts["gw"].address_on("lan"))
+    removed = engine.run_in_namespace(campus, "alice", image, ["ip", "route", "del", dmz],
+                                      cap_add=["NET_ADMIN"])
+    assert removed.exit_code == 0, removed.stderr
+    try:
+        results = run_checks(campus, engine, alice_checks, image)
+        assert results and not any(result.passed for result in results), \
+            [(r.name, r.reason) for r in results]
+    finally:
+        restored = engine.run_in_namespace(campus, "alice", image,
+                                           ["ip", "route", "replace", dmz, "via", gateway],
+                                           cap_add=["NET_ADMIN"])
+        assert restored.exit_code == 0, restored.stderr
+    assert all(result.passed for result in run_checks(campus, engine, alice_checks, image))
+
+
+def test_the_server_saw_the_client_from_across_the_router(engine, campus):
+    lab.check(campus, engine, names=["tcp echo"])
+    transcript = engine.exec(campus, "echo", ["cat", "/var/log/labctl/transcript.jsonl"])
+    entries = [json.loads(line) for line in transcript.stdout.decode().splitlines()]
+    alice = str(campus.hosts["alice"].address_on("lan"))
+    assert any(e["service"] == "tcp-echo" and e["peer"] == alice and e["preview"] == "hello\n"
+               for e in entries), entries
+
+
+def test_hosts_are_unprivileged(engine, campus):
+    result = engine.exec(campus, "alice", ["ip", "link", "add", "x0", "type", "dummy"])
+    assert result.exit_code != 0 and b"Operation not permitted" in result.stderr
+
+
+def test_up_is_idempotent(engine, campus):
+    before = {s.container: s.state for s in engine.states(campus) if s.role == "host"}
+    result = run_cli("-f", str(campus.file), "up")
+    assert result.returncode == 0, result.stderr
+    after = {s.container: s.state for s in engine.states(campus) if s.role == "host"}
+    assert after == before
+    ids = {c.id for c in engine.client.containers.list(filters={"label": "io.labctl.lab=itest-campus"})}
+    assert len(ids) == len(campus.hosts)
+
+
+def test_cli_check_status_exec_logs(campus):
+    file = str(campus.file)
+    result = run_cli("-f", file, "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "CLIENT → SERVER" in result.stdout and f"{len(campus.checks)} passed, 0 failed" in result.stdout
+    payload = json.loads(run_cli("-f", file, "check", "--json").stdout)
+    assert payload["failed"] == 0 and len(payload["checks"]) == len(campus.checks)
+    subset = json.loads(run_cli("-f", file, "check", "--json", "-k", "echo").stdout)
+    assert {c["name"] for c in subset["checks"]} == {c.name for c in campus.checks if "echo" in c.name}
+    status = run_cli("-f", file, "status")
+    assert status.returncode == 0 and "web" in status.stdout and "healthy" in status.stdout
+    exec_result = run_cli("-f", file, "exec", "alice", "--", "sh", "-c", "hostname; exit 4")
+    assert exec_result.returncode == 4 and exec_result.stdout.strip() == "alice"
+    logs = run_cli("-f", file, "logs", "web")
+    assert "labsvc: serving http:8080, tls-echo:8443" in logs.stdout
+
+
+def test_a_failing_check_fails_the_command(engine, campus, tmp_path):
+    broken = campus.file.read_text().replace('expect: "hello\\n"', 'expect: "goodbye\\n"')
+    path = campus.file.parent / "broken.yaml"
+    path.write_text(broken)
+    result = run_cli("-f", str(path), "check", "tcp echo")
+    assert result.returncode == 1
+    assert "FAIL" in result.stdout and "expected exactly 'goodbye\\n', got 'hello\\n'" in result.stdout
+
+
+def test_down_leaves_nothing(engine, campus, image):
+    result = run_cli("-f", str(campus.file), "down")
+    assert result.returncode == 0, result.stderr
+    assert leftovers(engine, campus, image) == {}
