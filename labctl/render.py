@@ -108,7 +108,8 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
         ],
     }
     if host.build:
-        build = {"context": _relative(Path(host.build["context"]), base)}
+        build: dict[str, Any] = {"context": _relative(Path(host.build["context"]), base),
+                                 "labels": labels(topology)}
         if "dockerfile" in host.build:
             build["dockerfile"] = host.build["dockerfile"]
         service["build"] = build

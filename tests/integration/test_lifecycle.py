@@ -134,3 +134,26 @@ def test_a_students_program_is_checked_like_a_built_in_service(engine, image, tm
     finally:
         lab.down(topology, engine, quiet)
     assert leftovers(engine, topology, image) == {}
+
+
+def test_a_host_built_from_the_lab_folder(engine, image, tmp_path):
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "Dockerfile").write_text(f"FROM {image}\nRUN echo built-here > /built.txt\n")
+    path = write(tmp_path, """
+        name: itest-build
+        networks: {net: {subnet: 10.237.0.0/24}}
+        hosts:
+          custom: {networks: [net], build: ./srv, command: sleep infinity}
+          peer: {networks: [net], services: [{udp-echo: {port: 5000}}]}
+        checks:
+          - {name: built host reaches peer, from: custom, to: peer:5000, udp: {send: hi, expect: hi}}
+        """)
+    topology = load(path)
+    try:
+        lab.up(topology, engine, quiet, timeout=120)
+        assert engine.exec(topology, "custom", ["cat", "/built.txt"]).stdout == b"built-here\n"
+        results, _ = lab.check(topology, engine)
+        assert all(r.passed for r in results), [(r.name, r.reason) for r in results]
+    finally:
+        lab.down(topology, engine, quiet)
+    assert leftovers(engine, topology, image) == {}
