@@ -137,6 +137,7 @@ def _parse_summary(summary: dict) -> HostState:
 class ComposeEngine:
     def __init__(self, client: docker.DockerClient | None = None):
         self.client = client or docker_client()
+        self.last_exit_code = 0  # of the last exec_stream, once its stream is exhausted
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -284,8 +285,6 @@ class ComposeEngine:
             self.last_exit_code = self.client.api.exec_inspect(exec_id).get("ExitCode", -1)
         except docker.errors.APIError as exc:
             raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
-
-    last_exit_code: int = 0
 
     def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all") -> Iterator[bytes]:
         container = self._container(topology, host)
