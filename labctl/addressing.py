@@ -117,3 +117,19 @@ def hosts_table(topology: Topology, source: Host) -> dict[str, IPv4Address]:
     return {name: address_for(topology, host, source)
             for name, host in topology.hosts.items() if host is not source}
 
+
+
+def source_address_toward(topology: Topology, source: Host, destination: IPv4Address) -> IPv4Address:
+    """The address a server at `destination` sees when `source` talks to it: the source's
+    address on the shared network, else on the network of the route's gateway."""
+    for attachment in source.attachments:
+        if destination in topology.networks[attachment.network].subnet:
+            assert attachment.address is not None
+            return attachment.address
+    for route in sorted(computed_routes(topology, source), key=lambda r: -r.destination.prefixlen):
+        if destination in route.destination:
+            for attachment in source.attachments:
+                if route.via in topology.networks[attachment.network].subnet:
+                    assert attachment.address is not None
+                    return attachment.address
+    return source.address_on(source.networks[0])

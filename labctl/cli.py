@@ -77,12 +77,36 @@ def cmd_check(args) -> int:
     from . import checks, lab
     topology = load(args)
     results, seconds = lab.check(topology, engine(), args.names, args.k)
+    if args.junit:
+        Path(args.junit).write_text(checks.to_junit(results, seconds, topology.name))
     if args.json:
         print(checks.to_json(results, seconds))
     else:
         print(checks.table(results))
         print(checks.summary(results, seconds))
     return 0 if all(result.passed for result in results) else 1
+
+
+def cmd_transcript(args) -> int:
+    from .checks import read_transcript
+    topology = load(args)
+    entries = read_transcript(topology, engine(), args.host)
+    if args.tail:
+        entries = entries[-args.tail:]
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry))
+        return 0
+    if not entries:
+        print(f"'{args.host}' has served no exchange yet")
+        return 0
+    for entry in entries:
+        stamp = time.strftime("%H:%M:%S", time.localtime(entry["time"])) + f".{int(entry['time'] % 1 * 1000):03d}"
+        extra = " ".join(f"{key}={entry[key]}" for key in ("method", "path", "status", "tls_version",
+                                                            "client_subject", "error") if entry.get(key))
+        print(f"{stamp}  {entry['service']:<8} {entry['peer']}:{entry['peer_port']} → :{entry['port']}  "
+              f"in={entry['bytes_in']} out={entry['bytes_out']}  {entry['preview']!r}  {extra}".rstrip())
+    return 0
 
 
 def cmd_status(args) -> int:
@@ -196,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("names", nargs="*", metavar="NAME", help="run only these checks")
     sub.add_argument("-k", metavar="PATTERN", help="run only checks whose name contains PATTERN")
     sub.add_argument("--json", action="store_true", help="print the results as JSON")
+    sub.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
+    sub = verb("transcript", cmd_transcript,
+               "show the exchanges a host's built-in servers have served, one per line")
+    sub.add_argument("host")
+    sub.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    sub.add_argument("--tail", type=int, metavar="N", help="only the last N exchanges")
     sub = verb("status", cmd_status, "show each host's state, health and addresses")
     sub.add_argument("--json", action="store_true", help="print the state as JSON")
     sub = verb("exec", cmd_exec, "run a command on a host: labctl exec HOST -- CMD [ARG...]")

@@ -68,7 +68,8 @@ class Engine(Protocol):
     def states(self, topology: Topology) -> list[HostState]: ...
     def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult: ...
     def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]: ...
-    def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all") -> Iterator[bytes]: ...
+    def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all",
+             since: float | None = None) -> Iterator[bytes]: ...
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
                          cap_add: list[str] | None = None) -> ExecResult: ...
 
@@ -286,12 +287,14 @@ class ComposeEngine:
         except docker.errors.APIError as exc:
             raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
 
-    def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all") -> Iterator[bytes]:
+    def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all",
+             since: float | None = None) -> Iterator[bytes]:
         container = self._container(topology, host)
+        options = {"tail": tail, **({"since": since} if since is not None else {})}
         if follow:
-            yield from container.logs(stream=True, follow=True, tail=tail)
+            yield from container.logs(stream=True, follow=True, **options)
         else:
-            yield container.logs(tail=tail)
+            yield container.logs(**options)
 
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
                          cap_add: list[str] | None = None) -> ExecResult:

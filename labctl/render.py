@@ -121,7 +121,9 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
     if host.env:
         service["environment"] = dict(host.env)
     if host.services:
-        spec = [{"kind": s.kind, "port": s.port} for s in host.services]
+        spec = [{"kind": s.kind, "port": s.port,
+                 **({"client_cert": s.client_cert} if s.client_cert != "none" else {})}
+                for s in host.services]
         service["command"] = ["python3", f"{SERVICES_PATH}/labsvc.py",
                               json.dumps(spec, separators=(",", ":"))]
         service["healthcheck"] = _healthcheck(["python3", "-I", "-S", f"{SERVICES_PATH}/health.py",

@@ -52,6 +52,7 @@ class Attachment:
 class Service:
     kind: str
     port: int
+    client_cert: str = "none"   # tls-echo only: none | optional | required (mutual TLS)
 
     @property
     def transport(self) -> str:
@@ -95,6 +96,9 @@ class Host:
     @property
     def networks(self) -> list[str]:
         return [attachment.network for attachment in self.attachments]
+
+    def service_at(self, transport: str, port: int) -> Service | None:
+        return next((s for s in self.services if s.transport == transport and s.port == port), None)
 
     def address_on(self, network: str) -> IPv4Address:
         for attachment in self.attachments:
@@ -263,9 +267,14 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
         if kind not in SERVICE_KINDS:
             raise source.error(item_path + (str(kind),), f"unknown service '{kind}'; expected one of: "
                                + ", ".join(SERVICE_KINDS))
-        spec = source.mapping(body, item_path + (kind,), ["port"], required=["port"])
+        allowed = ["port", "client_cert"] if kind == "tls-echo" else ["port"]
+        spec = source.mapping(body, item_path + (kind,), allowed, required=["port"])
         port = source.integer(spec["port"], item_path + (kind, "port"), 1, 65535, "a port")
-        service = Service(kind, port)
+        client_cert = spec.get("client_cert", "none")
+        if client_cert not in ("none", "optional", "required"):
+            raise source.error(item_path + (kind, "client_cert"),
+                               f"expected none, optional or required, got {describe(client_cert)}")
+        service = Service(kind, port, client_cert)
         key = (service.transport, port)
         if key in used:
             raise source.error(item_path + (kind, "port"),

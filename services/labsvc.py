@@ -83,15 +83,42 @@ def serve_tcp_echo(port: int) -> socketserver.BaseServer:
     return _Server(("0.0.0.0", port), Handler)
 
 
-def tls_context() -> ssl.SSLContext:
+def tls_context(client_cert: str = "none") -> ssl.SSLContext:
+    """Server context; client_cert is none, optional or required (mutual TLS against the lab CA)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(os.path.join(PKI, "host.pem"), os.path.join(PKI, "host.key"))
+    if client_cert != "none":
+        context.load_verify_locations(os.path.join(PKI, "ca.pem"))
+        context.verify_mode = ssl.CERT_REQUIRED if client_cert == "required" else ssl.CERT_OPTIONAL
+
+    def remember_name(conn, server_name, _context):
+        conn.labctl_sni = server_name
+    context.sni_callback = remember_name
     return context
 
 
-def serve_tls_echo(port: int) -> socketserver.BaseServer:
-    context = tls_context()
+def _peer_subject(conn: ssl.SSLSocket) -> str | None:
+    cert = conn.getpeercert()
+    if not cert:
+        return None
+    return ",".join(f"{key}={value}" for rdn in cert.get("subject", ()) for key, value in rdn)
+
+
+def _drain(sock: socket.socket, seconds: float = 1.0) -> None:
+    """Close gently after a failed handshake: closing with the client's data unread would
+    reset the connection and could destroy the alert that says why it was refused."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(seconds)
+        while sock.recv(4096):
+            pass
+    except OSError:
+        pass
+
+
+def serve_tls_echo(port: int, client_cert: str = "none") -> socketserver.BaseServer:
+    context = tls_context(client_cert)
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
@@ -99,12 +126,15 @@ def serve_tls_echo(port: int) -> socketserver.BaseServer:
             try:
                 conn = context.wrap_socket(self.request, server_side=True)
             except (ssl.SSLError, OSError) as exc:
+                reason = getattr(exc, "reason", None) or exc.__class__.__name__
                 record("tls-echo", "tls", port, self.client_address, b"", b"",
-                       error=f"handshake failed: {exc.__class__.__name__}")
+                       error=f"handshake failed: {reason}")
+                _drain(self.request)
                 return
             data = _echo_stream(conn)
             record("tls-echo", "tls", port, self.client_address, data, data,
-                   tls_version=conn.version(), server_name=getattr(conn, "labctl_sni", None))
+                   tls_version=conn.version(), server_name=getattr(conn, "labctl_sni", None),
+                   client_subject=_peer_subject(conn))
     return _Server(("0.0.0.0", port), Handler)
 
 
@@ -185,7 +215,8 @@ def main(argv: list[str]) -> int:
     open(TRANSCRIPT, "a").close()
     workers = []
     for spec in specs:
-        server = STARTERS[spec["kind"]](int(spec["port"]))
+        options = {"client_cert": spec["client_cert"]} if spec.get("client_cert") else {}
+        server = STARTERS[spec["kind"]](int(spec["port"]), **options)
         if isinstance(server, threading.Thread):
             workers.append(server)
         else:

@@ -1,9 +1,19 @@
 #!/usr/bin/env python3
 """The client side of checks: run a batch of probes and report what was observed.
 
-Usage: probe.py BASE64_JSON   (a list of probe specs; see labctl/checks.py)
+Usage: probe.py BASE64_JSON   (a list of probe specs, built by labctl/checks.py)
 Prints one JSON list of observations. It judges nothing: labctl compares what was
 observed with what the check expects. Standard library only.
+
+A spec holds: id, protocol (tcp|tls|udp|http), address, port, timeout, and
+  steps      [{send: base64, read: {mode: eof|bytes|regex|json|none, n, pattern}}]
+  udp_count  datagrams to send (udp)
+  tls        {ca: lab|untrusted, server_name, client_cert: bool}
+  http       {method, path, headers, https}
+  load       {clients, requests | duration}
+An observation holds: id, error, detail, elapsed_ms, local ([address, port] of each
+connection, so the server's transcript can be matched), replies (base64 per step),
+and per protocol: tls facts, HTTP status and headers, UDP counts, load statistics.
 """
 
 from __future__ import annotations
@@ -12,9 +22,11 @@ import base64
 import errno
 import http.client
 import json
+import re
 import socket
 import ssl
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,15 +35,30 @@ CA_FILES = {"lab": f"{PKI}/ca.pem", "untrusted": f"{PKI}/untrusted-ca.pem"}
 MAX_REPLY = 1 << 20
 
 
-Observation = dict
+class ReadTimeout(socket.timeout):
+    """Timed out while waiting for a reply; carries what had arrived."""
+
+    def __init__(self, received: bytes, rule: dict):
+        super().__init__("timed out")
+        self.received = received
+        self.rule = rule
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
     """Map an exception to the error vocabulary checks use."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "certificate", exc.verify_message or str(exc)
+    if isinstance(exc, ssl.SSLEOFError):
+        return "rejected", "the server closed the connection during TLS"
     if isinstance(exc, ssl.SSLError):
-        return "tls", exc.reason or str(exc)
+        reason = exc.reason or str(exc)
+        # An alert from the peer means the server turned the handshake down.
+        if "ALERT" in reason.upper():
+            return "rejected", reason.lower().replace("_", " ")
+        return "tls", reason
+    if isinstance(exc, ReadTimeout):
+        got = exc.received[:60].decode("utf-8", "replace")
+        return "timeout", f"no complete answer in time (received {got!r})"
     if isinstance(exc, ConnectionRefusedError):
         return "refused", "connection refused"
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -43,61 +70,136 @@ def classify(exc: BaseException) -> tuple[str, str]:
     return "error", f"{exc.__class__.__name__}: {exc}"
 
 
-def read_reply(conn, spec: dict, deadline: float) -> bytes:
-    """Read until EOF, or until `until_bytes` have arrived (for TLS, where half-close is
-    not portable), whichever comes first; a short grace read catches any surplus."""
-    until = spec.get("until_bytes")
+def _complete(data: bytes, rule: dict) -> bool:
+    mode = rule.get("mode", "eof")
+    if mode == "bytes":
+        return len(data) >= rule["n"]
+    if mode == "regex":
+        return re.search(rule["pattern"], data.decode("utf-8", "replace"), re.DOTALL) is not None
+    if mode == "json":
+        try:
+            json.loads(data)
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def read_reply(conn, rule: dict, deadline: float) -> bytes:
+    """Read until the rule is met: EOF, N bytes, a regex matching, or a whole JSON value."""
+    if rule.get("mode") == "none":
+        return b""
     data = bytearray()
     while len(data) < MAX_REPLY:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise socket.timeout()
+            raise ReadTimeout(bytes(data), rule)
         conn.settimeout(remaining)
-        chunk = conn.recv(65536)
+        try:
+            chunk = conn.recv(65536)
+        except socket.timeout:
+            raise ReadTimeout(bytes(data), rule) from None
         if not chunk:
             break
         data += chunk
-        if until is not None and len(data) >= until:
-            conn.settimeout(0.05)
-            try:
-                data += conn.recv(65536)
-            except (socket.timeout, ssl.SSLError, OSError):
-                pass
+        if _complete(bytes(data), rule):
             break
     return bytes(data)
 
 
-def tls_client_context(spec: dict) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=CA_FILES[spec.get("ca", "lab")])
+def tls_client_context(tls: dict) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=CA_FILES[tls.get("ca", "lab")])
+    if tls.get("client_cert"):
+        context.load_cert_chain(f"{PKI}/host.pem", f"{PKI}/host.key")
+    return context
 
 
-def probe_stream(spec: dict, deadline: float, observation: Observation) -> None:
-    payload = base64.b64decode(spec.get("send", ""))
+def _name(parts) -> str:
+    return ",".join(f"{key}={value}" for rdn in parts for key, value in rdn)
+
+
+def tls_facts(conn: ssl.SSLSocket) -> dict:
+    cert = conn.getpeercert() or {}
+    return {
+        "version": conn.version(),
+        "cipher": (conn.cipher() or ("",))[0],
+        "subject": _name(cert.get("subject", ())),
+        "issuer": _name(cert.get("issuer", ())),
+        "san": [f"{'IP' if kind == 'IP Address' else kind}:{value}"
+                for kind, value in cert.get("subjectAltName", ())],
+    }
+
+
+def _send(conn, payload: bytes) -> None:
+    """sendall; if a TLS peer has already hung up, read once so that its alert (the reason
+    it refused us) is what gets reported, rather than the bare EOF seen by the write."""
+    try:
+        conn.sendall(payload)
+    except (ssl.SSLError, ConnectionError) as exc:
+        if isinstance(conn, ssl.SSLSocket):
+            conn.settimeout(0.5)
+            try:
+                conn.recv(1)
+            except ssl.SSLError as alert:
+                if "ALERT" in (alert.reason or "").upper():
+                    raise alert from exc
+            except OSError:
+                pass
+        raise
+
+
+def probe_stream(spec: dict, deadline: float, observation: dict) -> None:
     sock = socket.create_connection((spec["address"], spec["port"]),
                                     timeout=max(deadline - time.monotonic(), 0.001))
+    observation["local"].append(list(sock.getsockname()[:2]))
     try:
         conn = sock
         if spec["protocol"] == "tls":
-            conn = tls_client_context(spec).wrap_socket(sock, server_hostname=spec["server_name"])
-            observation["tls_version"] = conn.version()
-        if payload:
-            conn.sendall(payload)
-            if spec["protocol"] == "tcp":
+            tls = spec.get("tls", {})
+            conn = tls_client_context(tls).wrap_socket(sock, server_hostname=tls.get("server_name"))
+            observation["tls"] = tls_facts(conn)
+        for step in spec.get("steps", []):
+            payload = base64.b64decode(step.get("send", ""))
+            if payload:
+                _send(conn, payload)
+            rule = step.get("read", {"mode": "none"})
+            if rule.get("mode") == "eof" and spec["protocol"] == "tcp":
                 conn.shutdown(socket.SHUT_WR)
-            observation["reply"] = base64.b64encode(read_reply(conn, spec, deadline)).decode()
-        else:
-            observation["reply"] = ""
+            observation["replies"].append(base64.b64encode(read_reply(conn, rule, deadline)).decode())
+        if spec["protocol"] == "tls" and not spec.get("steps"):
+            # A server that rejects the client's certificate says so on the first read.
+            conn.settimeout(0.2)
+            try:
+                conn.recv(1)
+            except socket.timeout:
+                pass
     finally:
         sock.close()
 
 
-def probe_udp(spec: dict, deadline: float, observation: Observation) -> None:
-    payload = base64.b64decode(spec.get("send", ""))
+def probe_udp(spec: dict, deadline: float, observation: dict) -> None:
+    steps = spec.get("steps") or [{"send": ""}]
+    payload = base64.b64decode(steps[0].get("send", ""))
+    count = int(spec.get("udp_count", 1))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((spec["address"], spec["port"]))
-        sock.send(payload)
-        sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        observation["reply"] = base64.b64encode(sock.recv(65535)).decode()
+        observation["local"].append(list(sock.getsockname()[:2]))
+        received: list[bytes] = []
+        for _ in range(count):
+            sock.send(payload)
+        while len(received) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+            try:
+                received.append(sock.recv(65535))
+            except socket.timeout:
+                break
+        observation["udp"] = {"sent": count, "received": len(received)}
+        if not received:
+            raise socket.timeout()
+        observation["replies"].append(base64.b64encode(received[0]).decode())
 
 
 class LabHTTPSConnection(http.client.HTTPConnection):
@@ -105,33 +207,40 @@ class LabHTTPSConnection(http.client.HTTPConnection):
 
     default_port = 443
 
-    def __init__(self, address: str, port: int, timeout: float, context: ssl.SSLContext,
-                 server_name: str):
+    def __init__(self, address: str, port: int, timeout: float, tls: dict):
         super().__init__(address, port, timeout=timeout)
-        self._tls_context = context
-        self._server_name = server_name
+        self._tls = tls
+        self.tls_facts: dict = {}
 
     def connect(self):
         sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._tls_context.wrap_socket(sock, server_hostname=self._server_name)
+        self.sock = tls_client_context(self._tls).wrap_socket(
+            sock, server_hostname=self._tls.get("server_name"))
+        self.tls_facts = tls_facts(self.sock)
 
 
-def probe_http(spec: dict, deadline: float, observation: Observation) -> None:
+def probe_http(spec: dict, deadline: float, observation: dict) -> None:
     timeout = max(deadline - time.monotonic(), 0.001)
-    if spec.get("https"):
-        conn = LabHTTPSConnection(spec["address"], spec["port"], timeout,
-                                  tls_client_context(spec), spec["server_name"])
+    request = spec.get("http", {})
+    tls = spec.get("tls", {})
+    if request.get("https"):
+        conn = LabHTTPSConnection(spec["address"], spec["port"], timeout, tls)
     else:
         conn = http.client.HTTPConnection(spec["address"], spec["port"], timeout=timeout)
     try:
-        body = base64.b64decode(spec.get("send", ""))
-        headers = {"Host": f"{spec['server_name']}:{spec['port']}", **spec.get("headers", {})}
-        conn.request(spec.get("method", "GET"), spec.get("path", "/"), body=body or None,
+        steps = spec.get("steps") or [{"send": ""}]
+        body = base64.b64decode(steps[0].get("send", ""))
+        headers = {"Host": f"{tls.get('server_name')}:{spec['port']}", **request.get("headers", {})}
+        conn.connect()
+        observation["local"].append(list(conn.sock.getsockname()[:2]))
+        if isinstance(conn, LabHTTPSConnection):
+            observation["tls"] = conn.tls_facts
+        conn.request(request.get("method", "GET"), request.get("path", "/"), body=body or None,
                      headers=headers)
         response = conn.getresponse()
         observation["status"] = response.status
         observation["headers"] = {k.lower(): v for k, v in response.getheaders()}
-        observation["reply"] = base64.b64encode(response.read(MAX_REPLY)).decode()
+        observation["replies"].append(base64.b64encode(response.read(MAX_REPLY)).decode())
     finally:
         conn.close()
 
@@ -139,8 +248,8 @@ def probe_http(spec: dict, deadline: float, observation: Observation) -> None:
 PROBES = {"tcp": probe_stream, "tls": probe_stream, "udp": probe_udp, "http": probe_http}
 
 
-def run_probe(spec: dict) -> Observation:
-    observation = Observation(id=spec["id"], error=None, detail="")
+def run_once(spec: dict) -> dict:
+    observation = {"id": spec["id"], "error": None, "detail": "", "local": [], "replies": []}
     started = time.monotonic()
     deadline = started + float(spec.get("timeout", 3.0))
     try:
@@ -149,6 +258,63 @@ def run_probe(spec: dict) -> Observation:
         observation["error"], observation["detail"] = classify(exc)
     observation["elapsed_ms"] = round((time.monotonic() - started) * 1000, 3)
     return observation
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(share * len(ordered) + 0.5)) - 1))]
+
+
+def run_load(spec: dict) -> dict:
+    """C clients repeat the exchange for N requests in all, or for T seconds."""
+    load = spec["load"]
+    single = {key: value for key, value in spec.items() if key != "load"}
+    total = load.get("requests")
+    duration = load.get("duration")
+    lock = threading.Lock()
+    issued = [0]
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    started = time.monotonic()
+    stop_at = started + duration if duration else None
+
+    def client() -> None:
+        while True:
+            with lock:
+                if total is not None and issued[0] >= total:
+                    return
+                if stop_at is not None and time.monotonic() >= stop_at:
+                    return
+                issued[0] += 1
+            result = run_once(single)
+            with lock:
+                if result["error"]:
+                    errors[result["error"]] = errors.get(result["error"], 0) + 1
+                else:
+                    latencies.append(result["elapsed_ms"])
+
+    threads = [threading.Thread(target=client) for _ in range(int(load.get("clients", 1)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.monotonic() - started
+    count = len(latencies) + sum(errors.values())
+    return {
+        "id": spec["id"], "error": None, "detail": "", "local": [], "replies": [],
+        "elapsed_ms": round(seconds * 1000, 3),
+        "load": {"requests": count, "errors": sum(errors.values()), "error_kinds": errors,
+                 "seconds": round(seconds, 3),
+                 "throughput": round(count / seconds, 1) if seconds else 0.0,
+                 "p50_ms": round(percentile(latencies, 0.50), 3),
+                 "p99_ms": round(percentile(latencies, 0.99), 3)},
+    }
+
+
+def run_probe(spec: dict) -> dict:
+    return run_load(spec) if spec.get("load") else run_once(spec)
 
 
 def main(argv: list[str]) -> int:

@@ -33,7 +33,12 @@ def test_every_check_passes_with_the_outcome_it_declares(engine, campus):
     assert by_name["wrong CA is rejected"].observed["error"] == "certificate"
     assert "unable to get local issuer certificate" in by_name["wrong CA is rejected"].observed["detail"]
     assert by_name["closed port is refused"].observed["error"] == "refused"
-    assert by_name["tls echo with the lab CA"].observed["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert by_name["tls echo with the lab CA"].observed["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
+    # Every exchange with a built-in server was also found in that server's transcript.
+    for result in results:
+        if result.name in ("tcp echo", "udp echo", "web health via the router", "tls echo with the lab CA"):
+            assert result.server, result.name
+    assert len(by_name["udp echo"].server) == 20
 
 
 def test_exchanges_cross_the_router_and_fail_without_it(engine, campus, image):

@@ -1,49 +1,181 @@
-"""Judging observations against expectations, and the report formats."""
+"""The check vocabulary, judged against observations, and the report formats."""
 
 from __future__ import annotations
 
 import base64
 import json
+import textwrap
+import xml.etree.ElementTree as ET
 
-from labctl.checks import CheckResult, judge, summary, table, to_json
-from labctl.checkspec import CheckSpec, Expectation
+import pytest
 
+from labctl.checks import CheckResult, judge, probe_spec, server_problems, summary, table, to_json, to_junit
+from labctl.errors import LabFileError
+from labctl.topology import load_topology
 
-def observed(reply: str = "", **fields):
-    return {"id": 0, "error": None, "detail": "", "reply": base64.b64encode(reply.encode()).decode(),
-            **fields}
-
-
-def spec(**fields) -> CheckSpec:
-    return CheckSpec(name="c", source="a", target="b", port=7, protocol=fields.pop("protocol", "tcp"),
-                     **fields)
-
-
-def test_exact_contains_and_regex():
-    assert judge(spec(expect=Expectation("exact", "hi\n")), observed("hi\n")) == (True, "")
-    passed, reason = judge(spec(expect=Expectation("exact", "hi\n")), observed("ho\n"))
-    assert not passed and "expected exactly 'hi\\n'" in reason
-    assert judge(spec(expect=Expectation("contains", "ell")), observed("hello"))[0]
-    assert judge(spec(expect=Expectation("regex", r"^h.l+o$")), observed("hello"))[0]
-    assert not judge(spec(expect=Expectation("regex", r"^x")), observed("hello"))[0]
+LAB = """
+name: j
+networks:
+  lan: {subnet: 10.7.1.0/24}
+  dmz: {subnet: 10.7.2.0/24}
+hosts:
+  gw: {networks: {lan: 10.7.1.254, dmz: 10.7.2.254}, router: true}
+  a: {networks: {lan: 10.7.1.5}}
+  b: {networks: {dmz: 10.7.2.6}, services: [{tcp-echo: {port: 7}}, {http: {port: 80}}, {udp-echo: {port: 7}}]}
+checks:
+"""
 
 
-def test_expected_errors():
-    refused = observed(error="refused", detail="connection refused")
-    assert judge(spec(expect_error="refused"), refused) == (True, "")
-    passed, reason = judge(spec(expect_error="timeout"), refused)
-    assert not passed and "expected timeout, got refused" in reason
-    passed, reason = judge(spec(expect_error="refused"), observed("fine"))
+@pytest.fixture
+def lab_with(write_lab):
+    def load(check: str):
+        text = LAB + textwrap.indent(textwrap.dedent(check).strip(), "  ") + "\n"
+        return load_topology(write_lab(text))
+    return load
+
+
+def reply(text: str | bytes) -> str:
+    return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+
+
+def observed(*replies: str | bytes, **fields):
+    return {"id": 0, "error": None, "detail": "", "local": [["10.7.1.5", 40000]],
+            "replies": [reply(r) for r in replies], "elapsed_ms": 3.0, **fields}
+
+
+def test_expectation_kinds(lab_with):
+    cases = {
+        '"hi\\n"': ("hi\n", "ho\n", "expected exactly 'hi\\n'"),
+        "{contains: ell}": ("hello", "hallo", "containing 'ell'"),
+        "{regex: '^h.l+o$'}": ("hello", "yellow", "matching"),
+        "{json: {user: {name: al}}}": ('{"user": {"name": "al", "id": 1}}', '{"user": {"name": "bo"}}',
+                                       "at $.user.name: expected \"al\""),
+        "{length: 4}": ("abcd", "abc", "expected 4 bytes, got 3"),
+    }
+    for expect, (good, bad, words) in cases.items():
+        topology = lab_with(f"- {{from: a, to: b:7, tcp: {{send: x, expect: {expect}}}}}")
+        check = topology.checks[0]
+        assert judge(check, observed(good)) == (True, ""), expect
+        passed, reason = judge(check, observed(bad))
+        assert not passed and words in reason, (expect, reason)
+
+
+def test_send_forms_and_steps(lab_with, tmp_path):
+    (tmp_path / "payload.bin").write_bytes(b"\x00\x01file")
+    topology = lab_with("""
+        - {name: hex, from: a, to: b:7, tcp: {send: {hex: "00ff10"}, expect: {length: 3}}}
+        - {name: file, from: a, to: b:7, tcp: {send: {file: ./payload.bin}}}
+        - name: chat
+          from: a
+          to: b:7
+          tcp:
+            steps:
+              - {send: "HELLO\\n", expect: {contains: WELCOME}}
+              - {send: "BYE\\n", expect: "OK\\n"}
+        """)
+    hex_check, file_check, chat = topology.checks
+    assert hex_check.steps[0].send == b"\x00\xff\x10"
+    assert file_check.steps[0].send == b"\x00\x01file"
+    spec = probe_spec(topology, chat, 0)
+    assert spec["steps"][0]["read"] == {"mode": "regex", "pattern": "WELCOME"}
+    assert spec["steps"][1]["read"] == {"mode": "bytes", "n": 3}
+    assert spec["address"] == "10.7.2.6"
+    assert judge(chat, observed("WELCOME alice\n", "OK\n"))[0]
+    passed, reason = judge(chat, observed("WELCOME alice\n", "NO\n"))
+    assert not passed and reason.startswith("step 2: expected exactly 'OK\\n'")
+
+
+def test_expected_errors_and_reasons(lab_with):
+    topology = lab_with("""
+        - {name: refused, from: a, to: b:9, tcp: {expect_error: refused}}
+        - {name: rejected, from: a, to: b:7, tls: {expect_error: rejected, reason: {contains: certificate required}}}
+        """)
+    refused, rejected = topology.checks
+    assert judge(refused, observed(error="refused", detail="connection refused")) == (True, "")
+    passed, reason = judge(refused, observed(error="timeout", detail="no answer in time"))
+    assert not passed and "expected refused, got timeout" in reason
+    passed, reason = judge(refused, observed("fine"))
     assert not passed and "succeeded" in reason
-    passed, reason = judge(spec(expect=Expectation("exact", "x")), refused)
-    assert not passed and reason.startswith("refused")
+    assert judge(rejected, observed(error="rejected", detail="tlsv13 alert certificate required"))[0]
+    passed, reason = judge(rejected, observed(error="rejected", detail="handshake failure"))
+    assert not passed and "the reason expected containing" in reason
 
 
-def test_http_status_and_body():
-    check = spec(protocol="http", status=200, body=Expectation("exact", "ok\n"))
-    assert judge(check, observed("ok\n", status=200))[0]
-    assert judge(check, observed("ok\n", status=503)) == (False, "expected status 200, got 503")
-    assert not judge(check, observed("nope", status=200))[0]
+def test_latency_udp_share_tls_facts_and_http(lab_with):
+    topology = lab_with("""
+        - {name: fast, from: a, to: b:7, latency: 50ms, tcp: {send: x, expect: x}}
+        - {name: udp, from: a, to: b:7, udp: {send: x, count: 100, min_share: 90%}}
+        - {name: tls, from: a, to: b:7, tls: {min_version: 1.3, subject: {contains: CN=b}, san: [DNS:b, IP:10.7.2.6]}}
+        - name: http
+          from: a
+          to: b:80
+          http: {method: POST, path: /echo, body: hi, expect: hi, response_headers: {Content-Type: {contains: text/plain}}}
+        """)
+    fast, udp, tls, http = topology.checks
+    assert judge(fast, observed("x", elapsed_ms=10.0))[0]
+    passed, reason = judge(fast, observed("x", elapsed_ms=80.0))
+    assert not passed and "over the 50ms bound" in reason
+    assert judge(udp, observed("x", udp={"sent": 100, "received": 95}))[0]
+    passed, reason = judge(udp, observed("x", udp={"sent": 100, "received": 80}))
+    assert not passed and "80/100 datagrams came back (80%), below 90%" in reason
+    facts = {"version": "TLSv1.3", "subject": "O=labctl j,CN=b", "san": ["DNS:b", "IP:10.7.2.6"]}
+    assert judge(tls, observed(tls=facts))[0]
+    passed, reason = judge(tls, observed(tls={**facts, "version": "TLSv1.2", "san": ["DNS:b"]}))
+    assert not passed and "below TLSv1.3" in reason and "SAN lacks IP:10.7.2.6" in reason
+    good = observed("hi", status=200, headers={"content-type": "text/plain; charset=utf-8"})
+    assert judge(http, good)[0]
+    passed, reason = judge(http, {**good, "status": 500, "headers": {}})
+    assert not passed and "expected status 200, got 500" in reason and "no response header content-type" in reason
+
+
+def test_load_and_run(lab_with):
+    topology = lab_with("""
+        - name: load
+          from: a
+          to: b:80
+          http: {path: /health}
+          load: {clients: 4, requests: 100, min_throughput: 50/s, max_error_rate: 1%, max_p99: 20ms}
+        - {name: run, from: a, to: b:7, run: {command: "./client b 7", exit_code: 0, stdout: {contains: done}}}
+        """)
+    load, run = topology.checks
+    stats = {"requests": 100, "errors": 0, "throughput": 400.0, "p99_ms": 5.0}
+    assert judge(load, observed(load=stats))[0]
+    passed, reason = judge(load, observed(load={**stats, "errors": 5, "throughput": 10.0, "p99_ms": 30.0}))
+    assert not passed and "error rate 5.0% over 1.0%" in reason and "below 50/s" in reason and "p99 30.0ms" in reason
+    assert run.run.command == ["sh", "-c", "./client b 7"]
+    ok = {"exit_code": 0, "stdout": reply("all done\n"), "stderr": reply("")}
+    assert judge(run, ok)[0]
+    passed, reason = judge(run, {**ok, "exit_code": 2, "stderr": reply("boom\n")})
+    assert not passed and "exit code 2, expected 0 (stderr: boom)" in reason
+
+
+def test_server_side_matches_the_clients_port_and_address(lab_with):
+    topology = lab_with("- {name: echo, from: a, to: b:7, tcp: {send: x, expect: x}, server: {count: 1, received: x}}")
+    check = topology.checks[0]
+    entry = {"port": 7, "protocol": "tcp", "peer": "10.7.1.5", "peer_port": 40000, "bytes_in": 1,
+             "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", "preview": "x"}
+    problems, mine = server_problems(topology, check, observed("x"), [entry], None)
+    assert problems == [] and mine == [entry]
+    # Through a NAT the server sees the router's address: the check must fail on that.
+    natted = {**entry, "peer": "10.7.2.254"}
+    problems, _ = server_problems(topology, check, observed("x"), [natted], None)
+    assert problems == ["the server saw it from 10.7.2.254, expected a (10.7.1.5)"]
+    problems, _ = server_problems(topology, check, observed("x"), [{**entry, "peer_port": 1}], None)
+    assert problems and "saw no such exchange from a (10.7.1.5); it saw 10.7.1.5" in problems[0]
+
+
+def test_bad_check_vocabulary_is_a_one_line_error(lab_with):
+    for check, words in [
+        ("- {from: a, to: b:7, udp: {send: x, min_share: 120%}}", "expected a share"),
+        ("- {from: a, to: b:7, tcp: {send: {hex: zz}}}", "expected hexadecimal bytes"),
+        ("- {from: a, to: b:7, tcp: {send: {file: ./absent}}}", "is not a file inside the lab folder"),
+        ("- {from: a, to: b:7, tcp: {send: x}, load: {clients: 2}}", "exactly one of requests"),
+        ("- {from: a, to: b:7, tls: {min_version: 1.1}}", "expected 1.2 or 1.3"),
+        ("- {from: a, to: b:7, tcp: {reason: x}}", "reason goes with expect_error"),
+    ]:
+        with pytest.raises(LabFileError) as caught:
+            lab_with(check)
+        assert words in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_reports():
@@ -55,3 +187,7 @@ def test_reports():
     payload = json.loads(to_json(results, 1.5))
     assert payload["passed"] == 1 and payload["failed"] == 1
     assert payload["checks"][1]["reason"] == "refused: connection refused"
+    suite = ET.fromstring(to_junit(results, 1.5, "lab").split("\n", 1)[1]).find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
+    failure = suite.findall("testcase")[1].find("failure")
+    assert failure is not None and failure.get("message") == "refused: connection refused"

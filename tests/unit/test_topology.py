@@ -54,7 +54,7 @@ def test_good_lab_resolves_auto_addresses(write_lab):
     topology = load_topology(write_lab(GOOD))
     # .1 is Docker's bridge; the first automatic address is .2.
     assert topology.hosts["alice"].address_on("lan") == IPv4Address("10.1.1.2")
-    assert topology.checks[0].status == 200
+    assert topology.checks[0].http.status == 200
 
 
 @pytest.mark.parametrize("text, line, path, words", [
