@@ -71,8 +71,9 @@ def probe_spec(topology: Topology, check: CheckSpec, index: int) -> dict[str, An
         steps.append({"send": base64.b64encode(step.send).decode(), "read": rule})
     # A single TCP exchange half-closes and reads to the end, so surplus bytes are seen;
     # a check that expects an error reads until the verdict (an alert, a reset, or EOF).
-    if (check.protocol == "tcp" and len(steps) == 1 and check.steps[0].send) or \
-            (check.expect_error and steps):
+    if check.expect_error and steps:
+        steps[-1]["read"] = {"mode": "drain"}
+    elif check.protocol == "tcp" and len(steps) == 1 and check.steps[0].send:
         steps[-1]["read"] = {"mode": "eof"}
     spec: dict[str, Any] = {
         "id": index, "protocol": check.protocol, "address": str(target_address(topology, check)),

@@ -456,7 +456,10 @@ class CheckParser:
         if "received" in body:
             side.received = self.expectation(body["received"], path + ("received",))
         if "log" in body:
-            side.log = self.expectation(body["log"], path + ("log",))
+            # Plain text means "a line of the output says this", not "the whole output is this".
+            log = body["log"]
+            side.log = (Expectation("contains", log) if isinstance(log, str)
+                        else self.expectation(log, path + ("log",)))
         return side
 
     def share(self, raw: Any, path: KeyPath) -> float:

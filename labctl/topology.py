@@ -22,6 +22,7 @@ SERVICE_KINDS: dict[str, str] = {
     "udp-echo": "udp",
     "tls-echo": "tcp",
     "http": "tcp",
+    "https": "tcp",
 }
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -52,7 +53,7 @@ class Attachment:
 class Service:
     kind: str
     port: int
-    client_cert: str = "none"   # tls-echo only: none | optional | required (mutual TLS)
+    client_cert: str = "none"   # tls-echo and https: none | optional | required (mutual TLS)
 
     @property
     def transport(self) -> str:
@@ -267,7 +268,7 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
         if kind not in SERVICE_KINDS:
             raise source.error(item_path + (str(kind),), f"unknown service '{kind}'; expected one of: "
                                + ", ".join(SERVICE_KINDS))
-        allowed = ["port", "client_cert"] if kind == "tls-echo" else ["port"]
+        allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else ["port"]
         spec = source.mapping(body, item_path + (kind,), allowed, required=["port"])
         port = source.integer(spec["port"], item_path + (kind, "port"), 1, 65535, "a port")
         client_cert = spec.get("client_cert", "none")

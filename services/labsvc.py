@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Built-in lab servers: tcp-echo, udp-echo, tls-echo and http, all in one process.
+"""Built-in lab servers: tcp-echo, udp-echo, tls-echo, http and https, all in one process.
 
 Usage: labsvc.py '<json list of {"kind": ..., "port": ...}>'
 Standard library only: this runs inside lab containers.
@@ -102,7 +102,8 @@ def _peer_subject(conn: ssl.SSLSocket) -> str | None:
     cert = conn.getpeercert()
     if not cert:
         return None
-    return ",".join(f"{key}={value}" for rdn in cert.get("subject", ()) for key, value in rdn)
+    short = {"commonName": "CN", "organizationName": "O"}
+    return ",".join(f"{short.get(key, key)}={value}" for rdn in cert.get("subject", ()) for key, value in rdn)
 
 
 def _drain(sock: socket.socket, seconds: float = 1.0) -> None:
@@ -195,6 +196,13 @@ class HttpHandler(http.server.BaseHTTPRequestHandler):
             record("http", "http", self.server.server_address[1], self.client_address, received,
                    body, method=self.command, path=self.path, status=status)
 
+    def handle(self):
+        try:
+            super().handle()
+        except ssl.SSLError as exc:  # an HTTPS client that failed the handshake
+            record("https", "http", self.server.server_address[1], self.client_address, b"", b"",
+                   error=f"handshake failed: {exc.reason or exc.__class__.__name__}")
+
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
 
@@ -205,8 +213,17 @@ def serve_http(port: int) -> socketserver.BaseServer:
     return Server(("0.0.0.0", port), HttpHandler)
 
 
+def serve_https(port: int, client_cert: str = "none") -> socketserver.BaseServer:
+    server = serve_http(port)
+    # The handshake happens on the handler's first read, in its own thread, so a slow or
+    # failing client cannot stall the accept loop.
+    server.socket = tls_context(client_cert).wrap_socket(server.socket, server_side=True,
+                                                         do_handshake_on_connect=False)
+    return server
+
+
 STARTERS = {"tcp-echo": serve_tcp_echo, "tls-echo": serve_tls_echo,
-            "udp-echo": serve_udp_echo, "http": serve_http}
+            "udp-echo": serve_udp_echo, "http": serve_http, "https": serve_https}
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,8 @@ Prints one JSON list of observations. It judges nothing: labctl compares what wa
 observed with what the check expects. Standard library only.
 
 A spec holds: id, protocol (tcp|tls|udp|http), address, port, timeout, and
-  steps      [{send: base64, read: {mode: eof|bytes|regex|json|none, n, pattern}}]
+  steps      [{send: base64, read: {mode, n, pattern}}]; modes: eof (half-close, then
+             read to the end), drain (read to the end), bytes, regex, json, none
   udp_count  datagrams to send (udp)
   tls        {ca: lab|untrusted, server_name, client_cert: bool}
   http       {method, path, headers, https}
@@ -114,8 +115,13 @@ def tls_client_context(tls: dict) -> ssl.SSLContext:
     return context
 
 
+SHORT_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+               "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
+
+
 def _name(parts) -> str:
-    return ",".join(f"{key}={value}" for rdn in parts for key, value in rdn)
+    """A distinguished name the way people write it: O=labctl campus,CN=web."""
+    return ",".join(f"{SHORT_NAMES.get(key, key)}={value}" for rdn in parts for key, value in rdn)
 
 
 def tls_facts(conn: ssl.SSLSocket) -> dict:
