@@ -36,7 +36,7 @@ lab-down: $(BIN)/.installed
 	$(LABCTL) down
 
 test: env
-	$(BIN)/pytest $(PYTEST_ARGS) tests
+	$(BIN)/pytest $(PYTEST_ARGS) tests examples lab.yaml
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
