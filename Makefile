@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 LABCTL := $(BIN)/labctl
 PYTEST_ARGS ?=
 
-.PHONY: lab-up lab-down lab-check test unit integration env doctor image clean
+.PHONY: lab-up lab-down lab-check test unit integration env doctor image clean bench
 
 # The virtual environment, rebuilt when the package's dependencies change.
 $(BIN)/.installed: pyproject.toml
@@ -46,3 +46,6 @@ integration: env
 
 clean:
 	rm -rf $(VENV) compose/*.yaml .labctl .pytest_cache
+
+bench: env
+	$(BIN)/python bench/checks.py

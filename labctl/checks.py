@@ -368,7 +368,7 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
 def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str, Any]],
            image: str) -> dict[int, dict[str, Any]]:
     payload = base64.b64encode(json.dumps(specs).encode()).decode()
-    argv = ["python3", f"{SERVICES_PATH}/probe.py", payload]
+    argv = ["python3", "-I", "-S", f"{SERVICES_PATH}/probe.py", payload]
     if topology.hosts[source].runs_lab_image:
         result = engine.exec(topology, source, argv)
     else:
@@ -403,8 +403,13 @@ def _run_command(topology: Topology, engine: Engine, check: CheckSpec) -> dict[s
     return observation
 
 
-def read_transcript(topology: Topology, engine: Engine, host: str) -> list[dict[str, Any]]:
-    result = engine.exec(topology, host, ["cat", TRANSCRIPT])
+def read_transcript(topology: Topology, engine: Engine, host: str,
+                    since: float | None = None) -> list[dict[str, Any]]:
+    """The host's transcript entries, or those from `since` on. The filter runs in the host
+    (awk on the leading time field) so a long-lived lab's transcript is not shipped whole."""
+    argv = ["cat", TRANSCRIPT] if since is None else \
+        ["awk", "-F", "[:,]", f"$2 >= {since:.6f}", TRANSCRIPT]
+    result = engine.exec(topology, host, argv)
     if result.exit_code != 0:
         return []
     entries = []
@@ -420,7 +425,7 @@ def _transcripts(topology: Topology, engine: Engine, hosts: set[str], since: flo
     def fetch(host: str) -> tuple[str, list[dict[str, Any]]]:
         if not topology.hosts[host].runs_lab_image:
             return host, []
-        return host, [e for e in read_transcript(topology, engine, host) if e.get("time", 0) >= since]
+        return host, [e for e in read_transcript(topology, engine, host, since) if e.get("time", 0) >= since]
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         return dict(pool.map(fetch, sorted(hosts)))
 

@@ -34,7 +34,7 @@ def record(service: str, protocol: str, port: int, peer: tuple, received: bytes,
     if peer[0] == "127.0.0.1" and received in (b"", HEALTH_TOKEN):
         return
     entry = {
-        "time": round(time.time(), 6),
+        "time": round(time.time(), 6),  # first key: labctl filters lines on it with awk
         "service": service,
         "protocol": protocol,
         "port": port,
@@ -55,6 +55,7 @@ def record(service: str, protocol: str, port: int, peer: tuple, received: bytes,
 class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 256  # checks arrive in concurrent batches; 5 would drop some
 
 
 def _echo_stream(conn, limit: int = 1 << 20) -> bytes:
@@ -210,6 +211,7 @@ def serve_http(port: int) -> socketserver.BaseServer:
     class Server(http.server.ThreadingHTTPServer):
         allow_reuse_address = True
         daemon_threads = True
+        request_queue_size = 256
     return Server(("0.0.0.0", port), HttpHandler)
 
 

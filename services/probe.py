@@ -21,22 +21,23 @@ from __future__ import annotations
 
 import base64
 import errno
-import http.client
 import json
 import re
 import socket
-import ssl
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+
+# ssl and http.client cost tens of milliseconds to import and many batches need neither:
+# main() imports them only for batches that do, which keeps a check's overhead close to
+# that of a bare `docker exec`.
 
 PKI = "/opt/labctl/pki"
 CA_FILES = {"lab": f"{PKI}/ca.pem", "untrusted": f"{PKI}/untrusted-ca.pem"}
 MAX_REPLY = 1 << 20
 
 
-class ReadTimeout(socket.timeout):
+class ReadTimeout(socket.timeout):  # noqa: N818 (it is a timeout)
     """Timed out while waiting for a reply; carries what had arrived."""
 
     def __init__(self, received: bytes, rule: dict):
@@ -45,13 +46,19 @@ class ReadTimeout(socket.timeout):
         self.rule = rule
 
 
+def _tls():
+    import ssl
+    return ssl
+
+
 def classify(exc: BaseException) -> tuple[str, str]:
     """Map an exception to the error vocabulary checks use."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    ssl = sys.modules.get("ssl")
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
         return "certificate", exc.verify_message or str(exc)
-    if isinstance(exc, ssl.SSLEOFError):
+    if ssl is not None and isinstance(exc, ssl.SSLEOFError):
         return "rejected", "the server closed the connection during TLS"
-    if isinstance(exc, ssl.SSLError):
+    if ssl is not None and isinstance(exc, ssl.SSLError):
         reason = exc.reason or str(exc)
         # An alert from the peer means the server turned the handshake down.
         if "ALERT" in reason.upper():
@@ -108,7 +115,8 @@ def read_reply(conn, rule: dict, deadline: float) -> bytes:
     return bytes(data)
 
 
-def tls_client_context(tls: dict) -> ssl.SSLContext:
+def tls_client_context(tls: dict):
+    ssl = _tls()
     context = ssl.create_default_context(cafile=CA_FILES[tls.get("ca", "lab")])
     if tls.get("client_cert"):
         context.load_cert_chain(f"{PKI}/host.pem", f"{PKI}/host.key")
@@ -124,7 +132,7 @@ def _name(parts) -> str:
     return ",".join(f"{SHORT_NAMES.get(key, key)}={value}" for rdn in parts for key, value in rdn)
 
 
-def tls_facts(conn: ssl.SSLSocket) -> dict:
+def tls_facts(conn) -> dict:
     cert = conn.getpeercert() or {}
     return {
         "version": conn.version(),
@@ -141,8 +149,9 @@ def _send(conn, payload: bytes) -> None:
     it refused us) is what gets reported, rather than the bare EOF seen by the write."""
     try:
         conn.sendall(payload)
-    except (ssl.SSLError, ConnectionError) as exc:
-        if isinstance(conn, ssl.SSLSocket):
+    except OSError as exc:
+        ssl = sys.modules.get("ssl")
+        if ssl is not None and isinstance(conn, ssl.SSLSocket):
             conn.settimeout(0.5)
             try:
                 conn.recv(1)
@@ -208,21 +217,20 @@ def probe_udp(spec: dict, deadline: float, observation: dict) -> None:
         observation["replies"].append(base64.b64encode(received[0]).decode())
 
 
-class LabHTTPSConnection(http.client.HTTPConnection):
+def _https_connection(address: str, port: int, timeout: float, tls: dict):
     """HTTPS that dials an address but verifies the certificate for the lab host's name."""
+    import http.client
 
-    default_port = 443
+    class LabHTTPSConnection(http.client.HTTPConnection):
+        default_port = 443
+        tls_facts: dict = {}
 
-    def __init__(self, address: str, port: int, timeout: float, tls: dict):
-        super().__init__(address, port, timeout=timeout)
-        self._tls = tls
-        self.tls_facts: dict = {}
+        def connect(self):
+            sock = socket.create_connection((self.host, self.port), self.timeout)
+            self.sock = tls_client_context(tls).wrap_socket(sock, server_hostname=tls.get("server_name"))
+            self.tls_facts = tls_facts(self.sock)
 
-    def connect(self):
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = tls_client_context(self._tls).wrap_socket(
-            sock, server_hostname=self._tls.get("server_name"))
-        self.tls_facts = tls_facts(self.sock)
+    return LabHTTPSConnection(address, port, timeout=timeout)
 
 
 def probe_http(spec: dict, deadline: float, observation: dict) -> None:
@@ -230,8 +238,9 @@ def probe_http(spec: dict, deadline: float, observation: dict) -> None:
     request = spec.get("http", {})
     tls = spec.get("tls", {})
     if request.get("https"):
-        conn = LabHTTPSConnection(spec["address"], spec["port"], timeout, tls)
+        conn = _https_connection(spec["address"], spec["port"], timeout, tls)
     else:
+        import http.client
         conn = http.client.HTTPConnection(spec["address"], spec["port"], timeout=timeout)
     try:
         steps = spec.get("steps") or [{"send": ""}]
@@ -239,7 +248,7 @@ def probe_http(spec: dict, deadline: float, observation: dict) -> None:
         headers = {"Host": f"{tls.get('server_name')}:{spec['port']}", **request.get("headers", {})}
         conn.connect()
         observation["local"].append(list(conn.sock.getsockname()[:2]))
-        if isinstance(conn, LabHTTPSConnection):
+        if request.get("https"):
             observation["tls"] = conn.tls_facts
         conn.request(request.get("method", "GET"), request.get("path", "/"), body=body or None,
                      headers=headers)
@@ -323,11 +332,49 @@ def run_probe(spec: dict) -> dict:
     return run_load(spec) if spec.get("load") else run_once(spec)
 
 
+def run_all(specs: list[dict], workers: int = 32) -> list[dict]:
+    """Run specs concurrently on at most `workers` threads, results in the given order."""
+    observations: list = [None] * len(specs)
+    pending = list(enumerate(specs))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                index, spec = pending.pop()
+            try:
+                observations[index] = run_probe(spec)
+            except BaseException as exc:  # a bug here must still yield an observation
+                observations[index] = {"id": spec.get("id"), "error": "error", "local": [],
+                                       "replies": [], "elapsed_ms": 0.0,
+                                       "detail": f"probe crashed: {exc.__class__.__name__}: {exc}"}
+
+    if len(specs) == 1:
+        worker()
+    else:
+        threads = [threading.Thread(target=worker) for _ in range(min(workers, len(specs)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return observations
+
+
+def import_what_is_needed(specs: list[dict]) -> None:
+    """Import ssl and http.client before any thread starts, and only if the batch needs
+    them: a module imported lazily from two threads at once can be seen half-built."""
+    protocols = {spec["protocol"] for spec in specs}
+    if protocols & {"tls", "http"}:
+        import http.client  # noqa: F401
+        import ssl  # noqa: F401
+
+
 def main(argv: list[str]) -> int:
     specs = json.loads(base64.b64decode(argv[1]))
-    workers = max(1, min(32, len(specs)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        observations = list(pool.map(run_probe, specs))
+    import_what_is_needed(specs)
+    observations = run_all(specs)
     json.dump(observations, sys.stdout)
     sys.stdout.write("\n")
     return 0
