@@ -46,6 +46,17 @@ def test_every_declared_check_passes(engine, vocab):
     # The server side was asserted where a built-in server answered.
     assert len(by_name["udp datagrams mostly come back"].server) >= 48
     assert by_name["a file from the lab folder is echoed"].server[0]["preview"] == "payload from a file\n"
+    [curl] = by_name["curl from alice shows in the server's transcript"].server
+    assert curl["path"] == "/status/201" and curl["peer"] == "10.238.1.2"
+
+
+def test_a_run_check_fails_when_the_server_never_saw_it(engine, vocab, image):
+    # The command succeeds without touching the server, so only the server's side can tell.
+    check = named(vocab, "curl from alice shows in the server's transcript")
+    check.run.command = ["sh", "-c", "echo 'status 201'"]
+    [result] = run_checks(vocab, engine, [check], image)
+    assert not result.passed
+    assert "the server saw no such exchange from alice (10.238.1.2)" in result.reason
 
 
 def test_a_client_behind_nat_fails_on_the_server_side(engine, vocab, image):
