@@ -169,7 +169,8 @@ def cmd_down(args) -> int:
     topology = load(args)
     removed = lab.down(topology, engine(), progress)
     progress(f"lab '{topology.name}' is down: removed {removed['containers']} containers, "
-             f"{removed['networks']} networks, {removed['volumes']} volumes")
+             f"{removed['networks']} networks, {removed['volumes']} volumes"
+             + (f", {removed['images']} built images" if removed.get("images") else ""))
     return 0
 
 

@@ -241,7 +241,17 @@ class ComposeEngine:
                 volume.remove(force=True)
             except docker.errors.NotFound:
                 pass
-        return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes)}
+        # Images Compose built for the lab's `build:` hosts: labelled with the lab and
+        # named after its project. labctl's own shared images are never touched here.
+        images = [image for image in self.client.images.list(filters=selector)
+                  if any(tag.startswith(f"{topology.project}-") for tag in image.tags)]
+        for image in images:
+            try:
+                self.client.images.remove(image.id, force=True)
+            except docker.errors.APIError:
+                pass
+        return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes),
+                "images": len(images)}
 
     def _remove_fabric(self, topology: Topology, image: str) -> None:
         result = self._run_helper(topology, image, ["python3", "/opt/labctl/services/netadmin.py",

@@ -98,7 +98,22 @@ def ensure_host_image(client: docker.DockerClient, progress: Progress, source: s
     except (docker.errors.BuildError, docker.errors.APIError) as exc:
         raise LabError(f"building {tag} failed: {exc}") from None
     progress(f"image {tag} built")
+    _prune_superseded(client, tag, progress)
     return tag
+
+
+def _prune_superseded(client: docker.DockerClient, current: str, progress: Progress) -> None:
+    """Remove earlier labctl-host images (the services changed since) that no container
+    uses, so rebuilding does not fill the disk. The base layer is shared and stays."""
+    in_use = {container.image.id for container in client.containers.list(all=True)}
+    for image in client.images.list(name=HOST_REPOSITORY):
+        stale = [tag for tag in image.tags if tag.startswith(f"{HOST_REPOSITORY}:") and tag != current]
+        if stale and len(stale) == len(image.tags) and image.id not in in_use:
+            try:
+                client.images.remove(image.id)
+                progress(f"image: removed superseded {', '.join(stale)}")
+            except docker.errors.APIError:
+                pass
 
 
 def ensure_base_image(client: docker.DockerClient, progress: Progress, source: str = "auto") -> str:

@@ -64,6 +64,8 @@ def leftovers(engine: ComposeEngine, topology: Topology, image: str) -> dict[str
         "networks": [n.name for n in client.networks.list(filters=selector)],
         "networks by name": [n.name for n in client.networks.list() if n.name.startswith(topology.project + "_")],
         "volumes": [v.name for v in client.volumes.list(filters=selector)],
+        "built images": [tag for image in client.images.list(filters=selector) for tag in image.tags
+                         if tag.startswith(topology.project + "-")],
     }
     rules = client.containers.run(image, ["sh", "-c", "iptables-nft -S DOCKER-USER 2>/dev/null; "
                                           "iptables-legacy -S DOCKER-USER 2>/dev/null; true"],
