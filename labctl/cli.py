@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("host")
     sub.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     sub.add_argument("--tail", default="all", help="only the last N lines")
-    verb("down", cmd_down, "remove every container, network and volume of the lab, and nothing else")
+    verb("down", cmd_down, "remove every container, network, volume and built image of the lab, "
+         "and nothing else")
     sub = verb("doctor", cmd_doctor, "report what this machine can run, each with its fix")
     sub.add_argument("--install", action="store_true",
                      help="as root on Debian/Ubuntu: install and start what is missing")
