@@ -19,7 +19,7 @@ Typical session:
   labctl up                 build what is missing, start the lab, wait until it is ready
   labctl check              run the lab's checks; exit 0 only if all pass
   labctl exec alice -- ping -c1 web
-  labctl down               remove every container, network and volume of the lab
+  labctl down               remove everything the lab created, and nothing else
 
 The lab file is ./lab.yaml unless -f FILE or $LABCTL_FILE says otherwise.
 """
