@@ -427,7 +427,7 @@ def _transcripts(topology: Topology, engine: Engine, hosts: set[str], since: flo
     def fetch(host: str) -> tuple[str, list[dict[str, Any]]]:
         if not topology.hosts[host].runs_lab_image:
             return host, []
-        return host, [e for e in read_transcript(topology, engine, host, since) if e.get("time", 0) >= since]
+        return host, read_transcript(topology, engine, host, since)
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         return dict(pool.map(fetch, sorted(hosts)))
 

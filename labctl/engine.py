@@ -135,6 +135,13 @@ def _parse_summary(summary: dict) -> HostState:
     )
 
 
+def _last_health_output(container) -> str:
+    """The last line the container's most recent healthcheck printed, or ''."""
+    log = (container.attrs.get("State", {}).get("Health", {}).get("Log") or [{}])[-1]
+    lines = (log.get("Output") or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 class ComposeEngine:
     def __init__(self, client: docker.DockerClient | None = None):
         self.client = client or docker_client()
@@ -190,9 +197,8 @@ class ComposeEngine:
         try:
             container = self.client.containers.get(state.container)
             if state.health == "unhealthy":
-                log = (container.attrs.get("State", {}).get("Health", {}).get("Log") or [{}])[-1]
-                detail = (log.get("Output") or "").strip().splitlines()
-                return f"{what} is unhealthy: {detail[-1] if detail else 'its healthcheck keeps failing'}"
+                detail = _last_health_output(container) or "its healthcheck keeps failing"
+                return f"{what} is unhealthy: {detail}"
             tail = container.logs(tail=3).decode("utf-8", "replace").strip().splitlines()
         except docker.errors.NotFound:
             tail = []
@@ -202,11 +208,9 @@ class ComposeEngine:
     def _health_hint(self, topology: Topology, pending: list[str]) -> str:
         for state in self.states(topology):
             if state.name in pending and state.health == "starting":
-                container = self.client.containers.get(state.container)
-                log = (container.attrs.get("State", {}).get("Health", {}).get("Log") or [{}])[-1]
-                output = (log.get("Output") or "").strip()
+                output = _last_health_output(self.client.containers.get(state.container))
                 if output:
-                    return f" ({state.name}'s healthcheck says: {output.splitlines()[-1]})"
+                    return f" ({state.name}'s healthcheck says: {output})"
         return ""
 
     def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]:

@@ -21,6 +21,9 @@ import sys
 import threading
 import time
 
+# The probe beside this file formats certificate names; the server reports them alike.
+from probe import distinguished_name
+
 TRANSCRIPT = os.environ.get("LABCTL_TRANSCRIPT", "/var/log/labctl/transcript.jsonl")
 PKI = os.environ.get("LABCTL_PKI", "/opt/labctl/pki")
 HEALTH_TOKEN = b"labctl-health"
@@ -103,8 +106,7 @@ def _peer_subject(conn: ssl.SSLSocket) -> str | None:
     cert = conn.getpeercert()
     if not cert:
         return None
-    short = {"commonName": "CN", "organizationName": "O"}
-    return ",".join(f"{short.get(key, key)}={value}" for rdn in cert.get("subject", ()) for key, value in rdn)
+    return distinguished_name(cert.get("subject", ()))
 
 
 def _drain(sock: socket.socket, seconds: float = 1.0) -> None:

@@ -127,7 +127,7 @@ SHORT_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitN
                "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
 
 
-def _name(parts) -> str:
+def distinguished_name(parts) -> str:
     """A distinguished name the way people write it: O=labctl campus,CN=web."""
     return ",".join(f"{SHORT_NAMES.get(key, key)}={value}" for rdn in parts for key, value in rdn)
 
@@ -137,8 +137,8 @@ def tls_facts(conn) -> dict:
     return {
         "version": conn.version(),
         "cipher": (conn.cipher() or ("",))[0],
-        "subject": _name(cert.get("subject", ())),
-        "issuer": _name(cert.get("issuer", ())),
+        "subject": distinguished_name(cert.get("subject", ())),
+        "issuer": distinguished_name(cert.get("issuer", ())),
         "san": [f"{'IP' if kind == 'IP Address' else kind}:{value}"
                 for kind, value in cert.get("subjectAltName", ())],
     }
