@@ -142,6 +142,9 @@ def client_problems(check: CheckSpec, observation: dict[str, Any]) -> list[str]:
         if share < check.udp_min_share:
             problems.append(f"{udp.get('received')}/{udp.get('sent')} datagrams came back "
                             f"({share:.0%}), below {check.udp_min_share:.0%}")
+        if share > check.udp_max_share:
+            problems.append(f"{udp.get('received')}/{udp.get('sent')} datagrams came back "
+                            f"({share:.0%}), above the {check.udp_max_share:.0%} bound")
     if check.latency_ms is not None and observation.get("elapsed_ms", 0) > check.latency_ms:
         problems.append(f"took {observation['elapsed_ms']:.1f}ms, over the {check.latency_ms:.0f}ms bound")
     return problems

@@ -176,6 +176,7 @@ class CheckSpec:
     within: float | None = None
     udp_count: int = 1
     udp_min_share: float = 1.0
+    udp_max_share: float = 1.0     # below 1: the check asserts that datagrams were lost
     tls: TlsOptions = field(default_factory=TlsOptions)
     http: HttpOptions | None = None
     load: LoadOptions | None = None
@@ -196,7 +197,7 @@ CHECK_KEYS = ["name", "from", "to", "timeout", "latency", "within", "load", "ser
 STREAM_KEYS = ["send", "expect", "steps", "expect_error", "reason"]
 EXCHANGE_KEYS = {
     "tcp": STREAM_KEYS,
-    "udp": ["send", "expect", "count", "min_share", "expect_error", "reason"],
+    "udp": ["send", "expect", "count", "min_share", "max_share", "expect_error", "reason"],
     "tls": [*STREAM_KEYS, "ca", "server_name", "client_cert", "min_version", "subject", "san"],
     "http": ["method", "path", "headers", "body", "status", "expect", "response_headers",
              "expect_error", "reason", "tls", "ca", "server_name", "client_cert", "min_version",
@@ -345,7 +346,13 @@ class CheckParser:
             if "count" in body:
                 check.udp_count = source.integer(body["count"], path + ("count",), 1, 100000, "a count")
             if "min_share" in body:
-                check.udp_min_share = self.share(body["min_share"], path + ("min_share",))
+                check.udp_min_share = source.share(body["min_share"], path + ("min_share",))
+            if "max_share" in body:
+                check.udp_max_share = source.share(body["max_share"], path + ("max_share",))
+                if "min_share" not in body:
+                    check.udp_min_share = 0.0
+                if check.udp_max_share < check.udp_min_share:
+                    raise source.error(path + ("max_share",), "max_share is below min_share")
         if check.protocol == "http":
             check.http = self.http_options(body, path, check)
 
@@ -436,7 +443,7 @@ class CheckParser:
             except ValueError:
                 raise source.error(path + ("min_throughput",), f"expected exchanges per second such as 200/s, got {describe(value)}") from None
         if "max_error_rate" in body:
-            options.max_error_rate = self.share(body["max_error_rate"], path + ("max_error_rate",))
+            options.max_error_rate = source.share(body["max_error_rate"], path + ("max_error_rate",))
         if "max_p99" in body:
             options.max_p99_ms = source.duration(body["max_p99"], path + ("max_p99",)) * 1000
         return options
@@ -461,18 +468,6 @@ class CheckParser:
             side.log = (Expectation("contains", log) if isinstance(log, str)
                         else self.expectation(log, path + ("log",)))
         return side
-
-    def share(self, raw: Any, path: KeyPath) -> float:
-        """0.95 or 95%."""
-        text = str(raw).strip()
-        try:
-            value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-        except ValueError:
-            value = -1.0
-        if isinstance(raw, bool) or not 0.0 <= value <= 1.0:
-            raise self.source.error(path, f"expected a share such as 0.95 or 95%, got {describe(raw)}")
-        return value
-
 
 def parse_checks(source: Source, raw: Any, topology: Topology) -> list[CheckSpec]:
     return CheckParser(source, topology).parse_all(raw)

@@ -110,29 +110,33 @@ def cmd_transcript(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from .faults import current_faults
     topology = load(args)
-    states = engine().states(topology)
+    runner = engine()
+    states = runner.states(topology)
+    hosts = [state for state in states if state.role == "host" and state.name in topology.hosts]
+    faults = current_faults(topology, runner, [s.name for s in hosts if s.state == "running"])
     if args.json:
-        print(json.dumps([state.__dict__ for state in states], indent=2))
+        print(json.dumps([{**state.__dict__, "faults": faults.of(state.name) if state.role == "host" else []}
+                          for state in states], indent=2))
         return 0
     if not states:
         print(f"lab '{topology.name}' is down")
         return 0
-    rows = [("HOST", "STATE", "HEALTH", "ADDRESSES", "SERVICES")]
-    for state in states:
-        if state.role != "host":
-            continue
-        host = topology.hosts.get(state.name)
-        addresses = " ".join(f"{a.network}={a.address}" for a in host.attachments) if host else ""
-        services = " ".join(f"{s.kind}:{s.port}" for s in host.services) if host else ""
-        if host and host.router:
+    rows = [("HOST", "STATE", "HEALTH", "ADDRESSES", "SERVICES", "FAULTS")]
+    for state in hosts:
+        host = topology.hosts[state.name]
+        addresses = " ".join(f"{a.network}={a.address}" for a in host.attachments)
+        services = " ".join(f"{s.kind}:{s.port}" for s in host.services)
+        if host.router:
             services = ("router " + services).strip()
-        rows.append((state.name, state.state, state.health or "-", addresses, services))
-    missing = sorted(set(topology.hosts) - {state.name for state in states if state.role == "host"})
-    rows += [(name, "missing", "-", "", "") for name in missing]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((state.name, state.state, state.health or "-", addresses, services or "-",
+                     "; ".join(faults.of(state.name)) or "-"))
+    missing = sorted(set(topology.hosts) - {state.name for state in hosts})
+    rows += [(name, "missing", "-", "", "-", "-") for name in missing]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4])
+        print("  ".join(row[i].ljust(widths[i]) for i in range(5)) + "  " + row[5])
     helpers = [state for state in states if state.role != "host"]
     failed = [state.name for state in helpers if state.failed]
     print(f"network helpers: {len(helpers) - len(failed)}/{len(helpers)} done"
@@ -161,6 +165,118 @@ def cmd_logs(args) -> int:
     for chunk in engine().logs(topology, args.host, follow=args.follow, tail=args.tail):
         sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_impair(args) -> int:
+    from . import faults, shaping
+    topology = load(args)
+    runner = engine()
+    if args.show:
+        return _show_impairments(topology, runner, args.json)
+    values = {name: getattr(args, name) for name in shaping.KINDS if getattr(args, name) is not None}
+    if args.clear and values:
+        raise LabError("give either --clear or new values, not both")
+    if not args.clear and not values:
+        raise LabError("nothing to change: give --delay, --jitter, --loss, --rate, --duplicate, "
+                       "--corrupt or --reorder, or --clear, or --show")
+    if not args.target and not args.clear:
+        raise LabError("name a TARGET to impair: NETWORK, HOST or HOST:NETWORK")
+    live = shaping.load_live(topology)
+    if args.clear:
+        shaping.clear_impairment(topology, live, args.target)
+    else:
+        shaping.change_impairment(topology, live, args.target, values)
+    faults.apply_live(topology, runner, progress, live)
+    return _show_impairments(topology, runner, False)
+
+
+def _show_impairments(topology, runner, as_json: bool) -> int:
+    from .render import net_service
+    from .shaping import KINDS, effective, format_value, load_live
+    live = load_live(topology)
+    states = {state.name: state for state in runner.states(topology)}
+    rows = []
+    for interface, impairment in effective(topology, live).items():
+        sidecar = states.get(net_service(interface.host))
+        mechanism, applied = "-", "no (host not running)"
+        if sidecar is not None:
+            report = _first_json_line(runner.helper_logs(topology, net_service(interface.host)))
+            mechanism = report.get("mechanism", "-")
+            applied = "yes" if sidecar.ready else f"no ({sidecar.state})"
+        values = impairment.values()
+        rows.append({"interface": str(interface), **{name: values.get(name) for name in KINDS},
+                     "mechanism": mechanism, "applied": applied})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"lab '{topology.name}' has no impairments")
+        return 0
+    header = ["INTERFACE", *[name.upper() for name in KINDS], "MECHANISM", "APPLIED"]
+    table = [header] + [[row["interface"], *[format_value(name, row[name]) if row[name] else "-"
+                                             for name in KINDS], row["mechanism"], row["applied"]]
+                        for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    return 0
+
+
+def _first_json_line(text: str) -> dict:
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return {}
+    return {}
+
+
+def cmd_host_action(args) -> int:
+    from .faults import host_action
+    topology = load(args)
+    runner = engine()
+    for host in args.hosts:
+        host_action(topology, runner, host, args.action, progress)
+        progress(f"{args.action}: {host} is {_state_of(runner, topology, host)}")
+    return 0
+
+
+def _state_of(runner, topology, host: str) -> str:
+    return next((state.state for state in runner.states(topology)
+                 if state.role == "host" and state.name == host), "missing")
+
+
+def cmd_disconnect(args) -> int:
+    from .faults import disconnect, reconnect
+    topology = load(args)
+    runner = engine()
+    if args.verb == "disconnect":
+        done = disconnect(topology, runner, args.target)
+    else:
+        done = reconnect(topology, runner, args.target, progress)
+    verb = "disconnected" if args.verb == "disconnect" else "reconnected"
+    progress(f"{verb} " + ", ".join(map(str, done)) if done else f"nothing to do: {args.target} "
+             f"is already {verb}")
+    return 0
+
+
+def cmd_partition(args) -> int:
+    from .faults import partition
+    from .shaping import parse_sides
+    topology = load(args)
+    sides = parse_sides(topology, args.sides)
+    partition(topology, engine(), sides, progress)
+    progress(f"partitioned {','.join(sides[0])} from {','.join(sides[1])}; 'labctl heal' undoes it")
+    return 0
+
+
+def cmd_heal(args) -> int:
+    from .faults import heal
+    topology = load(args)
+    healed = heal(topology, engine(), progress)
+    progress("healed: " + "; ".join(healed) if healed else "nothing to heal")
     return 0
 
 
@@ -208,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def verb(name: str, handler, help: str) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help, description=help)
+        sub = verbs.add_parser(name, help=help, description=help.replace("%%", "%"))
         sub.set_defaults(handler=handler)
         return sub
 
@@ -236,6 +352,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("host")
     sub.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     sub.add_argument("--tail", default="all", help="only the last N lines")
+    sub = verb("impair", cmd_impair,
+               "change a running lab's impairments: labctl impair TARGET --delay 80ms --loss 5%%")
+    sub.add_argument("target", nargs="?", metavar="TARGET",
+                     help="NETWORK (every host's interface on it), HOST (all its interfaces) or HOST:NETWORK")
+    for name, example in (("delay", "80ms"), ("jitter", "10ms"), ("loss", "5%%"), ("rate", "10mbit"),
+                          ("duplicate", "1%%"), ("corrupt", "0.1%%"), ("reorder", "25%%")):
+        sub.add_argument(f"--{name}", metavar="VALUE", help=f"for example {example}")
+    sub.add_argument("--clear", action="store_true",
+                     help="remove the target's impairments (all of them without a TARGET)")
+    sub.add_argument("--show", action="store_true", help="show every interface's impairments")
+    sub.add_argument("--json", action="store_true", help="with --show: print JSON")
+    from .faults import HOST_ACTIONS
+    for action, text in HOST_ACTIONS.items():
+        sub = verb(action, cmd_host_action, text)
+        sub.add_argument("hosts", nargs="+", metavar="HOST")
+        sub.set_defaults(action=action)
+    for name, text in (("disconnect", "disconnect a host from its networks, or from one: HOST[:NETWORK]"),
+                       ("reconnect", "reconnect a host, with its address, routes and impairments")):
+        sub = verb(name, cmd_disconnect, text)
+        sub.add_argument("target", metavar="HOST[:NETWORK]")
+    sub = verb("partition", cmd_partition,
+               "cut two sets of hosts off from each other: labctl partition A,B -- C")
+    sub.add_argument("sides", nargs=argparse.REMAINDER, metavar="A,B -- C")
+    verb("heal", cmd_heal, "undo every fault: partitions, disconnections, paused and stopped "
+         "hosts (impairments stay; see impair --clear)")
     verb("down", cmd_down, "remove every container, network, volume and built image of the lab, "
          "and nothing else")
     sub = verb("doctor", cmd_doctor, "report what this machine can run, each with its fix")

@@ -28,6 +28,7 @@ from .topology import Topology
 
 Progress = Callable[[str], None]
 READY_TIMEOUT = 120.0
+LONG_RUNNING = ("host", "net")  # roles that run for the lab's life; the other helpers exit
 
 
 @dataclass
@@ -39,9 +40,9 @@ class ExecResult:
 
 @dataclass
 class HostState:
-    """One container of a lab: a host, or a helper (role routes/fabric)."""
+    """One container of a lab: a host, or a helper (role routes/fabric/net)."""
     name: str           # lab host name, or the helper's service name
-    role: str           # host | routes | fabric
+    role: str           # host | routes | fabric | net
     container: str
     state: str          # running | exited | created | paused | restarting | dead
     health: str | None  # healthy | unhealthy | starting | None (no healthcheck)
@@ -49,14 +50,18 @@ class HostState:
     host: str | None = None
 
     @property
+    def long_running(self) -> bool:
+        return self.role in LONG_RUNNING
+
+    @property
     def ready(self) -> bool:
-        if self.role == "host":
+        if self.long_running:
             return self.state == "running" and self.health in (None, "healthy")
         return self.state == "exited" and self.exit_code == 0
 
     @property
     def failed(self) -> bool:
-        if self.role == "host":
+        if self.long_running:
             return self.state in ("exited", "dead") or self.health == "unhealthy"
         return self.state in ("exited", "dead") and self.exit_code not in (0, None)
 
@@ -72,6 +77,16 @@ class Engine(Protocol):
              since: float | None = None) -> Iterator[bytes]: ...
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
                          cap_add: list[str] | None = None) -> ExecResult: ...
+    def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
+               recreate: bool = False, timeout: float = READY_TIMEOUT) -> None: ...
+    def remove(self, topology: Topology, names: list[str]) -> None: ...
+    def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT,
+                   only: set[str] | None = None) -> None: ...
+    def helper_logs(self, topology: Topology, name: str) -> str: ...
+    def act(self, topology: Topology, host: str, action: str) -> None: ...
+    def attached(self, topology: Topology, host: str) -> list[str]: ...
+    def disconnect(self, topology: Topology, host: str, network: str) -> None: ...
+    def connect(self, topology: Topology, host: str, network: str) -> None: ...
 
 
 def docker_client() -> docker.DockerClient:
@@ -151,36 +166,64 @@ class ComposeEngine:
 
     def deploy(self, topology: Topology, document: Path, progress: Progress,
                timeout: float = READY_TIMEOUT) -> None:
+        progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
+        self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
+        self.wait_ready(topology, progress, timeout)
+
+    def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
+               recreate: bool = False, timeout: float = READY_TIMEOUT) -> None:
+        """Bring only `services` in line with the document (recreating them even if unchanged
+        when `recreate`), leaving every other container as it is, and wait for them."""
+        if not services:
+            return
+        self._compose(topology, document, "up", "--detach", "--no-deps",
+                      *(["--force-recreate"] if recreate else []), *services)
+        self.wait_ready(topology, progress, timeout, only=set(services))
+
+    def remove(self, topology: Topology, names: list[str]) -> None:
+        """Stop (gracefully: sidecars undo their work on SIGTERM) and remove helpers by name."""
+        for state in self.states(topology):
+            if state.name in names and state.role != "host":
+                container = self.client.containers.get(state.container)
+                try:
+                    container.stop(timeout=5)
+                    container.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
+
+    def _compose(self, topology: Topology, document: Path, *args: str) -> None:
         compose = compose_command()
         if compose is None:
             raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
-        progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
         env = {**os.environ, "COMPOSE_STATUS_STDOUT": "0"}
-        result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), "up",
-                                 "--detach", "--remove-orphans", "--quiet-pull"],
+        result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         if result.returncode != 0:
             lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
             errors = [line for line in lines if "rror" in line] or lines[-1:]
-            raise EngineError(f"docker compose up failed: {errors[-1] if errors else 'no output'}")
-        self.wait_ready(topology, progress, timeout)
+            raise EngineError(f"docker compose {args[0]} failed: {errors[-1] if errors else 'no output'}")
 
-    def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT) -> None:
+    def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT,
+                   only: set[str] | None = None) -> None:
         """Wait on the engine's own signals: every host running (and healthy where it has a
-        healthcheck) and every helper exited 0. Fails fast on the first failure."""
+        healthcheck), every sidecar healthy and every one-shot helper exited 0; or, with
+        `only`, just those containers. Fails fast on the first failure."""
         deadline = time.monotonic() + timeout
         last_report = ""
+        expected_hosts = set(topology.hosts) if only is None else set(topology.hosts) & only
         while True:
-            states = self.states(topology)
+            states = [s for s in self.states(topology) if only is None or s.name in only]
             hosts = [s for s in states if s.role == "host"]
             helpers = [s for s in states if s.role != "host"]
             failed = [s for s in states if s.failed]
             if failed:
                 raise EngineError(self._failure_reason(failed[0]))
             pending = [s.name for s in states if not s.ready]
-            missing = sorted(set(topology.hosts) - {s.name for s in hosts})
-            report = (f"ready: {sum(s.ready for s in hosts)}/{len(topology.hosts)} hosts, "
-                      f"{sum(s.ready for s in helpers)}/{len(helpers)} network helpers"
+            missing = sorted((expected_hosts | ((only or set()) - set(topology.hosts)))
+                             - {s.name for s in states})
+            counts = ([f"{sum(s.ready for s in hosts)}/{len(expected_hosts)} hosts"] if expected_hosts else []) \
+                + ([f"{sum(s.ready for s in helpers)}/{len(helpers)} network helpers"] if helpers or only is None else [])
+            report = ("ready: " + ", ".join(counts)
                       + (f" (waiting for {', '.join(pending + missing)})" if pending or missing else ""))
             if report != last_report:
                 progress(report)
@@ -309,6 +352,57 @@ class ComposeEngine:
             yield from container.logs(stream=True, follow=True, **options)
         else:
             yield container.logs(**options)
+
+    def helper_logs(self, topology: Topology, name: str) -> str:
+        """What a helper or sidecar (by service name) has printed so far, or ''."""
+        for state in self.states(topology):
+            if state.name == name and state.role != "host":
+                try:
+                    return self.client.containers.get(state.container).logs().decode("utf-8", "replace")
+                except docker.errors.NotFound:
+                    return ""
+        return ""
+
+    # -- faults --------------------------------------------------------------------------
+
+    def act(self, topology: Topology, host: str, action: str) -> None:
+        """stop | start | kill | pause | unpause | restart one host's container."""
+        container = self._container(topology, host)
+        operations = {"stop": lambda: container.stop(timeout=2), "start": container.start,
+                      "kill": container.kill, "pause": container.pause,
+                      "unpause": container.unpause, "restart": lambda: container.restart(timeout=2)}
+        try:
+            operations[action]()
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{action} {host}: {exc.explanation or exc}") from None
+
+    def _network(self, topology: Topology, network: str):
+        found = self.client.networks.list(filters={"label": [
+            f"{LAB_LABEL}={topology.name}", f"com.docker.compose.network={network}"]})
+        if not found:
+            raise LabError(f"network '{network}' of lab '{topology.name}' does not exist; run 'labctl up'")
+        return found[0]
+
+    def attached(self, topology: Topology, host: str) -> list[str]:
+        """The lab networks a host's container is connected to right now."""
+        container = self._container(topology, host)
+        names = set((container.attrs.get("NetworkSettings", {}).get("Networks") or {}))
+        return [network for network in topology.hosts[host].networks
+                if self._network(topology, network).name in names]
+
+    def disconnect(self, topology: Topology, host: str, network: str) -> None:
+        try:
+            self._network(topology, network).disconnect(self._container(topology, host))
+        except docker.errors.APIError as exc:
+            raise EngineError(f"disconnect {host} from {network}: {exc.explanation or exc}") from None
+
+    def connect(self, topology: Topology, host: str, network: str) -> None:
+        address = str(topology.hosts[host].address_on(network))
+        try:
+            self._network(topology, network).connect(self._container(topology, host),
+                                                     ipv4_address=address, aliases=[host])
+        except docker.errors.APIError as exc:
+            raise EngineError(f"reconnect {host} to {network}: {exc.explanation or exc}") from None
 
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
                          cap_add: list[str] | None = None) -> ExecResult:

@@ -19,7 +19,8 @@ from .engine import READY_TIMEOUT, ComposeEngine, Engine
 from .errors import LabError
 from .images import ensure_host_image, host_tag
 from .pki import ensure_pki
-from .render import compose_path, render, state_folder, write_compose
+from .render import compose_path, render, write_compose
+from .shaping import LiveState, forget_live, load_live
 from .topology import Topology
 
 Progress = Callable[[str], None]
@@ -31,11 +32,13 @@ class Prepared:
     document: Path
 
 
-def render_lab(topology: Topology, image: str | None = None) -> Path:
-    """Write compose/<lab>.yaml (and the lab's CA and certificates it mounts)."""
-    pki = ensure_pki(topology, state_folder(topology) / "pki")
+def render_lab(topology: Topology, image: str | None = None, live: LiveState | None = None) -> Path:
+    """Write compose/<lab>.yaml (and the lab's CA and certificates it mounts), with the
+    live changes made to the running lab unless `live` says otherwise."""
+    pki = ensure_pki(topology, topology.state_folder / "pki")
     output = compose_path(topology)
-    document = render(topology, image or host_tag(), pki, output)
+    document = render(topology, image or host_tag(), pki, output,
+                      live if live is not None else load_live(topology))
     write_compose(document, output, topology.file)
     return output
 
@@ -49,6 +52,8 @@ def up(topology: Topology, engine: ComposeEngine, progress: Progress,
        timeout: float = READY_TIMEOUT) -> Prepared:
     """Bring the lab up and wait until it is ready. On any failure, or Ctrl-C, remove
     whatever was created before passing the error on."""
+    if not engine.states(topology):
+        forget_live(topology)  # left by a lab that did not go down through labctl
     prepared = prepare(topology, engine.client, progress)
     try:
         engine.deploy(topology, prepared.document, progress, timeout)
@@ -63,7 +68,9 @@ def up(topology: Topology, engine: ComposeEngine, progress: Progress,
 
 def down(topology: Topology, engine: Engine, progress: Progress) -> dict[str, int]:
     with _shielded_from_interrupts():
-        return engine.destroy(topology, progress)
+        removed = engine.destroy(topology, progress)
+        forget_live(topology)
+        return removed
 
 
 def check(topology: Topology, engine: Engine, names: list[str] | None = None,

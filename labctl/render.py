@@ -3,7 +3,9 @@
 Besides one service per lab host, the document holds short-lived helpers (names start with
 `lc-`) that do network administration with NET_ADMIN so the hosts never need it:
 `lc-routes-<host>` joins a host's namespace and sets its routes; `lc-fabric` lets routed
-traffic cross the lab's internal bridges (see services/netadmin.py).
+traffic cross the lab's internal bridges (see services/netadmin.py); `lc-net-<host>` is a
+sidecar in a host's namespace that applies its impairments and partitions and removes them
+when it stops (see services/shaper.py).
 """
 
 from __future__ import annotations
@@ -19,18 +21,15 @@ import yaml
 from .addressing import computed_routes, hosts_table
 from .images import SERVICES_PATH
 from .pki import LabPki
+from .shaping import LiveState, sidecar_specs
 from .topology import Host, Topology
 
 LAB_LABEL = "io.labctl.lab"
 HOST_LABEL = "io.labctl.host"
 ROLE_LABEL = "io.labctl.role"
+SPEC_LABEL = "io.labctl.spec"
 PKI_PATH = "/opt/labctl/pki"
 HEALTH_INTERVAL = "1s"
-
-
-def state_folder(topology: Topology) -> Path:
-    """Where a lab keeps what it generates (CA, keys): beside lab.yaml, never committed."""
-    return topology.folder / ".labctl" / topology.name
 
 
 def compose_path(topology: Topology) -> Path:
@@ -50,19 +49,41 @@ def labels(topology: Topology, **extra: str) -> dict[str, str]:
     return {LAB_LABEL: topology.name, **extra}
 
 
-def render(topology: Topology, image: str, pki: LabPki, output: Path) -> dict[str, Any]:
+def net_service(host: str) -> str:
+    return f"lc-net-{host}"
+
+
+def routes_service(host: str) -> str:
+    return f"lc-routes-{host}"
+
+
+def render(topology: Topology, image: str, pki: LabPki, output: Path,
+           live: LiveState | None = None) -> dict[str, Any]:
+    """The lab as Compose sees it. `live` adds the impairments and partitions that live
+    commands made, so re-rendering keeps them."""
     base = output.parent
     services: dict[str, Any] = {}
     for host in topology.hosts.values():
         services[host.name] = _host_service(topology, host, image, pki, base)
         routes = computed_routes(topology, host)
         if routes:
-            services[f"lc-routes-{host.name}"] = _helper(
+            services[routes_service(host.name)] = _helper(
                 topology, image, "routes", host=host.name,
                 network_mode=f"service:{host.name}",
                 command=["python3", f"{SERVICES_PATH}/netadmin.py", "routes",
                          *[f"{route.destination}={route.via}" for route in routes]],
                 depends_on={host.name: {"condition": "service_started"}})
+    for host, spec in sidecar_specs(topology, live).items():
+        # Long-running: the fallback's delayer lives here, and stopping it (SIGTERM)
+        # removes what it set. Its spec label is what `impair --show` reports.
+        sidecar = _helper(topology, image, "net", host=host, network_mode=f"service:{host}",
+                          command=["python3", f"{SERVICES_PATH}/shaper.py",
+                                   json.dumps(spec, separators=(",", ":"))],
+                          depends_on={host: {"condition": "service_started"}})
+        sidecar["labels"][SPEC_LABEL] = json.dumps(spec, separators=(",", ":"))
+        sidecar["stop_grace_period"] = "5s"
+        sidecar["healthcheck"] = _healthcheck(["test", "-f", "/tmp/lc-applied"])
+        services[net_service(host)] = sidecar
     if any(host.router or host.routes for host in topology.hosts.values()):
         services["lc-fabric"] = _helper(
             topology, image, "fabric", network_mode="host",

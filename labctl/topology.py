@@ -122,10 +122,18 @@ class Topology:
     hosts: dict[str, Host]
     checks: list[Any]           # list[checkspec.CheckSpec]; typed loosely to keep modules acyclic
     source: Source
+    impairments: list[Any] = field(default_factory=list)     # list[shaping.Declared]
+    scenarios: dict[str, Any] = field(default_factory=dict)  # name -> scenario.Scenario
 
     @property
     def folder(self) -> Path:
         return self.file.parent
+
+    @property
+    def state_folder(self) -> Path:
+        """Where a lab keeps what it generates (CA, keys, live changes): beside lab.yaml,
+        never committed."""
+        return self.folder / ".labctl" / self.name
 
     @property
     def project(self) -> str:
@@ -136,7 +144,7 @@ class Topology:
         return self.source.error(path, message)
 
 
-TOP_KEYS = ["name", "networks", "hosts", "checks"]
+TOP_KEYS = ["name", "networks", "hosts", "impairments", "checks", "scenarios"]
 NETWORK_KEYS = ["subnet", "internal"]
 HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
              "env", "routes", "ready"]
@@ -147,6 +155,7 @@ def load_topology(path: str | Path) -> Topology:
     # Late imports keep the dependency one-way: checkspec and addressing build on this module.
     from .addressing import resolve_addresses
     from .checkspec import parse_checks
+    from .shaping import parse_impairments
 
     file = Path(path)
     source = load_source(file, display=str(path))
@@ -157,6 +166,7 @@ def load_topology(path: str | Path) -> Topology:
     hosts = _parse_hosts(source, top["hosts"], networks, file.resolve().parent)
     topology = Topology(name, file.resolve(), networks, hosts, [], source)
     resolve_addresses(topology)
+    topology.impairments = parse_impairments(source, top.get("impairments"), topology)
     topology.checks = parse_checks(source, top.get("checks"), topology)
     return topology
 

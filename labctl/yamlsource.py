@@ -124,15 +124,63 @@ class Source:
 
     def duration(self, value: Any, path: KeyPath) -> float:
         """Seconds from `2s`, `500ms`, `1m` or a bare number of seconds."""
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        if isinstance(value, str):
-            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", value)
-            if match:
-                number = float(match.group(1))
-                unit = match.group(2) or "s"
-                return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
-        raise self.error(path, f"expected a duration such as 2s or 500ms, got {describe(value)}")
+        seconds = parse_duration(value)
+        if seconds is None:
+            raise self.error(path, f"expected a duration such as 2s or 500ms, got {describe(value)}")
+        return seconds
+
+    def share(self, value: Any, path: KeyPath) -> float:
+        """A fraction from `0.95` or `95%`."""
+        fraction = parse_share(value)
+        if fraction is None:
+            raise self.error(path, f"expected a share such as 0.05 or 5%, got {describe(value)}")
+        return fraction
+
+    def rate(self, value: Any, path: KeyPath) -> float:
+        bits = parse_rate(value)
+        if bits is None:
+            raise self.error(path, f"expected a rate such as 10mbit or 500kbit, got {describe(value)}")
+        return bits
+
+
+# Plain parsers, shared by the lab file's readers and the command line. Each returns None
+# for input it cannot read, and leaves the wording of the error to the caller.
+
+def parse_duration(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", value)
+        if match:
+            return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(2) or "s"]
+    return None
+
+
+def parse_share(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    text = str(value).strip()
+    try:
+        fraction = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        return None
+    return fraction if 0.0 <= fraction <= 1.0 else None
+
+
+# tc's units: `bit` words count bits, `bps` words count bytes.
+RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9,
+              "bps": 8, "kbps": 8e3, "mbps": 8e6, "gbps": 8e9}
+
+
+def parse_rate(value: Any) -> float | None:
+    """Bits per second from `10mbit`, `500kbit` or `2mbps` (bytes, as tc reads it)."""
+    if not isinstance(value, str):
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", value)
+    if not match or match.group(2).lower() not in RATE_UNITS:
+        return None
+    bits = float(match.group(1)) * RATE_UNITS[match.group(2).lower()]
+    return bits if bits >= 8000 else None
 
 
 def load_source(path: Path, display: str | None = None) -> Source:

@@ -61,29 +61,35 @@ class _Server(socketserver.ThreadingTCPServer):
     request_queue_size = 256  # checks arrive in concurrent batches; 5 would drop some
 
 
-def _echo_stream(conn, limit: int = 1 << 20) -> bytes:
-    """Echo what arrives until the peer closes; return everything received."""
-    received = bytearray()
-    while len(received) < limit:
+def _echo_stream(conn, keep: int = 1 << 20) -> tuple[bytes, dict]:
+    """Echo what arrives until the peer closes. Returns the first `keep` bytes, for the
+    transcript's preview and `received` checks, and the size and digest of everything."""
+    kept = bytearray()
+    total = 0
+    digest = hashlib.sha256()
+    while True:
         try:
             chunk = conn.recv(65536)
         except (ConnectionError, ssl.SSLError, OSError):
             break
         if not chunk:
             break
-        received += chunk
+        total += len(chunk)
+        digest.update(chunk)
+        if len(kept) < keep:
+            kept += chunk[:keep - len(kept)]
         try:
             conn.sendall(chunk)
         except (ConnectionError, ssl.SSLError, OSError):
             break
-    return bytes(received)
+    return bytes(kept), {"bytes_in": total, "bytes_out": total, "sha256": digest.hexdigest()}
 
 
 def serve_tcp_echo(port: int) -> socketserver.BaseServer:
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
-            data = _echo_stream(self.request)
-            record("tcp-echo", "tcp", port, self.client_address, data, data)
+            data, totals = _echo_stream(self.request)
+            record("tcp-echo", "tcp", port, self.client_address, data, data, **totals)
     return _Server(("0.0.0.0", port), Handler)
 
 
@@ -135,8 +141,8 @@ def serve_tls_echo(port: int, client_cert: str = "none") -> socketserver.BaseSer
                        error=f"handshake failed: {reason}")
                 _drain(self.request)
                 return
-            data = _echo_stream(conn)
-            record("tls-echo", "tls", port, self.client_address, data, data,
+            data, totals = _echo_stream(conn)
+            record("tls-echo", "tls", port, self.client_address, data, data, **totals,
                    tls_version=conn.version(), server_name=getattr(conn, "labctl_sni", None),
                    client_subject=_peer_subject(conn))
     return _Server(("0.0.0.0", port), Handler)

@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Bend one host's network from inside its namespace: impairments and partitions.
+
+Usage: shaper.py SPEC_JSON     (built by labctl/shaping.py)
+
+Runs as the host's sidecar (`lc-net-<host>`), the only container with NET_ADMIN in that
+namespace; the host itself stays unprivileged. On start it clears whatever an earlier
+sidecar left, applies the spec, writes /tmp/lc-applied (its healthcheck), prints one JSON
+line saying what it did, and then either serves the userspace delayer or waits. SIGTERM
+removes everything it set.
+
+SPEC: {"mechanism": "auto" | "netem" | "fallback",
+       "interfaces": [{"address": A, "network": N, "delay": s, "jitter": s, "loss": f,
+                       "rate": bit/s, "duplicate": f, "corrupt": f, "reorder": f}],
+       "block": [addresses this host may neither reach nor hear from]}
+
+Two mechanisms:
+  netem     tc netem on the interface's egress does everything, where the kernel has it.
+  fallback  for kernels without sch_netem: TBF for rate, an nftables `numgen random`
+            rule for loss, and for delay, jitter, duplication, corruption and reordering
+            an NFQUEUE delayer written here against the netlink protocol.
+Either way an impairment acts on packets *leaving* the interface, as netem does.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import json
+import os
+import random
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+TABLE = "labctl"
+QUEUE_CHAIN = "LABCTL-DELAY"
+READY_FILE = "/tmp/lc-applied"
+# Packets the delayer itself re-sends (duplicates) carry this mark so they skip the queue.
+OWN_MARK = 0x4C43
+QUEUE_BASE = 4300
+QUEUE_LIMIT = 20000
+DELAYER_FIELDS = ("delay", "jitter", "duplicate", "corrupt", "reorder")
+
+
+def run(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, text=True, input=stdin)
+    if check and result.returncode != 0:
+        sys.exit(f"shaper: {' '.join(argv)}: {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+def interface_names() -> dict[str, str]:
+    """address -> interface name, read from the namespace."""
+    names = {}
+    for line in run("ip", "-o", "-4", "addr", "show").stdout.splitlines():
+        words = line.split()
+        names[words[3].split("/")[0]] = words[1].split("@")[0]
+    return names
+
+
+# -- tc ----------------------------------------------------------------------------------
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f}ms"
+
+
+def _pct(fraction: float) -> str:
+    return f"{fraction * 100:.4f}%"
+
+
+def netem_args(spec: dict) -> list[str]:
+    args: list[str] = []
+    if spec.get("delay") or spec.get("jitter") or spec.get("reorder"):
+        args += ["delay", _ms(spec.get("delay") or 0)]
+        if spec.get("jitter"):
+            args.append(_ms(spec["jitter"]))
+    if spec.get("loss"):
+        args += ["loss", _pct(spec["loss"])]
+    if spec.get("duplicate"):
+        args += ["duplicate", _pct(spec["duplicate"])]
+    if spec.get("corrupt"):
+        args += ["corrupt", _pct(spec["corrupt"])]
+    if spec.get("reorder"):
+        args += ["reorder", _pct(spec["reorder"])]
+    if spec.get("rate"):
+        args += ["rate", f"{int(spec['rate'])}bit"]
+    return args
+
+
+def tbf_args(rate: float) -> list[str]:
+    # A bucket of about 5 ms at full rate, never smaller than two full-size frames, so
+    # the rate holds for small and large rates alike.
+    burst = max(int(rate / 8 * 0.005), 3200)
+    return ["tbf", "rate", f"{int(rate)}bit", "burst", str(burst), "latency", "100ms"]
+
+
+def netem_works(interface: str) -> bool:
+    trial = run("tc", "qdisc", "replace", "dev", interface, "root", "netem", "delay", "0ms", check=False)
+    run("tc", "qdisc", "del", "dev", interface, "root", check=False)
+    return trial.returncode == 0
+
+
+# -- nftables ----------------------------------------------------------------------------
+
+def ruleset(shaped: list[tuple[str, dict, int]], block: list[str]) -> str:
+    """The nftables table for the fallback's loss rules, and for partitions."""
+    lines = [f"table inet {TABLE} {{"]
+    losses = [f'oifname "{interface}" numgen random mod 1000000 < {int(round(spec["loss"] * 1_000_000))} drop'
+              for interface, spec, _ in shaped if spec.get("loss")]
+    if losses:
+        lines += ["  chain egress {", "    type filter hook postrouting priority 10; policy accept;",
+                  f"    meta mark {OWN_MARK} accept", *[f"    {rule}" for rule in losses], "  }"]
+    if block:
+        peers = ", ".join(block)
+        for chain, hook, rules in (("partition_in", "input", [f"ip saddr {{ {peers} }} drop"]),
+                                   ("partition_out", "output", [f"ip daddr {{ {peers} }} drop"]),
+                                   ("partition_fwd", "forward", [f"ip saddr {{ {peers} }} drop",
+                                                                 f"ip daddr {{ {peers} }} drop"])):
+            lines += [f"  chain {chain} {{", f"    type filter hook {hook} priority -10; policy accept;",
+                      *[f"    {rule}" for rule in rules], "  }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _iptables() -> str:
+    for binary in ("iptables-nft", "iptables-legacy", "iptables"):
+        try:
+            if run(binary, "-w", "-t", "mangle", "-S", "POSTROUTING", check=False).returncode == 0:
+                return binary
+        except FileNotFoundError:
+            continue
+    sys.exit("shaper: no working iptables for the NFQUEUE rule")
+
+
+def queue_rules(shaped: list[tuple[str, dict, int]]) -> None:
+    """Send each delayed interface's egress to its queue. nftables' own `queue` statement
+    is missing from some kernels that have the xtables NFQUEUE target, so use that."""
+    binary = _iptables()
+    run(binary, "-w", "-t", "mangle", "-N", QUEUE_CHAIN)
+    run(binary, "-w", "-t", "mangle", "-A", "POSTROUTING", "-j", QUEUE_CHAIN)
+    run(binary, "-w", "-t", "mangle", "-A", QUEUE_CHAIN, "-m", "mark", "--mark", str(OWN_MARK),
+        "-j", "RETURN")
+    for interface, _, queue in shaped:
+        if queue >= 0:
+            run(binary, "-w", "-t", "mangle", "-A", QUEUE_CHAIN, "-o", interface, "-j", "NFQUEUE",
+                "--queue-num", str(queue), "--queue-bypass")
+
+
+def clear_queue_rules() -> None:
+    binary = _iptables()
+    run(binary, "-w", "-t", "mangle", "-D", "POSTROUTING", "-j", QUEUE_CHAIN, check=False)
+    run(binary, "-w", "-t", "mangle", "-F", QUEUE_CHAIN, check=False)
+    run(binary, "-w", "-t", "mangle", "-X", QUEUE_CHAIN, check=False)
+
+
+# -- the userspace delayer: NFQUEUE over netlink --------------------------------------------
+
+NETLINK_NETFILTER = 12
+NFNL_SUBSYS_QUEUE = 3
+NFQNL_MSG_PACKET, NFQNL_MSG_VERDICT, NFQNL_MSG_CONFIG = 0, 1, 2
+NFQA_CFG_CMD, NFQA_CFG_PARAMS, NFQA_CFG_QUEUE_MAXLEN = 1, 2, 3
+NFQNL_CFG_CMD_BIND = 1
+NFQNL_COPY_PACKET = 2
+NFQA_PACKET_HDR, NFQA_VERDICT_HDR, NFQA_PAYLOAD = 1, 2, 10
+NF_DROP, NF_ACCEPT = 0, 1
+NLM_F_REQUEST, NLM_F_ACK = 1, 4
+NLMSG_ERROR = 2
+SO_MARK = 36
+SO_RCVBUFFORCE = 33
+
+
+def _attribute(kind: int, data: bytes) -> bytes:
+    header = struct.pack("=HH", 4 + len(data), kind)
+    return header + data + b"\0" * (-len(data) % 4)
+
+
+def _attributes(data: bytes) -> dict[int, bytes]:
+    found = {}
+    offset = 0
+    while offset + 4 <= len(data):
+        length, kind = struct.unpack_from("=HH", data, offset)
+        if length < 4:
+            break
+        found[kind & 0x3FFF] = data[offset + 4:offset + length]
+        offset += (length + 3) & ~3
+    return found
+
+
+class Delayer:
+    """Holds each queued packet for its interface's delay (plus jitter), then accepts it,
+    possibly corrupted; duplicates are re-sent raw; `reorder` lets a share skip the delay."""
+
+    def __init__(self, queues: dict[int, dict]):
+        self.queues = queues
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+        except OSError:
+            pass
+        self.sock.bind((0, 0))
+        self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.raw.setsockopt(socket.SOL_SOCKET, SO_MARK, OWN_MARK)
+        self.seq = 0
+        self.held: list[tuple[float, int, int, bytes | None, bytes | None]] = []
+        for queue in queues:
+            self._config(queue, _attribute(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_BIND, 0, 0)))
+            self._config(queue, _attribute(NFQA_CFG_PARAMS, struct.pack("!IB", 0xFFFF, NFQNL_COPY_PACKET)))
+            self._config(queue, _attribute(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", QUEUE_LIMIT)))
+
+    def _send(self, kind: int, queue: int, payload: bytes, flags: int = NLM_F_REQUEST) -> None:
+        self.seq += 1
+        body = struct.pack("!BBH", socket.AF_UNSPEC, 0, queue) + payload
+        header = struct.pack("=IHHII", 16 + len(body), (NFNL_SUBSYS_QUEUE << 8) | kind, flags, self.seq, 0)
+        self.sock.send(header + body)
+
+    def _config(self, queue: int, attribute: bytes) -> None:
+        self._send(NFQNL_MSG_CONFIG, queue, attribute, NLM_F_REQUEST | NLM_F_ACK)
+        reply = self.sock.recv(65536)
+        length, kind = struct.unpack_from("=IH", reply)
+        if kind == NLMSG_ERROR:
+            code = struct.unpack_from("=i", reply, 16)[0]
+            if code != 0:
+                sys.exit(f"shaper: NFQUEUE config for queue {queue} failed: {os.strerror(-code)}")
+
+    def verdict(self, queue: int, packet_id: int, payload: bytes | None) -> None:
+        attributes = _attribute(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, packet_id))
+        if payload is not None:
+            attributes += _attribute(NFQA_PAYLOAD, payload)
+        self._send(NFQNL_MSG_VERDICT, queue, attributes)
+
+    def receive(self) -> None:
+        try:
+            data = self.sock.recv(1 << 18)
+        except OSError:  # ENOBUFS: the kernel dropped messages; carry on as netem would
+            return
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind = struct.unpack_from("=IH", data, offset)
+            if length < 16:
+                break
+            if kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
+                queue = struct.unpack_from("!H", data, offset + 18)[0]
+                attributes = _attributes(data[offset + 20:offset + length])
+                if NFQA_PACKET_HDR in attributes:
+                    packet_id = struct.unpack_from("!I", attributes[NFQA_PACKET_HDR])[0]
+                    self.admit(queue, packet_id, attributes.get(NFQA_PAYLOAD, b""))
+            offset += (length + 3) & ~3
+
+    def admit(self, queue: int, packet_id: int, packet: bytes) -> None:
+        spec = self.queues.get(queue, {})
+        delay = spec.get("delay") or 0.0
+        if spec.get("jitter"):
+            delay = max(0.0, delay + random.uniform(-spec["jitter"], spec["jitter"]))
+        if spec.get("reorder") and random.random() < spec["reorder"]:
+            delay = 0.0
+        changed = None
+        if spec.get("corrupt") and random.random() < spec["corrupt"] and len(packet) > 20:
+            header = (packet[0] & 0x0F) * 4
+            if len(packet) > header:
+                position = random.randrange(header, len(packet))
+                mangled = bytearray(packet)
+                mangled[position] ^= 1 << random.randrange(8)
+                changed = bytes(mangled)
+        duplicate = bool(spec.get("duplicate") and random.random() < spec["duplicate"])
+        copy = (changed or packet) if duplicate else None
+        heapq.heappush(self.held, (time.monotonic() + delay, packet_id, queue, changed, copy))
+
+    def release_due(self) -> float | None:
+        now = time.monotonic()
+        while self.held and self.held[0][0] <= now:
+            _, packet_id, queue, changed, copy = heapq.heappop(self.held)
+            self.verdict(queue, packet_id, changed)
+            if copy is not None:
+                try:
+                    self.raw.sendto(copy, (socket.inet_ntoa(copy[16:20]), 0))
+                except OSError:
+                    pass
+        return self.held[0][0] - now if self.held else None
+
+    def serve(self) -> None:
+        while True:
+            wait = self.release_due()
+            readable, _, _ = select.select([self.sock], [], [], wait)
+            if readable:
+                self.receive()
+
+
+# -- apply and clear -----------------------------------------------------------------------
+
+def clear(interfaces: list[str]) -> None:
+    run("nft", "delete", "table", "inet", TABLE, check=False)
+    clear_queue_rules()
+    for interface in interfaces:
+        run("tc", "qdisc", "del", "dev", interface, "root", check=False)
+
+
+def apply(spec: dict) -> tuple[dict, dict[int, dict]]:
+    names = interface_names()
+    wanted = spec.get("interfaces", [])
+    missing = [item["address"] for item in wanted if item["address"] not in names]
+    if missing:
+        sys.exit(f"shaper: no interface holds {', '.join(missing)} (is the host disconnected?)")
+    all_interfaces = [name for name in names.values() if name != "lo"]
+    clear(all_interfaces)
+    mechanism = spec.get("mechanism", "auto")
+    if mechanism == "auto":
+        mechanism = "netem" if not wanted or netem_works(names[wanted[0]["address"]]) else "fallback"
+    queues: dict[int, dict] = {}
+    shaped: list[tuple[str, dict, int]] = []
+    report = {"mechanism": mechanism, "interfaces": {}, "block": spec.get("block", [])}
+    for index, item in enumerate(wanted):
+        interface = names[item["address"]]
+        report["interfaces"][item["network"]] = interface
+        if mechanism == "netem":
+            args = netem_args(item)
+            if args:
+                run("tc", "qdisc", "replace", "dev", interface, "root", "netem", *args)
+            shaped.append((interface, {}, -1))
+            continue
+        if item.get("rate"):
+            run("tc", "qdisc", "replace", "dev", interface, "root", *tbf_args(item["rate"]))
+        queue = -1
+        if any(item.get(field) for field in DELAYER_FIELDS):
+            queue = QUEUE_BASE + index
+            queues[queue] = item
+        shaped.append((interface, item, queue))
+    block = [str(ipaddress.IPv4Address(address)) for address in spec.get("block", [])]
+    if queues:
+        queue_rules(shaped)
+    rules = ruleset(shaped, block)
+    if "chain" in rules:
+        result = run("nft", "-f", "-", stdin=rules, check=False)
+        if result.returncode != 0:
+            sys.exit(f"shaper: nft refused the rules: {result.stderr.strip()}")
+    return report, queues
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        sys.exit(__doc__)
+    spec = json.loads(argv[1])
+
+    def stop(signum, frame):
+        clear([name for name in interface_names().values() if name != "lo"])
+        try:
+            os.unlink(READY_FILE)
+        except FileNotFoundError:
+            pass
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    report, queues = apply(spec)
+    delayer = Delayer(queues) if queues else None
+    print(json.dumps(report), flush=True)
+    with open(READY_FILE, "w") as ready:
+        ready.write(json.dumps(report))
+    if delayer:
+        delayer.serve()
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
