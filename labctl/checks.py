@@ -21,6 +21,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from .addressing import address_for, source_address_toward
+from .capture import Capture, wire_problems
 from .checkspec import CheckSpec, Expectation
 from .engine import Engine
 from .errors import LabError
@@ -48,6 +49,8 @@ class CheckResult:
 
     @property
     def route(self) -> str:
+        if self.protocol == "wire":
+            return f"on {self.target}"
         return f"{self.source} → {self.target}:{self.port}" if self.target else f"{self.source} (run)"
 
 
@@ -304,7 +307,30 @@ def _with_client(expectation: Expectation, address: IPv4Address) -> Expectation:
 
 def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str) -> list[CheckResult]:
     """Run `checks`; those with `within` are retried until they pass or their time runs out.
+    Wire checks run after the others, one at a time, each around its own capture.
     Results come back in the order given."""
+    exchanges = [check for check in checks if not check.wire]
+    results = iter(_run_exchanges(topology, engine, exchanges, image) if exchanges else [])
+    return [run_wire_check(topology, engine, check, image) if check.wire else next(results)
+            for check in checks]
+
+
+def run_wire_check(topology: Topology, engine: Engine, check: CheckSpec, image: str) -> CheckResult:
+    started = time.monotonic()
+    during = [known for known in topology.checks if known.name in check.wire.during]
+    with Capture(topology, engine, image, check.wire.target, check.wire.filter) as capture:
+        traffic = _run_exchanges(topology, engine, during, image) if during else []
+    packets = capture.packets
+    problems = wire_problems(topology, check.wire, packets)
+    failed = [result.name for result in traffic if not result.passed]
+    if failed:
+        problems.append("the traffic it watched failed: " + ", ".join(failed))
+    return CheckResult(check.name, "", check.target, None, "wire", not problems,
+                       (time.monotonic() - started) * 1000, "; ".join(problems),
+                       observed={"packets": len(packets)})
+
+
+def _run_exchanges(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str) -> list[CheckResult]:
     started = time.monotonic()
     results = _attempt(topology, engine, checks, image)
     attempts = [1] * len(checks)

@@ -9,6 +9,7 @@ reports what it observed.
 from __future__ import annotations
 
 import json
+import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,7 @@ class CheckSpec:
     load: LoadOptions | None = None
     run: RunOptions | None = None
     server: ServerSide = field(default_factory=ServerSide)
+    wire: Any = None               # capture.WireSpec for a wire check (protocol "wire")
 
     @property
     def transport(self) -> str:
@@ -194,6 +196,7 @@ class CheckSpec:
 
 
 CHECK_KEYS = ["name", "from", "to", "timeout", "latency", "within", "load", "server", *PROTOCOLS]
+WIRE_KEYS = ["name", "wire"]
 STREAM_KEYS = ["send", "expect", "steps", "expect_error", "reason"]
 EXCHANGE_KEYS = {
     "tcp": STREAM_KEYS,
@@ -222,10 +225,23 @@ class CheckParser:
                 raise self.source.error(("checks", index, "name"), f"duplicate check name '{check.name}'")
             names.add(check.name)
             checks.append(check)
+        self.check_wire_references(checks)
         return checks
+
+    def check_wire_references(self, checks: list[CheckSpec], known: list[CheckSpec] | None = None,
+                              path: KeyPath = ("checks",)) -> None:
+        """A wire check's `during` names exchange checks of the lab."""
+        exchanges = {check.name for check in (known if known is not None else checks) if not check.wire}
+        for index, check in enumerate(checks):
+            for position, name in enumerate(check.wire.during if check.wire else []):
+                if name not in exchanges:
+                    raise self.source.error(path + (index, "wire", "during", position),
+                                            f"no exchange check named '{name}' to run during the capture")
 
     def parse(self, raw: Any, path: KeyPath) -> CheckSpec:
         source = self.source
+        if isinstance(raw, dict) and "wire" in raw:
+            return self.wire_check(raw, path)
         spec = source.mapping(raw, path, CHECK_KEYS, required=["from"])
         protocols = [key for key in PROTOCOLS if key in spec]
         if len(protocols) != 1:
@@ -259,6 +275,18 @@ class CheckParser:
             check.server = self.server_side(spec["server"], path + ("server",), check)
         return check
 
+    def wire_check(self, raw: dict[str, Any], path: KeyPath) -> CheckSpec:
+        from .capture import capture_point, parse_wire
+        from .errors import LabError
+        spec = self.source.mapping(raw, path, WIRE_KEYS, required=["name", "wire"])
+        wire = parse_wire(spec["wire"], path + ("wire",), self.source, self.host, self.endpoint)
+        try:
+            capture_point(self.topology, wire.target)
+        except LabError as exc:
+            raise self.source.error(path + ("wire", "at"), str(exc)) from None
+        return CheckSpec(name=self.source.text(spec["name"], path + ("name",)), source="",
+                         target=wire.target, port=None, protocol="wire", wire=wire)
+
     # -- pieces ---------------------------------------------------------------------------
 
     def host(self, raw: Any, path: KeyPath) -> str:
@@ -279,14 +307,18 @@ class CheckParser:
         return target, port
 
     def payload(self, raw: Any, path: KeyPath) -> bytes:
-        """Text, {hex: "0aff"}, or {file: ./path/in/the/lab}."""
+        """Text, {hex: "0aff"}, {file: ./path/in/the/lab}, or {random: BYTES}: that many
+        pseudo-random bytes, the same on every run."""
         source = self.source
         if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
             return str(raw).encode()
-        spec = source.mapping(raw, path, ["text", "hex", "file"])
+        spec = source.mapping(raw, path, ["text", "hex", "file", "random"])
         if len(spec) != 1:
-            raise source.error(path, "expected text, or exactly one of: text, hex, file")
+            raise source.error(path, "expected text, or exactly one of: text, hex, file, random")
         kind, value = next(iter(spec.items()))
+        if kind == "random":
+            size = source.integer(value, path + (kind,), 1, 64 << 20, "a byte count")
+            return random.Random(size).randbytes(size)
         if kind == "text":
             return source.text(value, path + (kind,)).encode()
         if kind == "hex":

@@ -280,6 +280,53 @@ def cmd_heal(args) -> int:
     return 0
 
 
+def cmd_capture(args) -> int:
+    from .capture import Capture
+    from .images import host_tag
+    from .yamlsource import parse_duration
+    topology = load(args)
+    seconds = parse_duration(args.duration) if args.duration else None
+    if args.duration and seconds is None:
+        raise LabError(f"--for: expected a duration such as 10s, got '{args.duration}'")
+    capture = Capture(topology, engine(), host_tag(), args.target, args.filter)
+    capture.start()
+    progress(f"capturing on {capture.point.label}"
+             + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))
+    try:
+        if seconds is not None:
+            time.sleep(seconds)  # the capture's length is what the user asked for
+        else:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        data = capture.stop()
+    Path(args.write).write_bytes(data)
+    progress(f"wrote {len(capture.packets)} packets ({len(data)} bytes) to {args.write}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from . import scenario
+    from .images import host_tag
+    topology = load(args)
+    if not args.scenario:
+        if not topology.scenarios:
+            print(f"lab '{topology.name}' declares no scenarios")
+        for name, item in topology.scenarios.items():
+            print(f"{name}: " + "; ".join(step.text for step in item.steps))
+        return 0
+    if args.scenario not in topology.scenarios:
+        raise LabError(f"no scenario named '{args.scenario}'; scenarios: "
+                       + (", ".join(topology.scenarios) or "none"))
+    chosen = topology.scenarios[args.scenario]
+    progress(f"running scenario '{chosen.name}': {len(chosen.steps)} steps")
+    results = scenario.run_scenario(topology, engine(), chosen, host_tag(), progress,
+                                    lambda result: print(scenario.line(result), flush=True))
+    print(scenario.summary(results, chosen))
+    return 0 if len(results) == len(chosen.steps) and all(result.passed for result in results) else 1
+
+
 def cmd_down(args) -> int:
     from . import lab
     topology = load(args)
@@ -377,6 +424,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("sides", nargs=argparse.REMAINDER, metavar="A,B -- C")
     verb("heal", cmd_heal, "undo every fault: partitions, disconnections, paused and stopped "
          "hosts (impairments stay; see impair --clear)")
+    sub = verb("capture", cmd_capture, "capture packets to a pcap file: "
+               "labctl capture TARGET -w FILE [--for 10s] [--filter EXPR]")
+    sub.add_argument("target", metavar="TARGET",
+                     help="NETWORK (every frame crossing it), HOST (all its interfaces) or HOST:NETWORK")
+    sub.add_argument("-w", "--write", required=True, metavar="FILE", help="the pcap file to write")
+    sub.add_argument("--for", dest="duration", metavar="DURATION",
+                     help="stop after this long (default: at Ctrl-C)")
+    sub.add_argument("--filter", metavar="EXPR", help="a tcpdump filter, such as 'tcp port 8443'")
+    sub = verb("run", cmd_run, "run a scenario: its steps bend the lab and check it between "
+               "the bends; the lab is restored at the end. Without a name, list the scenarios")
+    sub.add_argument("scenario", nargs="?", metavar="SCENARIO")
     verb("down", cmd_down, "remove every container, network, volume and built image of the lab, "
          "and nothing else")
     sub = verb("doctor", cmd_doctor, "report what this machine can run, each with its fix")

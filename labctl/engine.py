@@ -7,11 +7,13 @@ The interface is small on purpose, so a Swarm engine can sit beside this one.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -87,6 +89,9 @@ class Engine(Protocol):
     def attached(self, topology: Topology, host: str) -> list[str]: ...
     def disconnect(self, topology: Topology, host: str, network: str) -> None: ...
     def connect(self, topology: Topology, host: str, network: str) -> None: ...
+    def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],
+                     cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str: ...
+    def stop_helper(self, helper: str, path: str, signal_name: str = "SIGINT") -> tuple[str, bytes]: ...
 
 
 def docker_client() -> docker.DockerClient:
@@ -408,19 +413,72 @@ class ComposeEngine:
                          cap_add: list[str] | None = None) -> ExecResult:
         """Run a short-lived helper in `host`'s network namespace (or the engine's, when
         host is None), labelled with the lab so no failure can leak it."""
-        mode = "host" if host is None else f"container:{self._container(topology, host).id}"
-        return self._run_helper(topology, image, argv, network_mode=mode, cap_add=cap_add or [])
+        return self._run_helper(topology, image, argv, network_mode=self._namespace(topology, host),
+                                cap_add=cap_add or [])
+
+    def _namespace(self, topology: Topology, host: str | None) -> str:
+        return "host" if host is None else f"container:{self._container(topology, host).id}"
+
+    def _create_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
+                       cap_add: list[str]):
+        return self.client.containers.create(
+            image, argv, network_mode=network_mode, cap_add=cap_add,
+            labels={LAB_LABEL: topology.name, ROLE_LABEL: "helper"}, detach=True)
 
     def _run_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
                     cap_add: list[str]) -> ExecResult:
-        container = self.client.containers.create(
-            image, argv, network_mode=network_mode, cap_add=cap_add,
-            labels={LAB_LABEL: topology.name, ROLE_LABEL: "helper"}, detach=True)
+        container = self._create_helper(topology, image, argv, network_mode, cap_add)
         try:
             container.start()
             code = container.wait(timeout=300).get("StatusCode", -1)
             return ExecResult(code, container.logs(stdout=True, stderr=False),
                               container.logs(stdout=False, stderr=True))
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+    def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],
+                     cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str:
+        """Start a helper that runs until stopped (a capture), and return once its output
+        shows `ready_text`. Returns its id for `stop_helper`."""
+        container = self._create_helper(topology, image, argv, self._namespace(topology, host), cap_add)
+        try:
+            container.start()
+            deadline = time.monotonic() + timeout
+            while True:
+                container.reload()
+                output = container.logs().decode("utf-8", "replace")
+                if ready_text in output:
+                    return container.id
+                if container.status == "exited" or time.monotonic() > deadline:
+                    lines = output.strip().splitlines()
+                    raise EngineError("the helper did not start: "
+                                      + (lines[-1] if lines else f"no sign of '{ready_text}'"))
+                time.sleep(0.05)
+        except BaseException:
+            container.remove(force=True)
+            raise
+
+    def stop_helper(self, helper: str, path: str, signal_name: str = "SIGINT") -> tuple[str, bytes]:
+        """Signal a helper to finish, then return its output and the file at `path` in it."""
+        container = self.client.containers.get(helper)
+        try:
+            try:
+                container.kill(signal=signal_name)
+            except docker.errors.APIError:
+                pass  # it had already exited
+            container.wait(timeout=30)
+            output = container.logs().decode("utf-8", "replace")
+            try:
+                stream, _ = container.get_archive(path)
+            except docker.errors.NotFound:
+                return output, b""
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = archive.next()
+                extracted = archive.extractfile(member) if member else None
+                return output, extracted.read() if extracted else b""
         finally:
             try:
                 container.remove(force=True)

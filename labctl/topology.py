@@ -155,6 +155,7 @@ def load_topology(path: str | Path) -> Topology:
     # Late imports keep the dependency one-way: checkspec and addressing build on this module.
     from .addressing import resolve_addresses
     from .checkspec import parse_checks
+    from .scenario import parse_scenarios
     from .shaping import parse_impairments
 
     file = Path(path)
@@ -168,6 +169,7 @@ def load_topology(path: str | Path) -> Topology:
     resolve_addresses(topology)
     topology.impairments = parse_impairments(source, top.get("impairments"), topology)
     topology.checks = parse_checks(source, top.get("checks"), topology)
+    topology.scenarios = parse_scenarios(source, top.get("scenarios"), topology)
     return topology
 
 

@@ -8,6 +8,9 @@ with NET_ADMIN, so lab hosts themselves never hold it.
   netadmin.py fabric-del TAG           remove every rule tagged TAG
   netadmin.py features                 in a throwaway namespace: which kernel features work
                                        (prints JSON {feature: true/false})
+  netadmin.py capture WHERE FILE [FILTER...]
+                                       tcpdump on WHERE (an interface name, `any`, or an
+                                       address, meaning the interface that holds it) into FILE
 
 Docker drops packets on an `internal` network whose destination lies outside that
 network's subnet, which is exactly what a lab router forwards. The fabric rule accepts,
@@ -18,6 +21,7 @@ bridge, so nothing reaches beyond the lab. Standard library only.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -100,6 +104,22 @@ def features() -> None:
     print(json.dumps(found))
 
 
+def capture(where: str, file: str, expression: list[str]) -> None:
+    interface = where
+    if where[:1].isdigit():
+        for line in run("ip", "-o", "-4", "addr", "show").stdout.splitlines():
+            words = line.split()
+            if words[3].split("/")[0] == where:
+                interface = words[1].split("@")[0]
+                break
+        else:
+            sys.exit(f"netadmin: no interface holds {where} (is the host disconnected?)")
+    # exec, so tcpdump itself gets the SIGINT that ends the capture and flushes the file;
+    # immediate mode, so packets seen just before that SIGINT are not still in its buffer.
+    os.execvp("tcpdump", ["tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-s", "0", "-i", interface,
+                          "-w", file, *expression])
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -112,6 +132,8 @@ def main(argv: list[str]) -> int:
         fabric_del(args[0])
     elif verb == "features":
         features()
+    elif verb == "capture" and len(args) >= 2:
+        capture(args[0], args[1], args[2:])
     else:
         sys.exit(__doc__)
     return 0

@@ -17,7 +17,7 @@ SPEC: {"mechanism": "auto" | "netem" | "fallback",
 Two mechanisms:
   netem     tc netem on the interface's egress does everything, where the kernel has it.
   fallback  for kernels without sch_netem: TBF for rate, an nftables `numgen random`
-            rule for loss, and for delay, jitter, duplication, corruption and reordering
+            rule in the interface's egress hook for loss, and for delay, jitter, duplication, corruption and reordering
             an NFQUEUE delayer written here against the netlink protocol.
 Either way an impairment acts on packets *leaving* the interface, as netem does.
 
@@ -109,22 +109,25 @@ def netem_works(interface: str) -> bool:
 
 # -- nftables ----------------------------------------------------------------------------
 
-def ruleset(shaped: list[tuple[str, dict, int]], block: list[str]) -> str:
-    """The nftables table for the fallback's loss rules, and for partitions."""
-    lines = [f"table inet {TABLE} {{"]
-    losses = [f'oifname "{interface}" numgen random mod 1000000 < {int(round(spec["loss"] * 1_000_000))} drop'
-              for interface, spec, _ in shaped if spec.get("loss")]
-    if losses:
-        lines += ["  chain egress {", "    type filter hook postrouting priority 10; policy accept;",
-                  f"    meta mark {OWN_MARK} accept", *[f"    {rule}" for rule in losses], "  }"]
-    if block:
-        peers = ", ".join(block)
-        for chain, hook, rules in (("partition_in", "input", [f"ip saddr {{ {peers} }} drop"]),
-                                   ("partition_out", "output", [f"ip daddr {{ {peers} }} drop"]),
-                                   ("partition_fwd", "forward", [f"ip saddr {{ {peers} }} drop",
-                                                                 f"ip daddr {{ {peers} }} drop"])):
-            lines += [f"  chain {chain} {{", f"    type filter hook {hook} priority -10; policy accept;",
-                      *[f"    {rule}" for rule in rules], "  }"]
+def ruleset(shaped: list[tuple[str, dict, int]], interfaces: list[str], block: list[str]) -> str:
+    """The nftables table for the fallback's loss and for partitions. Both drop in the
+    netdev hooks, at the interface itself, as a lossy wire would: a drop in the IP hooks
+    would fail the sender's send() with EPERM, which no real network does."""
+    loss = {interface: spec["loss"] for interface, spec, _ in shaped if spec.get("loss")}
+    lines = [f"table netdev {TABLE} {{"]
+    for interface in interfaces:
+        egress = []
+        if block:
+            egress.append(f"ip daddr {{ {', '.join(block)} }} drop")
+        if interface in loss:
+            egress += [f"meta mark {OWN_MARK} accept",
+                       f"numgen random mod 1000000 < {int(round(loss[interface] * 1_000_000))} drop"]
+        for hook, rules in (("egress", egress),
+                            ("ingress", [f"ip saddr {{ {', '.join(block)} }} drop"] if block else [])):
+            if rules:
+                lines += [f"  chain {hook}_{interface.replace('-', '_')} {{",
+                          f'    type filter hook {hook} device "{interface}" priority 0; policy accept;',
+                          *[f"    {rule}" for rule in rules], "  }"]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -295,7 +298,7 @@ class Delayer:
 # -- apply and clear -----------------------------------------------------------------------
 
 def clear(interfaces: list[str]) -> None:
-    run("nft", "delete", "table", "inet", TABLE, check=False)
+    run("nft", "delete", "table", "netdev", TABLE, check=False)
     clear_queue_rules()
     for interface in interfaces:
         run("tc", "qdisc", "del", "dev", interface, "root", check=False)
@@ -334,7 +337,7 @@ def apply(spec: dict) -> tuple[dict, dict[int, dict]]:
     block = [str(ipaddress.IPv4Address(address)) for address in spec.get("block", [])]
     if queues:
         queue_rules(shaped)
-    rules = ruleset(shaped, block)
+    rules = ruleset(shaped, all_interfaces, block)
     if "chain" in rules:
         result = run("nft", "-f", "-", stdin=rules, check=False)
         if result.returncode != 0:

@@ -21,8 +21,11 @@ def test_pytest_collects_each_check_of_a_lab_file(engine, image, tmp_path):
     topology = load(path)
     result = pytest_in(tmp_path, "lab.yaml")
     assert result.returncode == 1, result.stdout
-    assert f"{len(topology.checks) - 1} passed" in result.stdout and "1 failed" in result.stdout
+    # The wire check that watches the tcp echo fails with it, and says why.
+    assert f"{len(topology.checks) - 2} passed" in result.stdout and "2 failed" in result.stdout
     assert "lab.yaml::tcp echo FAILED" in result.stdout
+    assert "lab.yaml::the tcp echo crosses the dmz FAILED" in result.stdout
+    assert "the traffic it watched failed: tcp echo" in result.stdout
     assert "alice → echo:7 tcp: expected exactly 'HELLO\\n', got 'hello\\n'" in result.stdout
     assert "lab.yaml::wrong CA is rejected PASSED" in result.stdout
     assert leftovers(engine, topology, image) == {}
