@@ -364,10 +364,16 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
 
     def run_batch(source: str) -> None:
         specs = [probe_spec(topology, checks[index], index) for index in batches[source]]
-        observations.update(_probe(topology, engine, source, specs, image))
+        try:
+            observations.update(_probe(topology, engine, source, specs, image))
+        except LabError as exc:  # the client host is stopped, paused or gone
+            observations.update({index: _unreachable(source, exc) for index in batches[source]})
 
     def run_command(index: int) -> None:
-        observations[index] = _run_command(topology, engine, checks[index])
+        try:
+            observations[index] = _run_command(topology, engine, checks[index])
+        except LabError as exc:
+            observations[index] = _unreachable(checks[index].source, exc)
 
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         futures = [pool.submit(run_batch, source) for source in batches]
@@ -375,17 +381,24 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
         for future in futures:
             future.result()
 
-    server_side = [i for i, check in enumerate(checks) if wants_server_side(topology, check)]
-    transcripts = _transcripts(topology, engine, {checks[i].target for i in server_side
-                                                  if checks[i].target}, window_start)
+    missing = {"error": "error", "detail": "the probe returned no result"}
+    client_side = [client_problems(check, observations.get(index) or missing)
+                   for index, check in enumerate(checks)]
+    # The server's side is read only where the client's side holds.
+    server_side = [i for i, check in enumerate(checks)
+                   if wants_server_side(topology, check) and not client_side[i]]
+    transcripts, unreadable = _transcripts(topology, engine, {checks[i].target for i in server_side
+                                                              if checks[i].target}, window_start)
     logs = _logs(topology, engine, {checks[i].target for i in server_side
                                     if checks[i].server.log is not None}, window_start)
     results = []
     for index, check in enumerate(checks):
-        observation = observations.get(index) or {"error": "error", "detail": "the probe returned no result"}
-        problems = client_problems(check, observation)
+        observation = observations.get(index) or missing
+        problems = client_side[index]
         entries: list[dict[str, Any]] = []
-        if index in server_side and not problems:
+        if index in server_side and check.target in unreadable:
+            problems = [f"cannot read the server's side: {unreadable[check.target]}"]
+        elif index in server_side:
             server, entries = server_problems(topology, check, observation,
                                               transcripts.get(check.target or "", []),
                                               logs.get(check.target or ""))
@@ -452,18 +465,33 @@ def read_transcript(topology: Topology, engine: Engine, host: str,
     return entries
 
 
-def _transcripts(topology: Topology, engine: Engine, hosts: set[str], since: float) -> dict[str, list[dict[str, Any]]]:
-    def fetch(host: str) -> tuple[str, list[dict[str, Any]]]:
+def _transcripts(topology: Topology, engine: Engine, hosts: set[str],
+                 since: float) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """Each host's transcript from `since` on, and why any host's could not be read."""
+    def fetch(host: str) -> tuple[str, list[dict[str, Any]] | str]:
         if not topology.hosts[host].runs_lab_image:
             return host, []
-        return host, read_transcript(topology, engine, host, since)
+        try:
+            return host, read_transcript(topology, engine, host, since)
+        except LabError as exc:
+            return host, str(exc)
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
-        return dict(pool.map(fetch, sorted(hosts)))
+        fetched = dict(pool.map(fetch, sorted(hosts)))
+    return ({host: value for host, value in fetched.items() if not isinstance(value, str)},
+            {host: value for host, value in fetched.items() if isinstance(value, str)})
 
 
-def _logs(topology: Topology, engine: Engine, hosts: set[str], since: float) -> dict[str, str]:
-    return {host: b"".join(engine.logs(topology, host, since=since)).decode("utf-8", "replace")
-            for host in hosts}
+def _logs(topology: Topology, engine: Engine, hosts: set[str], since: float) -> dict[str, str | None]:
+    def read(host: str) -> str | None:
+        try:
+            return b"".join(engine.logs(topology, host, since=since)).decode("utf-8", "replace")
+        except LabError:
+            return None
+    return {host: read(host) for host in hosts}
+
+
+def _unreachable(host: str, exc: LabError) -> dict[str, Any]:
+    return {"error": "error", "detail": f"cannot run on '{host}': {exc}"}
 
 
 # -- reports ------------------------------------------------------------------------------

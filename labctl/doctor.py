@@ -23,7 +23,8 @@ from .images import base_tag, host_tag, image_exists
 Progress = Callable[[str], None]
 DOCKERD_LOG = Path("/var/log/labctl-dockerd.log")
 DOCKERD_PID = Path("/var/run/docker.pid")
-FEATURES = ("bridge", "veth", "vxlan", "netem", "nftables", "htb", "tbf", "ifb")
+FEATURES = ("bridge", "veth", "vxlan", "netem", "nftables", "htb", "tbf", "ifb", "nft-egress", "nfqueue")
+FALLBACK_NEEDS = ("tbf", "nft-egress", "nfqueue")
 # Features a lab cannot do without; the others only narrow what impairments can use.
 REQUIRED_FEATURES = ("bridge", "veth", "nftables")
 
@@ -73,25 +74,49 @@ def kernel_features(client: docker.DockerClient | None) -> list[Finding]:
         return [Finding("kernel features", False, "not probed: needs the engine and the lab image",
                         "labctl image build, then labctl doctor", required=False)]
     try:
-        output = client.containers.run(host_tag(), ["python3", "/opt/labctl/services/netadmin.py",
-                                                    "features"], network_mode="none",
-                                       cap_add=["NET_ADMIN"], remove=True,
-                                       labels={"io.labctl.role": "doctor"})
-        found = json.loads(output)
+        found = probe_kernel(client)
     except (docker.errors.DockerException, ValueError) as exc:
         return [Finding("kernel features", False, f"probe failed: {exc}", required=False)]
     findings = []
     for name in FEATURES:
         ok = bool(found.get(name))
+        if name in ("nft-egress", "nfqueue"):
+            continue  # reported as part of the impairment mechanism
         if name == "netem":
-            detail = ("sch_netem works: impairments use tc netem" if ok else
-                      "no sch_netem: impairments use the fallback (HTB/TBF, nftables, NFQUEUE)")
-            findings.append(Finding("kernel netem", ok, detail, required=False))
+            findings.append(_impairment_finding(found))
         else:
             findings.append(Finding(f"kernel {name}", ok, "works" if ok else "not available",
                                     "" if ok else f"load the {name} module on the engine's host",
                                     required=name in REQUIRED_FEATURES))
     return findings
+
+
+def probe_kernel(client: docker.DockerClient) -> dict[str, bool]:
+    """{feature: works} for the engine's kernel, tried in a throwaway namespace."""
+    output = client.containers.run(host_tag(), ["python3", "/opt/labctl/services/netadmin.py", "features"],
+                                   network_mode="none", cap_add=["NET_ADMIN"], remove=True,
+                                   labels={"io.labctl.role": "doctor"})
+    return json.loads(output)
+
+
+def _impairment_finding(found: dict[str, bool]) -> Finding:
+    """Which mechanism lab hosts' impairments will get, as the shaper sidecar decides it."""
+    from .shaping import MECHANISM_VARIABLE, mechanism
+    chosen = mechanism()
+    fallback_ok = all(found.get(name) for name in FALLBACK_NEEDS)
+    fallback = "the fallback: TBF for rate, nftables egress drops for loss, an NFQUEUE delayer"
+    if chosen == "netem" or (chosen == "auto" and found.get("netem")):
+        ok = bool(found.get("netem"))
+        detail = ("impairments use tc netem (sch_netem works)" if ok
+                  else f"{MECHANISM_VARIABLE}=netem, but this kernel has no sch_netem")
+    else:
+        ok = fallback_ok
+        reason = (f"{MECHANISM_VARIABLE}=fallback" if chosen == "fallback" else "no sch_netem")
+        missing = [name for name in FALLBACK_NEEDS if not found.get(name)]
+        detail = (f"{reason}: impairments use {fallback}" if ok
+                  else f"{reason}, and the fallback lacks {', '.join(missing)}: impairments will fail")
+    return Finding("impairments", ok, detail, "" if ok else "load sch_netem on the engine's host",
+                   required=False)
 
 
 def report(findings: list[Finding]) -> str:

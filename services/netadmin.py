@@ -92,6 +92,16 @@ FEATURE_TRIALS = {
              "32kbit", "latency", "50ms"]],
     "ifb": [["ip", "link", "add", "lcprobe-ifb", "type", "ifb"]],
     "nftables": [["nft", "add", "table", "inet", "lcprobe"]],
+    # What the impairment fallback needs beyond TBF: drops in an interface's egress hook,
+    # and the xtables NFQUEUE target for the userspace delayer.
+    "nft-egress": [["ip", "link", "add", "lcprobe-e", "type", "veth", "peer", "name", "lcprobe-f"],
+                   ["nft", "add", "table", "netdev", "lcprobe"],
+                   ["nft", "add", "chain", "netdev", "lcprobe", "out",
+                    '{ type filter hook egress device "lcprobe-e" priority 0; }'],
+                   ["nft", "add", "rule", "netdev", "lcprobe", "out", "numgen", "random", "mod", "100",
+                    "<", "1", "drop"]],
+    "nfqueue": [["iptables-nft", "-t", "mangle", "-A", "POSTROUTING", "-j", "NFQUEUE",
+                 "--queue-num", "1", "--queue-bypass"]],
 }
 
 

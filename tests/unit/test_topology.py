@@ -44,7 +44,8 @@ def test_default_lab_loads():
     topology = load_topology(REPO / "lab.yaml")
     assert topology.name == "campus"
     assert len(topology.hosts) >= 4 and len(topology.checks) >= 6
-    assert {check.protocol for check in topology.checks} == {"tcp", "udp", "tls", "http"}
+    assert {check.protocol for check in topology.checks} == {"tcp", "udp", "tls", "http", "wire"}
+    assert set(topology.scenarios) == {"udp-loses-tcp-delivers", "partition"}
     assert sum(check.expect_error is not None for check in topology.checks) >= 2
     router = next(host for host in topology.hosts.values() if host.router)
     assert len(router.networks) == 2

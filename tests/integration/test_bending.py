@@ -1,0 +1,313 @@
+"""Impairments, faults, partitions and captures, each measured on the real engine against
+what was declared. The fallback mechanism (the one this project's CI kernel needs) is forced
+for the whole module, so it is tested on every kernel; the netem path is tested where the
+kernel has sch_netem and skipped, with that reason, where it has not."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from labctl import lab
+from labctl.capture import read_pcap
+from labctl.checks import read_transcript, run_checks
+from labctl.doctor import probe_kernel
+
+from .conftest import leftovers, load, quiet, run_cli
+
+LAB = """
+name: itest-bend
+networks:
+  net: {subnet: 10.242.0.0/24}
+hosts:
+  client: {networks: {net: 10.242.0.2}}
+  bystander: {networks: {net: 10.242.0.4}}
+  server:
+    networks: {net: 10.242.0.3}
+    services: [{tcp-echo: {port: 7}}, {udp-echo: {port: 7}}, {tcp-echo: {port: 8443}}]
+impairments:
+  client:net: {delay: 60ms}
+checks:
+  - name: client echoes
+    from: client
+    to: server:7
+    tcp: {send: "hi\\n", expect: "hi\\n"}
+  - name: bystander echoes
+    from: bystander
+    to: server:7
+    tcp: {send: "hi\\n", expect: "hi\\n"}
+  # A lab built to break a wire check: plaintext where TLS was promised.
+  - name: a secret on the tls port
+    from: client
+    to: server:8443
+    tcp: {send: "secret\\n", expect: "secret\\n"}
+  - name: the tls port is really tls
+    wire:
+      at: net
+      during: [a secret on the tls port]
+      expect:
+        - handshake: client -> server:8443
+        - client_hello: server
+        - no_plaintext: secret
+"""
+
+# Run inside a lab host: round-trip times of N one-byte exchanges on one TCP connection.
+RTTS = """
+import json, socket, sys, time
+s = socket.create_connection((sys.argv[1], 7), timeout=10)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+rtts = []
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter(); s.sendall(b"x"); s.recv(1); rtts.append(time.perf_counter() - t)
+print(json.dumps(rtts))
+"""
+
+# N numbered UDP datagrams, 1ms apart, with replies read as they come (a socket buffer
+# left to fill would drop them); then every reply until 1s of silence.
+UDP = """
+import json, socket, sys, threading, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], 7))
+s.settimeout(1.0)
+order = []
+def read():
+    try:
+        while True:
+            order.append(int(s.recv(64)))
+    except socket.timeout:
+        pass
+reader = threading.Thread(target=read); reader.start()
+for i in range(int(sys.argv[2])):
+    s.send(b"%06d" % i); time.sleep(0.001)
+reader.join()
+print(json.dumps(order))
+"""
+
+# Upload N random bytes through the echo and read them back: throughput, integrity.
+BULK = """
+import hashlib, json, os, socket, sys, threading, time
+data = os.urandom(int(sys.argv[2]))
+s = socket.create_connection((sys.argv[1], 7), timeout=60)
+back = bytearray()
+def read():
+    while len(back) < len(data):
+        chunk = s.recv(65536)
+        if not chunk: break
+        back.extend(chunk)
+reader = threading.Thread(target=read); start = time.perf_counter(); reader.start()
+s.sendall(data); reader.join(); seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "intact": bytes(back) == data, "port": s.getsockname()[1],
+                  "sha256": hashlib.sha256(data).hexdigest()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def bent(engine, image, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bend")
+    (folder / "lab.yaml").write_text(textwrap.dedent(LAB).lstrip())
+    topology = load(folder / "lab.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LABCTL_SHAPER", "fallback")
+        lab.up(topology, engine, quiet)
+        try:
+            yield topology
+        finally:
+            lab.down(topology, engine, quiet)
+    assert leftovers(engine, topology, image) == {}
+
+
+def cli(topology, *args: str):
+    result = run_cli("-f", str(topology.file), *args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def run_in(engine, topology, host: str, script: str, *args: object):
+    result = engine.exec(topology, host, ["python3", "-c", script, *map(str, args)])
+    assert result.exit_code == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+def median_rtt(engine, topology, host: str, count: int = 25) -> float:
+    return statistics.median(run_in(engine, topology, host, RTTS, "10.242.0.3", count))
+
+
+def binomial_99(count: int, share: float) -> float:
+    """Half-width of the 99% interval of an observed share over `count` trials."""
+    return 2.576 * math.sqrt(share * (1 - share) / count)
+
+
+def only(topology, **values: str) -> None:
+    """Exactly these impairments on client:net, nothing else anywhere."""
+    cli(topology, "impair", "--clear")
+    if values:
+        cli(topology, "impair", "client:net", *[f"--{key}={value}" for key, value in values.items()])
+
+
+def test_declared_delay_is_applied_by_up_and_live_changes_keep_the_rest(engine, bent):
+    baseline = median_rtt(engine, bent, "bystander")
+    added = median_rtt(engine, bent, "client") - baseline
+    assert abs(added - 0.060) <= 0.2 * 0.060, f"declared 60ms, measured {added * 1000:.1f}ms"
+
+    cli(bent, "impair", "client:net", "--jitter", "10ms")
+    cli(bent, "impair", "client:net", "--delay", "30ms")
+    shown = json.loads(cli(bent, "impair", "--show", "--json").stdout)
+    assert shown == [{"interface": "client:net", "delay": 0.03, "jitter": 0.01, "loss": None, "rate": None,
+                      "duplicate": None, "corrupt": None, "reorder": None, "mechanism": "fallback",
+                      "applied": "yes"}]
+    rtts = run_in(engine, bent, "client", RTTS, "10.242.0.3", 40)
+    added = statistics.median(rtts) - baseline
+    assert abs(added - 0.030) <= 0.2 * 0.030, f"asked 30ms, measured {added * 1000:.1f}ms"
+    assert max(rtts) - min(rtts) > 0.010, "10ms of jitter should spread round trips over more than 10ms"
+    assert min(rtts) - baseline >= 0.019, "jitter never takes more than 10ms off the 30ms delay"
+
+
+def test_loss_ratio_is_within_the_binomial_interval(engine, bent):
+    only(bent, loss="20%")
+    sent = 600
+    received = len(run_in(engine, bent, "client", UDP, "10.242.0.3", sent))
+    lost = 1 - received / sent
+    assert abs(lost - 0.20) <= binomial_99(sent, 0.20), f"declared 20% loss, measured {lost:.1%}"
+
+
+def test_tcp_delivers_every_byte_under_loss_while_udp_loses(engine, bent):
+    only(bent, loss="20%")
+    received = len(run_in(engine, bent, "client", UDP, "10.242.0.3", 300))
+    assert received < 300 * 0.9
+    bulk = run_in(engine, bent, "client", BULK, "10.242.0.3", 1_000_000)
+    assert bulk["intact"]
+    entries = [entry for entry in read_transcript(bent, engine, "server")
+               if entry["peer_port"] == bulk["port"] and entry["protocol"] == "tcp"]
+    assert [(entry["bytes_in"], entry["sha256"]) for entry in entries] == [(1_000_000, bulk["sha256"])]
+
+
+def test_throughput_under_a_rate_limit_is_within_20_percent(engine, bent):
+    only(bent, rate="8mbit")
+    bulk = run_in(engine, bent, "client", BULK, "10.242.0.3", 2_000_000)
+    rate = 2_000_000 * 8 / bulk["seconds"]
+    assert bulk["intact"]
+    assert abs(rate - 8e6) <= 0.2 * 8e6, f"declared 8mbit, measured {rate / 1e6:.2f}mbit"
+
+
+def test_duplication_reordering_and_corruption(engine, bent):
+    only(bent, duplicate="50%")
+    replies = run_in(engine, bent, "client", UDP, "10.242.0.3", 200)
+    assert abs(len(replies) / 200 - 1.5) <= binomial_99(200, 0.5), f"{len(replies)} replies to 200"
+    assert len(set(replies)) == 200
+
+    only(bent, delay="20ms", reorder="50%")
+    replies = run_in(engine, bent, "client", UDP, "10.242.0.3", 100)
+    overtaken = sum(1 for earlier, later in zip(replies, replies[1:]) if later < earlier)
+    assert sorted(replies) == list(range(100)) and overtaken >= 10, replies
+
+    only(bent, corrupt="30%")
+    received = len(run_in(engine, bent, "client", UDP, "10.242.0.3", 400))
+    assert abs(received / 400 - 0.70) <= binomial_99(400, 0.30), "corrupted datagrams fail their checksum"
+    assert run_in(engine, bent, "client", BULK, "10.242.0.3", 300_000)["intact"]
+
+
+def test_partition_times_out_and_heal_restores(engine, image, bent):
+    only(bent)
+    cli(bent, "partition", "client", "--", "server")
+    status = json.loads(cli(bent, "status", "--json").stdout)
+    faults = {entry["name"]: entry["faults"] for entry in status if entry["role"] == "host"}
+    assert faults["client"] == ["partitioned from server"] and faults["bystander"] == []
+    by_name = {check.name: check for check in bent.checks}
+    client, bystander = run_checks(bent, engine, [by_name["client echoes"], by_name["bystander echoes"]], image)
+    assert not client.passed and client.reason.startswith("timeout")
+    assert bystander.passed
+    cli(bent, "heal")
+    assert run_checks(bent, engine, [by_name["client echoes"]], image)[0].passed
+
+
+def test_host_faults_are_shown_and_reversible(engine, image, bent):
+    only(bent, delay="60ms")
+    check = next(check for check in bent.checks if check.name == "client echoes")
+
+    def status() -> dict[str, dict]:
+        return {entry["name"]: entry for entry in json.loads(cli(bent, "status", "--json").stdout)
+                if entry["role"] == "host"}
+
+    for fault, undo, state in (("stop", "start", "exited"), ("kill", "start", "exited"),
+                               ("pause", "unpause", "paused")):
+        cli(bent, fault, "server")
+        assert status()["server"]["state"] == state
+        assert not run_checks(bent, engine, [check], image)[0].passed
+        cli(bent, undo, "server")
+        assert status()["server"]["state"] == "running"
+        assert run_checks(bent, engine, [check], image)[0].passed
+
+    cli(bent, "disconnect", "client")
+    assert status()["client"]["faults"] == ["disconnected from net", "net: delay 60ms"]
+    assert not run_checks(bent, engine, [check], image)[0].passed
+    cli(bent, "reconnect", "client")
+    # A reconnected or restarted host gets its impairment back from a fresh sidecar.
+    assert median_rtt(engine, bent, "client", 10) > 0.05
+    cli(bent, "restart", "client")
+    assert median_rtt(engine, bent, "client", 10) > 0.05
+
+    cli(bent, "stop", "server")
+    cli(bent, "pause", "bystander")
+    cli(bent, "heal")
+    assert {name: entry["state"] for name, entry in status().items()} == {
+        "client": "running", "bystander": "running", "server": "running"}
+    assert run_checks(bent, engine, [check], image)[0].passed
+
+
+def test_capture_file_reads_back_with_tcpdump(engine, image, bent, tmp_path):
+    only(bent)
+    pcap = tmp_path / "net.pcap"
+    capture = subprocess.Popen([sys.executable, "-m", "labctl", "-f", str(bent.file), "capture", "net",
+                                "-w", str(pcap), "--for", "3s", "--filter", "tcp port 7"],
+                               stderr=subprocess.PIPE, text=True)
+    assert "capturing on network net" in capture.stderr.readline()
+    check = next(check for check in bent.checks if check.name == "bystander echoes")
+    assert run_checks(bent, engine, [check], image)[0].passed
+    assert capture.wait(timeout=30) == 0
+    shown = engine.client.containers.run(image, ["tcpdump", "-nr", "/capture.pcap"], remove=True,
+                                         network_mode="none",
+                                         volumes={str(pcap): {"bind": "/capture.pcap", "mode": "ro"}})
+    lines = shown.decode().splitlines()
+    assert any("10.242.0.4." in line and "> 10.242.0.3.7: Flags [S]," in line for line in lines), lines
+    assert any("10.242.0.3.7 > 10.242.0.4." in line and "Flags [S.]" in line for line in lines), lines
+    assert all(" 10.242.0.3.7" in line or ".7 >" in line for line in lines)
+
+    host_pcap = tmp_path / "server.pcap"
+    capture = subprocess.Popen([sys.executable, "-m", "labctl", "-f", str(bent.file), "capture", "server",
+                                "-w", str(host_pcap), "--for", "2s"], stderr=subprocess.PIPE, text=True)
+    assert "capturing on server" in capture.stderr.readline()
+    assert run_checks(bent, engine, [check], image)[0].passed
+    assert capture.wait(timeout=30) == 0
+    packets = list(read_pcap(host_pcap.read_bytes()))
+    assert any(p.syn and p.source == "10.242.0.4" and p.destination_port == 7 for p in packets)
+
+
+def test_wire_check_fails_on_plaintext_where_tls_was_promised(engine, image, bent):
+    only(bent)
+    wire = next(check for check in bent.checks if check.name == "the tls port is really tls")
+    result = run_checks(bent, engine, [wire], image)[0]
+    assert not result.passed
+    assert "expected a TLS ClientHello naming server: saw no ClientHello" in result.reason
+    assert "plaintext matching 'secret' crossed the wire" in result.reason
+    assert "handshake" not in result.reason  # that part of the check holds
+
+
+def test_netem_path_where_the_kernel_has_it(engine, bent, monkeypatch):
+    if not probe_kernel(engine.client).get("netem"):
+        pytest.skip("this kernel has no sch_netem; the fallback is tested instead")
+    monkeypatch.setenv("LABCTL_SHAPER", "netem")
+    only(bent, delay="40ms")
+    shown = json.loads(cli(bent, "impair", "--show", "--json").stdout)
+    assert shown[0]["mechanism"] == "netem"
+    added = median_rtt(engine, bent, "client") - median_rtt(engine, bent, "bystander")
+    assert abs(added - 0.040) <= 0.2 * 0.040
+    only(bent, loss="20%")
+    received = len(run_in(engine, bent, "client", UDP, "10.242.0.3", 600))
+    assert abs(1 - received / 600 - 0.20) <= binomial_99(600, 0.20)
+
