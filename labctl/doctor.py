@@ -23,8 +23,11 @@ from .images import base_tag, host_tag, image_exists
 Progress = Callable[[str], None]
 DOCKERD_LOG = Path("/var/log/labctl-dockerd.log")
 DOCKERD_PID = Path("/var/run/docker.pid")
-FEATURES = ("bridge", "veth", "vxlan", "netem", "nftables", "htb", "tbf", "ifb", "nft-egress", "nfqueue")
-FALLBACK_NEEDS = ("tbf", "nft-egress", "nfqueue")
+FEATURES = ("bridge", "veth", "vxlan", "netem", "nftables", "htb", "tbf", "ifb", "u32", "nft-egress",
+            "nfqueue")
+# Both mechanisms hang their qdisc under HTB with a u32 filter that admits only IPv4.
+NETEM_NEEDS = ("netem", "htb", "u32")
+FALLBACK_NEEDS = ("htb", "u32", "tbf", "nft-egress", "nfqueue")
 # Features a lab cannot do without; the others only narrow what impairments can use.
 REQUIRED_FEATURES = ("bridge", "veth", "nftables")
 
@@ -80,7 +83,7 @@ def kernel_features(client: docker.DockerClient | None) -> list[Finding]:
     findings = []
     for name in FEATURES:
         ok = bool(found.get(name))
-        if name in ("nft-egress", "nfqueue"):
+        if name in ("u32", "nft-egress", "nfqueue"):
             continue  # reported as part of the impairment mechanism
         if name == "netem":
             findings.append(_impairment_finding(found))
@@ -106,9 +109,10 @@ def _impairment_finding(found: dict[str, bool]) -> Finding:
     fallback_ok = all(found.get(name) for name in FALLBACK_NEEDS)
     fallback = "the fallback: TBF for rate, nftables egress drops for loss, an NFQUEUE delayer"
     if chosen == "netem" or (chosen == "auto" and found.get("netem")):
-        ok = bool(found.get("netem"))
+        missing = [name for name in NETEM_NEEDS if not found.get(name)]
+        ok = not missing
         detail = ("impairments use tc netem (sch_netem works)" if ok
-                  else f"{MECHANISM_VARIABLE}=netem, but this kernel has no sch_netem")
+                  else f"impairments would use tc netem, but this kernel lacks {', '.join(missing)}")
     else:
         ok = fallback_ok
         reason = (f"{MECHANISM_VARIABLE}=fallback" if chosen == "fallback" else "no sch_netem")

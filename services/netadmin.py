@@ -100,6 +100,10 @@ FEATURE_TRIALS = {
                     '{ type filter hook egress device "lcprobe-e" priority 0; }'],
                    ["nft", "add", "rule", "netdev", "lcprobe", "out", "numgen", "random", "mod", "100",
                     "<", "1", "drop"]],
+    "u32": [["ip", "link", "set", "lo", "up"],
+            ["tc", "qdisc", "replace", "dev", "lo", "root", "handle", "1:", "htb", "default", "1"],
+            ["tc", "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+             "match", "u32", "0", "0", "flowid", "1:2"]],
     "nfqueue": [["iptables-nft", "-t", "mangle", "-A", "POSTROUTING", "-j", "NFQUEUE",
                  "--queue-num", "1", "--queue-bypass"]],
 }

@@ -16,10 +16,11 @@ SPEC: {"mechanism": "auto" | "netem" | "fallback",
 
 Two mechanisms:
   netem     tc netem on the interface's egress does everything, where the kernel has it.
-  fallback  for kernels without sch_netem: TBF for rate, an nftables `numgen random`
+  fallback  for kernels without sch_netem: TBF (under HTB, for IPv4 only) for rate, an nftables `numgen random`
             rule in the interface's egress hook for loss, and for delay, jitter, duplication, corruption and reordering
             an NFQUEUE delayer written here against the netlink protocol.
-Either way an impairment acts on packets *leaving* the interface, as netem does.
+Either way an impairment acts on IPv4 packets *leaving* the interface, as netem does; ARP
+is spared, so neighbours keep resolving under heavy loss.
 
 Standard library only.
 """
@@ -101,6 +102,19 @@ def tbf_args(rate: float) -> list[str]:
     return ["tbf", "rate", f"{int(rate)}bit", "burst", str(burst), "latency", "100ms"]
 
 
+def ip_only(interface: str, qdisc: list[str]) -> None:
+    """Put `qdisc` on an HTB class that only IPv4 is filtered into, so ARP keeps resolving
+    neighbours at full health under heavy loss (the fallback's drops and queue see only IP
+    too). Both mechanisms go through here, so the fallback's tests cover this structure."""
+    run("tc", "qdisc", "replace", "dev", interface, "root", "handle", "1:", "htb", "default", "1")
+    for band in ("1:1", "1:2"):
+        run("tc", "class", "add", "dev", interface, "parent", "1:", "classid", band, "htb",
+            "rate", "100gbit", "quantum", "60000")
+    run("tc", "qdisc", "add", "dev", interface, "parent", "1:2", "handle", "30:", *qdisc)
+    run("tc", "filter", "add", "dev", interface, "parent", "1:", "protocol", "ip", "prio", "1",
+        "u32", "match", "u32", "0", "0", "flowid", "1:2")
+
+
 def netem_works(interface: str) -> bool:
     trial = run("tc", "qdisc", "replace", "dev", interface, "root", "netem", "delay", "0ms", check=False)
     run("tc", "qdisc", "del", "dev", interface, "root", check=False)
@@ -121,7 +135,7 @@ def ruleset(shaped: list[tuple[str, dict, int]], interfaces: list[str], block: l
             egress.append(f"ip daddr {{ {', '.join(block)} }} drop")
         if interface in loss:
             egress += [f"meta mark {OWN_MARK} accept",
-                       f"numgen random mod 1000000 < {int(round(loss[interface] * 1_000_000))} drop"]
+                       f"meta protocol ip numgen random mod 1000000 < {int(round(loss[interface] * 1_000_000))} drop"]
         for hook, rules in (("egress", egress),
                             ("ingress", [f"ip saddr {{ {', '.join(block)} }} drop"] if block else [])):
             if rules:
@@ -324,11 +338,11 @@ def apply(spec: dict) -> tuple[dict, dict[int, dict]]:
         if mechanism == "netem":
             args = netem_args(item)
             if args:
-                run("tc", "qdisc", "replace", "dev", interface, "root", "netem", *args)
+                ip_only(interface, ["netem", *args])
             shaped.append((interface, {}, -1))
             continue
         if item.get("rate"):
-            run("tc", "qdisc", "replace", "dev", interface, "root", *tbf_args(item["rate"]))
+            ip_only(interface, tbf_args(item["rate"]))
         queue = -1
         if any(item.get(field) for field in DELAYER_FIELDS):
             queue = QUEUE_BASE + index

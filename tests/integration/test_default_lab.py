@@ -113,7 +113,19 @@ def test_a_failing_check_fails_the_command(engine, campus, tmp_path):
     assert "FAIL" in result.stdout and "expected exactly 'goodbye\\n', got 'hello\\n'" in result.stdout
 
 
+@pytest.mark.parametrize("scenario, steps", [("udp-loses-tcp-delivers", 5), ("partition", 5)])
+def test_default_scenarios_pass_and_leave_the_lab_as_it_was(engine, campus, scenario, steps):
+    result = run_cli("-f", str(campus.file), "run", scenario)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"scenario '{scenario}': {steps} of {steps} steps passed" in result.stdout
+    assert "restoring the lab as it was before the scenario" in result.stderr
+    status = json.loads(run_cli("-f", str(campus.file), "status", "--json").stdout)
+    assert [entry["name"] for entry in status if entry["role"] == "net"] == []
+    assert all(entry["faults"] == [] for entry in status if entry["role"] == "host")
+
+
 def test_down_leaves_nothing(engine, campus, image):
     result = run_cli("-f", str(campus.file), "down")
     assert result.returncode == 0, result.stderr
     assert leftovers(engine, campus, image) == {}
+
