@@ -19,6 +19,9 @@ Typical session:
   labctl up                 build what is missing, start the lab, wait until it is ready
   labctl check              run the lab's checks; exit 0 only if all pass
   labctl exec alice -- ping -c1 web
+  labctl impair lan --delay 80ms --loss 5%   bend the network; labctl impair --show
+  labctl partition alice -- web; labctl heal
+  labctl run partition      run a scenario from lab.yaml, step by step
   labctl down               remove everything the lab created, and nothing else
 
 The lab file is ./lab.yaml unless -f FILE or $LABCTL_FILE says otherwise.
