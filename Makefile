@@ -49,3 +49,4 @@ clean:
 
 bench: env
 	$(BIN)/python bench/checks.py
+	$(BIN)/python bench/impairments.py

@@ -18,6 +18,7 @@ from labctl import lab
 from labctl.capture import read_pcap
 from labctl.checks import read_transcript, run_checks
 from labctl.doctor import probe_kernel
+from labctl.images import SERVICES_PATH
 
 from .conftest import leftovers, load, quiet, run_cli
 
@@ -57,56 +58,6 @@ checks:
         - no_plaintext: secret
 """
 
-# Run inside a lab host: round-trip times of N one-byte exchanges on one TCP connection.
-RTTS = """
-import json, socket, sys, time
-s = socket.create_connection((sys.argv[1], 7), timeout=10)
-s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-rtts = []
-for _ in range(int(sys.argv[2])):
-    t = time.perf_counter(); s.sendall(b"x"); s.recv(1); rtts.append(time.perf_counter() - t)
-print(json.dumps(rtts))
-"""
-
-# N numbered UDP datagrams, 1ms apart, with replies read as they come (a socket buffer
-# left to fill would drop them); then every reply until 1s of silence.
-UDP = """
-import json, socket, sys, threading, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.connect((sys.argv[1], 7))
-s.settimeout(1.0)
-order = []
-def read():
-    try:
-        while True:
-            order.append(int(s.recv(64)))
-    except socket.timeout:
-        pass
-reader = threading.Thread(target=read); reader.start()
-for i in range(int(sys.argv[2])):
-    s.send(b"%06d" % i); time.sleep(0.001)
-reader.join()
-print(json.dumps(order))
-"""
-
-# Upload N random bytes through the echo and read them back: throughput, integrity.
-BULK = """
-import hashlib, json, os, socket, sys, threading, time
-data = os.urandom(int(sys.argv[2]))
-s = socket.create_connection((sys.argv[1], 7), timeout=60)
-back = bytearray()
-def read():
-    while len(back) < len(data):
-        chunk = s.recv(65536)
-        if not chunk: break
-        back.extend(chunk)
-reader = threading.Thread(target=read); start = time.perf_counter(); reader.start()
-s.sendall(data); reader.join(); seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "intact": bytes(back) == data, "port": s.getsockname()[1],
-                  "sha256": hashlib.sha256(data).hexdigest()}))
-"""
-
-
 @pytest.fixture(scope="module")
 def bent(engine, image, tmp_path_factory):
     folder = tmp_path_factory.mktemp("bend")
@@ -128,14 +79,16 @@ def cli(topology, *args: str):
     return result
 
 
-def run_in(engine, topology, host: str, script: str, *args: object):
-    result = engine.exec(topology, host, ["python3", "-c", script, *map(str, args)])
+def measure(engine, topology, host: str, what: str, amount: int):
+    """services/measure.py in `host`, against the server's echo on port 7."""
+    result = engine.exec(topology, host, ["python3", f"{SERVICES_PATH}/measure.py", what,
+                                          "10.242.0.3", "7", str(amount)])
     assert result.exit_code == 0, result.stderr.decode()
     return json.loads(result.stdout)
 
 
 def median_rtt(engine, topology, host: str, count: int = 25) -> float:
-    return statistics.median(run_in(engine, topology, host, RTTS, "10.242.0.3", count))
+    return statistics.median(measure(engine, topology, host, "rtt", count))
 
 
 def binomial_99(count: int, share: float) -> float:
@@ -161,7 +114,7 @@ def test_declared_delay_is_applied_by_up_and_live_changes_keep_the_rest(engine, 
     assert shown == [{"interface": "client:net", "delay": 0.03, "jitter": 0.01, "loss": None, "rate": None,
                       "duplicate": None, "corrupt": None, "reorder": None, "mechanism": "fallback",
                       "applied": "yes"}]
-    rtts = run_in(engine, bent, "client", RTTS, "10.242.0.3", 40)
+    rtts = measure(engine, bent, "client", "rtt", 40)
     added = statistics.median(rtts) - baseline
     assert abs(added - 0.030) <= 0.2 * 0.030, f"asked 30ms, measured {added * 1000:.1f}ms"
     assert max(rtts) - min(rtts) > 0.010, "10ms of jitter should spread round trips over more than 10ms"
@@ -171,16 +124,16 @@ def test_declared_delay_is_applied_by_up_and_live_changes_keep_the_rest(engine, 
 def test_loss_ratio_is_within_the_binomial_interval(engine, bent):
     only(bent, loss="20%")
     sent = 600
-    received = len(run_in(engine, bent, "client", UDP, "10.242.0.3", sent))
+    received = len(measure(engine, bent, "client", "udp", sent))
     lost = 1 - received / sent
     assert abs(lost - 0.20) <= binomial_99(sent, 0.20), f"declared 20% loss, measured {lost:.1%}"
 
 
 def test_tcp_delivers_every_byte_under_loss_while_udp_loses(engine, bent):
     only(bent, loss="20%")
-    received = len(run_in(engine, bent, "client", UDP, "10.242.0.3", 300))
+    received = len(measure(engine, bent, "client", "udp", 300))
     assert received < 300 * 0.9
-    bulk = run_in(engine, bent, "client", BULK, "10.242.0.3", 1_000_000)
+    bulk = measure(engine, bent, "client", "bulk", 1_000_000)
     assert bulk["intact"]
     entries = [entry for entry in read_transcript(bent, engine, "server")
                if entry["peer_port"] == bulk["port"] and entry["protocol"] == "tcp"]
@@ -189,7 +142,7 @@ def test_tcp_delivers_every_byte_under_loss_while_udp_loses(engine, bent):
 
 def test_throughput_under_a_rate_limit_is_within_20_percent(engine, bent):
     only(bent, rate="8mbit")
-    bulk = run_in(engine, bent, "client", BULK, "10.242.0.3", 2_000_000)
+    bulk = measure(engine, bent, "client", "bulk", 2_000_000)
     rate = 2_000_000 * 8 / bulk["seconds"]
     assert bulk["intact"]
     assert abs(rate - 8e6) <= 0.2 * 8e6, f"declared 8mbit, measured {rate / 1e6:.2f}mbit"
@@ -197,19 +150,19 @@ def test_throughput_under_a_rate_limit_is_within_20_percent(engine, bent):
 
 def test_duplication_reordering_and_corruption(engine, bent):
     only(bent, duplicate="50%")
-    replies = run_in(engine, bent, "client", UDP, "10.242.0.3", 200)
+    replies = measure(engine, bent, "client", "udp", 200)
     assert abs(len(replies) / 200 - 1.5) <= binomial_99(200, 0.5), f"{len(replies)} replies to 200"
     assert len(set(replies)) == 200
 
     only(bent, delay="20ms", reorder="50%")
-    replies = run_in(engine, bent, "client", UDP, "10.242.0.3", 100)
+    replies = measure(engine, bent, "client", "udp", 100)
     overtaken = sum(1 for earlier, later in zip(replies, replies[1:]) if later < earlier)
     assert sorted(replies) == list(range(100)) and overtaken >= 10, replies
 
     only(bent, corrupt="30%")
-    received = len(run_in(engine, bent, "client", UDP, "10.242.0.3", 400))
+    received = len(measure(engine, bent, "client", "udp", 400))
     assert abs(received / 400 - 0.70) <= binomial_99(400, 0.30), "corrupted datagrams fail their checksum"
-    assert run_in(engine, bent, "client", BULK, "10.242.0.3", 300_000)["intact"]
+    assert measure(engine, bent, "client", "bulk", 300_000)["intact"]
 
 
 def test_partition_times_out_and_heal_restores(engine, image, bent):
@@ -308,6 +261,6 @@ def test_netem_path_where_the_kernel_has_it(engine, bent, monkeypatch):
     added = median_rtt(engine, bent, "client") - median_rtt(engine, bent, "bystander")
     assert abs(added - 0.040) <= 0.2 * 0.040
     only(bent, loss="20%")
-    received = len(run_in(engine, bent, "client", UDP, "10.242.0.3", 600))
+    received = len(measure(engine, bent, "client", "udp", 600))
     assert abs(1 - received / 600 - 0.20) <= binomial_99(600, 0.20)
 
