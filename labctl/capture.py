@@ -21,6 +21,7 @@ from .engine import Engine
 from .errors import LabError
 from .images import SERVICES_PATH
 from .render import bridge_name
+from .shaping import resolve_target
 from .topology import Topology
 
 CAPTURE_FILE = "/tmp/capture.pcap"
@@ -36,19 +37,15 @@ class CapturePoint:
 
 
 def capture_point(topology: Topology, target: str) -> CapturePoint:
-    host, _, network = target.partition(":")
-    if network:
-        if host not in topology.hosts or network not in topology.hosts[host].networks:
-            raise LabError(f"'{target}' is not an interface of lab '{topology.name}': "
-                           "write HOST:NETWORK for a host on that network")
-        return CapturePoint(host, str(topology.hosts[host].address_on(network)), target)
-    if target in topology.hosts and target in topology.networks:
-        raise LabError(f"'{target}' is both a host and a network; write HOST:NETWORK")
+    """Targets read as impairments' do (resolve_target), and fail with the same errors."""
+    interfaces = resolve_target(topology, target)
+    if ":" in target:
+        interface = interfaces[0]
+        return CapturePoint(interface.host, str(topology.hosts[interface.host].address_on(interface.network)),
+                            target)
     if target in topology.hosts:
         return CapturePoint(target, "any", target)
-    if target in topology.networks:
-        return CapturePoint(None, bridge_name(topology, target), f"network {target}")
-    raise LabError(f"'{target}' is neither a host nor a network of lab '{topology.name}'")
+    return CapturePoint(None, bridge_name(topology, target), f"network {target}")
 
 
 class Capture:

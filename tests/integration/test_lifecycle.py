@@ -3,12 +3,10 @@ a user's own program is a host like any other."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
