@@ -36,10 +36,12 @@ def apply_live(topology: Topology, engine: Engine, progress: Progress, live: Liv
     """Save the live state, re-render, and bring every network sidecar in line with it:
     new or changed ones (re)started, obsolete ones stopped, which undoes their work."""
     live = live if live is not None else load_live(topology)
+    states = engine.states(topology)
+    if not any(state.role == "host" for state in states):
+        raise LabError(f"lab '{topology.name}' is not running; run 'labctl up' first")
     save_live(topology, live)
     document = render_lab(topology, live=live)
     wanted = {net_service(host) for host in sidecar_specs(topology, live)}
-    states = engine.states(topology)
     current = {state.name for state in states if state.role == "net"}
     running = {state.name for state in states if state.role == "host" and state.state == "running"}
     engine.remove(topology, sorted(current - wanted))

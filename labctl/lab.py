@@ -60,14 +60,14 @@ def up(topology: Topology, engine: ComposeEngine, progress: Progress,
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "up failed"
         progress(f"{reason}: removing what was created")
-        with _shielded_from_interrupts():
+        with shielded_from_interrupts():
             engine.destroy(topology, progress)
         raise
     return prepared
 
 
 def down(topology: Topology, engine: Engine, progress: Progress) -> dict[str, int]:
-    with _shielded_from_interrupts():
+    with shielded_from_interrupts():
         removed = engine.destroy(topology, progress)
         forget_live(topology)
         return removed
@@ -94,7 +94,7 @@ def select_checks(checks: list[CheckSpec], names: list[str] | None, pattern: str
     return selected
 
 
-class _shielded_from_interrupts:
+class shielded_from_interrupts:
     """Cleanup must finish: hold Ctrl-C and SIGTERM until it has."""
 
     def __enter__(self):

@@ -29,6 +29,7 @@ from .checks import CheckResult, run_checks
 from .checkspec import CheckParser, CheckSpec
 from .engine import Engine
 from .errors import LabError
+from .lab import shielded_from_interrupts
 from .faults import HOST_ACTIONS, apply_live, disconnect, heal, host_action, partition, reconnect
 from .shaping import (KINDS, Impairment, check_consistent, clear_impairment, load_live,
                       read_impairment, resolve_target)
@@ -196,8 +197,9 @@ def run_scenario(topology: Topology, engine: Engine, scenario: Scenario, image: 
             report(result)
     finally:
         progress("restoring the lab as it was before the scenario")
-        heal(topology, engine, progress)
-        apply_live(topology, engine, progress, before)
+        with shielded_from_interrupts():
+            heal(topology, engine, progress)
+            apply_live(topology, engine, progress, before)
     return results
 
 
