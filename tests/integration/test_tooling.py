@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from labctl.doctor import probe_kernel
+
 from .conftest import run_cli
 
 
@@ -15,10 +17,22 @@ def test_doctor_reports_engine_compose_and_kernel_features(engine):
     assert findings["docker compose"]["ok"]
     for feature in ("bridge", "veth", "vxlan", "nftables"):
         assert findings[f"kernel {feature}"]["ok"], findings[f"kernel {feature}"]
-    netem = findings["kernel netem"]
-    assert ("tc netem" in netem["detail"]) if netem["ok"] else ("fallback" in netem["detail"])
+    # Which mechanism impairments get follows what the kernel really has.
+    impairments = findings["impairments"]
+    assert impairments["ok"], impairments
+    has_netem = probe_kernel(engine.client)["netem"]
+    assert ("use tc netem" if has_netem else "no sch_netem: impairments use the fallback") in impairments["detail"]
     text = run_cli("doctor").stdout
-    assert "docker engine" in text and "kernel netem" in text
+    assert "docker engine" in text and "impairments" in text
+
+
+def test_doctor_names_a_forced_mechanism(engine, monkeypatch):
+    monkeypatch.setenv("LABCTL_SHAPER", "fallback")
+    findings = {finding["name"]: finding for finding in json.loads(run_cli("doctor", "--json").stdout)}
+    assert findings["impairments"]["detail"].startswith("LABCTL_SHAPER=fallback: impairments use the fallback")
+    monkeypatch.setenv("LABCTL_SHAPER", "sideways")
+    result = run_cli("doctor")
+    assert result.returncode == 2 and "LABCTL_SHAPER=sideways: expected one of auto, netem, fallback" in result.stderr
 
 
 def test_doctor_install_changes_nothing_when_all_is_there(engine):
