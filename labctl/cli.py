@@ -202,8 +202,9 @@ def _show_impairments(topology, runner, as_json: bool) -> int:
     rows = []
     for interface, impairment in effective(topology, live).items():
         sidecar = states.get(net_service(interface.host))
-        mechanism, applied = "-", "no (host not running)"
-        if sidecar is not None:
+        host_state = states[interface.host].state if interface.host in states else "missing"
+        mechanism, applied = "-", f"no (host {host_state})"
+        if sidecar is not None and host_state == "running":
             report = _first_json_line(runner.helper_logs(topology, net_service(interface.host)))
             mechanism = report.get("mechanism", "-")
             applied = "yes" if sidecar.ready else f"no ({sidecar.state})"
