@@ -321,7 +321,7 @@ class ComposeEngine:
 
     def _container(self, topology: Topology, host: str):
         if host not in topology.hosts:
-            raise LabError(f"no host '{host}' in lab '{topology.name}'; hosts: " + ", ".join(topology.hosts))
+            raise topology.unknown_host(host)
         found = self.client.containers.list(all=True, filters={"label": [
             f"{LAB_LABEL}={topology.name}", f"{HOST_LABEL}={host}", f"{ROLE_LABEL}=host"]})
         if not found:

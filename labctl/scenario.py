@@ -122,7 +122,7 @@ def _parse_step(source: Source, raw: Any, path: KeyPath, topology: Topology, par
             return Step(kind, f"partition {','.join(sides[0])} -- {','.join(sides[1])}", action=action, sides=sides)
         target = source.text(target, path + (action,))
         if action in HOST_ACTIONS and target not in topology.hosts:
-            raise source.error(path + (action,), f"no host '{target}'; hosts: " + ", ".join(topology.hosts))
+            raise source.error(path + (action,), str(topology.unknown_host(target)))
         _resolve(source, topology, target, path + (action,))
         return Step(kind, f"{action} {target}", action=action, target=target)
     if kind == "heal":

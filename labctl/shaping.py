@@ -104,7 +104,7 @@ def resolve_target(topology: Topology, target: str) -> list[Interface]:
     host, _, network = target.partition(":")
     if network:
         if host not in topology.hosts:
-            raise LabError(f"no host '{host}' in lab '{topology.name}'; hosts: " + ", ".join(topology.hosts))
+            raise topology.unknown_host(host)
         if network not in topology.hosts[host].networks:
             raise LabError(f"host '{host}' is not on network '{network}'; it is on: "
                            + ", ".join(topology.hosts[host].networks))
@@ -273,7 +273,7 @@ def parse_sides(topology: Topology, words: list[str]) -> list[list[str]]:
         raise LabError("expected two sets of hosts: labctl partition A,B -- C")
     for name in sides[0] + sides[1]:
         if name not in topology.hosts:
-            raise LabError(f"no host '{name}' in lab '{topology.name}'; hosts: " + ", ".join(topology.hosts))
+            raise topology.unknown_host(name)
     both = set(sides[0]) & set(sides[1])
     if both:
         raise LabError(f"{', '.join(sorted(both))} cannot be on both sides of a partition")

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from .errors import LabFileError
+from .errors import LabError, LabFileError
 from .yamlsource import KeyPath, Source, describe, load_source
 
 # Built-in services: name -> transport. The programs live in services/labsvc.py.
@@ -142,6 +142,9 @@ class Topology:
 
     def error(self, path: KeyPath, message: str) -> LabFileError:
         return self.source.error(path, message)
+
+    def unknown_host(self, name: str) -> LabError:
+        return LabError(f"no host '{name}' in lab '{self.name}'; hosts: " + ", ".join(self.hosts))
 
 
 TOP_KEYS = ["name", "networks", "hosts", "impairments", "checks", "scenarios"]
