@@ -63,18 +63,21 @@ def bulk(address: str, port: int, size: int) -> dict:
     back = bytearray()
 
     def read() -> None:
-        while len(back) < len(data):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
+        # Until the server's EOF, not until the last byte: the echo server writes its
+        # transcript entry before it closes, so a caller can read that entry at once.
+        while chunk := sock.recv(65536):
             back.extend(chunk)
     reader = threading.Thread(target=read)
     started = time.perf_counter()
     reader.start()
     sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
     reader.join()
-    return {"seconds": time.perf_counter() - started, "intact": bytes(back) == data,
-            "port": sock.getsockname()[1], "sha256": hashlib.sha256(data).hexdigest()}
+    seconds = time.perf_counter() - started
+    port = sock.getsockname()[1]
+    sock.close()
+    return {"seconds": seconds, "intact": bytes(back) == data, "port": port,
+            "sha256": hashlib.sha256(data).hexdigest()}
 
 
 if __name__ == "__main__":
