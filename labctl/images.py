@@ -29,7 +29,9 @@ from .errors import LabError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RECIPE_DIR = PROJECT_ROOT / "compose"
 SERVICES_DIR = PROJECT_ROOT / "services"
+NODE_RECIPE_DIR = RECIPE_DIR / "node"
 BASE_REPOSITORY = "labctl-base"
+NODE_REPOSITORY = "labctl-node"
 HOST_REPOSITORY = "labctl-host"
 IMAGE_LABEL = "io.labctl.image"
 SERVICES_PATH = "/opt/labctl/services"
@@ -37,8 +39,8 @@ SERVICES_PATH = "/opt/labctl/services"
 Progress = Callable[[str], None]
 
 
-def packages() -> list[str]:
-    lines = (RECIPE_DIR / "packages.txt").read_text().splitlines()
+def packages(recipe: Path = RECIPE_DIR) -> list[str]:
+    lines = (recipe / "packages.txt").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
@@ -130,15 +132,46 @@ def ensure_base_image(client: docker.DockerClient, progress: Progress, source: s
             if source == "registry":
                 raise
             progress(f"image: no registry answered ({exc}); bootstrapping from the host's mirror")
-    _bootstrap_from_mirror(client, tag, progress)
+    _bootstrap_from_mirror(client, tag, progress, ["python3", *packages()], kind="base",
+                           command='["sleep", "infinity"]')
     progress(f"image {tag} bootstrapped from the host's Debian mirror")
     return tag
 
 
-def _build_from_registry(client: docker.DockerClient, tag: str) -> None:
+def node_tag() -> str:
+    recipe = b"".join(path.read_bytes() for path in sorted(NODE_RECIPE_DIR.iterdir()))
+    return f"{NODE_REPOSITORY}:{_digest(recipe)}"
+
+
+def ensure_node_image(client: docker.DockerClient, progress: Progress, source: str = "auto") -> str:
+    """The image of a lab machine run in a container (sshd and a Docker engine), for
+    multi-machine labs on one computer. Built like the base: registry, else the mirror."""
+    tag = node_tag()
+    if image_exists(client, tag):
+        return tag
+    if source in ("auto", "registry"):
+        progress("image: building the machine image from an official Debian image")
+        try:
+            _build_from_registry(client, tag, NODE_RECIPE_DIR, "node")
+            return tag
+        except LabError as exc:
+            if source == "registry":
+                raise
+            progress(f"image: no registry answered ({exc}); bootstrapping from the host's mirror")
+    _bootstrap_from_mirror(client, tag, progress, packages(NODE_RECIPE_DIR), kind="node",
+                           command='["/usr/local/bin/labctl-node"]',
+                           hooks=[f"copy-in {NODE_RECIPE_DIR / 'entrypoint.sh'} /usr/local/bin",
+                                  "chroot $1 mv /usr/local/bin/entrypoint.sh /usr/local/bin/labctl-node",
+                                  "chroot $1 sh -c 'rm -f /etc/ssh/ssh_host_*'"])
+    progress(f"image {tag} bootstrapped from the host's Debian mirror")
+    return tag
+
+
+def _build_from_registry(client: docker.DockerClient, tag: str, recipe: Path = RECIPE_DIR,
+                         kind: str = "base") -> None:
     try:
-        client.images.build(path=str(RECIPE_DIR), dockerfile="Dockerfile", tag=tag, pull=False,
-                            rm=True, forcerm=True, labels={IMAGE_LABEL: "base", "io.labctl.from": "registry"})
+        client.images.build(path=str(recipe), dockerfile="Dockerfile", tag=tag, pull=False,
+                            rm=True, forcerm=True, labels={IMAGE_LABEL: kind, "io.labctl.from": "registry"})
     except (docker.errors.BuildError, docker.errors.APIError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise LabError(message[:200]) from None
@@ -182,18 +215,20 @@ def host_mirror(codename: str, sources: list[Path] | None = None) -> str:
                    "offline (add one, or build where a registry answers)")
 
 
-def _bootstrap_from_mirror(client: docker.DockerClient, tag: str, progress: Progress) -> None:
+def _bootstrap_from_mirror(client: docker.DockerClient, tag: str, progress: Progress,
+                           include: list[str], kind: str, command: str,
+                           hooks: list[str] | None = None) -> None:
     if os.geteuid() != 0:
         raise LabError("bootstrapping the base image needs root (mmdebstrap/debootstrap); "
                        "run 'sudo labctl image build' once")
     _distribution, codename = host_release()
     mirror = host_mirror(codename)
-    include = ["python3", *packages()]
     with tempfile.TemporaryDirectory(prefix="labctl-rootfs-") as work:
         rootfs_tar = Path(work) / "rootfs.tar"
         if shutil.which("mmdebstrap"):
             progress(f"image: mmdebstrap {codename} with {len(include)} packages (about 30 s)")
             argv = ["mmdebstrap", "--variant=apt", "--quiet", f"--include={','.join(include)}",
+                    *[f"--customize-hook={hook}" for hook in hooks or []],
                     "--customize-hook=chroot $1 apt-get clean", codename, str(rootfs_tar), mirror]
             _run(argv, "mmdebstrap")
         elif shutil.which("debootstrap"):
@@ -201,12 +236,14 @@ def _bootstrap_from_mirror(client: docker.DockerClient, tag: str, progress: Prog
             root = Path(work) / "root"
             _run(["debootstrap", "--variant=minbase", f"--include={','.join(include)}", codename,
                   str(root), mirror], "debootstrap")
+            for hook in hooks or []:
+                _run(["sh", "-c", _as_shell(hook, root)], "a customize hook")
             _run(["tar", "-C", str(root), "-cf", str(rootfs_tar), "."], "tar")
         else:
             raise LabError("no registry answered and neither mmdebstrap nor debootstrap is installed; "
                            "run 'labctl doctor --install'")
         progress("image: importing the root filesystem")
-        changes = ['CMD ["sleep", "infinity"]', f"LABEL {IMAGE_LABEL}=base io.labctl.from=mirror",
+        changes = [f"CMD {command}", f"LABEL {IMAGE_LABEL}={kind} io.labctl.from=mirror",
                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         with open(rootfs_tar, "rb") as handle:
             try:
@@ -216,6 +253,14 @@ def _bootstrap_from_mirror(client: docker.DockerClient, tag: str, progress: Prog
                 raise LabError(f"docker import failed: {exc}") from None
     if not image_exists(client, tag):
         raise LabError(f"docker import did not produce {tag}")
+
+
+def _as_shell(hook: str, root: Path) -> str:
+    """An mmdebstrap customize hook as a shell command on a debootstrap tree."""
+    if hook.startswith("copy-in "):
+        source, target = hook.split()[1:3]
+        return f"cp {source} {root}{target}/"
+    return hook.replace("$1", str(root))
 
 
 def _run(argv: list[str], what: str) -> None:
