@@ -4,7 +4,7 @@ every host reaches every network through the lab's routers."""
 from __future__ import annotations
 
 from collections import deque
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from .topology import Host, Route, Topology
 
@@ -66,19 +66,19 @@ def _router_graph(topology: Topology) -> dict[str, list[tuple[str, Host]]]:
     return graph
 
 
-def computed_routes(topology: Topology, host: Host) -> list[Route]:
-    """Routes `host` needs to reach every network it is not on: the first router on the
-    shortest path through the lab's routers, then any routes the lab declares itself."""
+def _first_hops(topology: Topology, host: Host) -> dict[str, tuple[Host, str]]:
+    """For every network `host` is not on: the first router on the shortest path through
+    the lab's routers, and the network `host` shares with that router."""
     graph = _router_graph(topology)
     own = set(host.networks)
     # Breadth-first from all of the host's networks at once; remember the first hop.
-    first_hop: dict[str, IPv4Address] = {}
+    first_hop: dict[str, tuple[Host, str]] = {}
     queue: deque[str] = deque()
     for network in host.networks:
         for neighbour, router in graph[network]:
             if router is host or neighbour in own or neighbour in first_hop:
                 continue
-            first_hop[neighbour] = router.address_on(network)
+            first_hop[neighbour] = (router, network)
             queue.append(neighbour)
     while queue:
         network = queue.popleft()
@@ -87,9 +87,23 @@ def computed_routes(topology: Topology, host: Host) -> list[Route]:
                 continue
             first_hop[neighbour] = first_hop[network]
             queue.append(neighbour)
-    routes = [Route(topology.networks[name].subnet, via) for name, via in first_hop.items()]
+    return first_hop
+
+
+def computed_routes(topology: Topology, host: Host) -> list[Route]:
+    """Routes `host` needs to reach every network it is not on: the first router on the
+    shortest path through the lab's routers, then any routes the lab declares itself."""
+    routes = [Route(topology.networks[name].subnet, router.address_on(shared))
+              for name, (router, shared) in _first_hops(topology, host).items()]
     declared = {route.destination for route in host.routes}
     return [route for route in routes if route.destination not in declared] + list(host.routes)
+
+
+def routes_by_name(topology: Topology, host: Host) -> list[tuple[IPv4Network, str]]:
+    """The same routes with each gateway named, not addressed: on a Swarm, addresses are
+    known only once the lab runs, and the router's name resolves to the right one there."""
+    return [(topology.networks[name].subnet, router.name)
+            for name, (router, _shared) in _first_hops(topology, host).items()]
 
 
 def reachable_networks(topology: Topology, host: Host) -> set[str]:

@@ -125,11 +125,14 @@ def client_problems(check: CheckSpec, observation: dict[str, Any]) -> list[str]:
         return [f"{error}: {detail}"]
     problems: list[str] = []
     replies = observation.get("replies", [])
+    local = observation.get("local") or []
     for position, step in enumerate(check.steps):
         if step.expect is None:
             continue
         reply = _decode(replies[position]) if position < len(replies) else b""
-        mismatch = step.expect.mismatch(reply)
+        # {client} is the address the client really used, as its own socket reports it
+        expectation = _with_client(step.expect, local[0][0]) if local else step.expect
+        mismatch = expectation.mismatch(reply)
         if mismatch:
             prefix = f"step {position + 1}: " if len(check.steps) > 1 else ""
             if check.protocol == "http":
@@ -296,7 +299,7 @@ def _entry_received(entry: dict[str, Any], expectation: Expectation) -> bool:
     return expectation.mismatch(entry.get("preview", "")) is None
 
 
-def _with_client(expectation: Expectation, address: IPv4Address) -> Expectation:
+def _with_client(expectation: Expectation, address: IPv4Address | str) -> Expectation:
     if not isinstance(expectation.value, str):
         return expectation
     text = re.escape(str(address)) if expectation.kind == "regex" else str(address)

@@ -40,14 +40,64 @@ def lab_file(args: argparse.Namespace) -> Path:
     return Path(args.file or os.environ.get("LABCTL_FILE") or "lab.yaml")
 
 
+def chosen_engine(args: argparse.Namespace) -> str | None:
+    """compose or swarm from --engine (or $LABCTL_ENGINE); an ssh:// address names the
+    machine, not the kind."""
+    value = getattr(args, "engine", None) or os.environ.get("LABCTL_ENGINE")
+    return value if value in ("compose", "swarm") else None
+
+
 def load(args: argparse.Namespace):
     from .topology import load_topology
-    return load_topology(lab_file(args))
+    return load_topology(lab_file(args), engine=chosen_engine(args))
 
 
-def engine():
-    from .engine import ComposeEngine
-    return ComposeEngine()
+def cluster_file(args: argparse.Namespace, topology=None) -> Path | None:
+    """--cluster, $LABCTL_CLUSTER, or cluster.yaml beside the lab file."""
+    named = getattr(args, "cluster", None) or os.environ.get("LABCTL_CLUSTER")
+    if named:
+        return Path(named)
+    beside = (topology.folder if topology is not None else lab_file(args).resolve().parent) / "cluster.yaml"
+    return beside if beside.exists() else None
+
+
+def engine(args: argparse.Namespace, topology):
+    """The engine the lab runs on: Compose on this machine's engine, or a Swarm of the
+    cluster file's machines (or of the one engine named by --engine ssh://, or this one)."""
+    from .engine import ComposeEngine, docker_client
+    address = getattr(args, "engine", None) or os.environ.get("LABCTL_ENGINE") or ""
+    remote = address if address.startswith("ssh://") else os.environ.get("DOCKER_HOST", "")
+    if topology.engine != "swarm":
+        if remote.startswith("ssh://"):
+            raise LabError("Compose on a remote engine is not available yet (its files are bind "
+                           "mounts of this machine's); use --engine swarm, which also runs on one "
+                           "remote machine")
+        return ComposeEngine()
+    from . import lab
+    from .swarm import LOCAL, SwarmEngine
+    file = cluster_file(args, topology)
+    if file is not None and not address.startswith("ssh://"):
+        from .cluster import load_cluster
+        runner = SwarmEngine.for_cluster(load_cluster(file), _local_engine())
+    elif remote.startswith("ssh://"):
+        from .ssh import parse_ssh_url, remote_client
+        runner = SwarmEngine({"remote": remote_client(parse_ssh_url(remote))}, "remote",
+                             image_source=_local_engine())
+    else:
+        runner = SwarmEngine({LOCAL: docker_client()}, LOCAL)
+    lab.bind_addresses(topology, runner)
+    return runner
+
+
+def _local_engine():
+    """This machine's engine, where images are built before they are copied, if one answers."""
+    from .engine import docker_client
+    if os.environ.get("DOCKER_HOST", "").startswith("ssh://"):
+        return None
+    try:
+        return docker_client()
+    except LabError:
+        return None
 
 
 # -- verbs --------------------------------------------------------------------------------
@@ -70,7 +120,7 @@ def cmd_up(args) -> int:
     from . import lab
     topology = load(args)
     started = time.monotonic()
-    lab.up(topology, engine(), progress, timeout=args.timeout)
+    lab.up(topology, engine(args, topology), progress, timeout=args.timeout)
     progress(f"lab '{topology.name}' is up in {time.monotonic() - started:.1f}s "
              f"({len(topology.hosts)} hosts); run 'labctl check'")
     return 0
@@ -79,7 +129,7 @@ def cmd_up(args) -> int:
 def cmd_check(args) -> int:
     from . import checks, lab
     topology = load(args)
-    results, seconds = lab.check(topology, engine(), args.names, args.k)
+    results, seconds = lab.check(topology, engine(args, topology), args.names, args.k)
     if args.junit:
         Path(args.junit).write_text(checks.to_junit(results, seconds, topology.name))
     if args.json:
@@ -93,7 +143,7 @@ def cmd_check(args) -> int:
 def cmd_transcript(args) -> int:
     from .checks import read_transcript
     topology = load(args)
-    entries = read_transcript(topology, engine(), args.host)
+    entries = read_transcript(topology, engine(args, topology), args.host)
     if args.tail:
         entries = entries[-args.tail:]
     if args.json:
@@ -115,7 +165,7 @@ def cmd_transcript(args) -> int:
 def cmd_status(args) -> int:
     from .faults import current_faults
     topology = load(args)
-    runner = engine()
+    runner = engine(args, topology)
     states = runner.states(topology)
     hosts = [state for state in states if state.role == "host" and state.name in topology.hosts]
     faults = current_faults(topology, runner, [s.name for s in hosts if s.state == "running"])
@@ -126,20 +176,21 @@ def cmd_status(args) -> int:
     if not states:
         print(f"lab '{topology.name}' is down")
         return 0
-    rows = [("HOST", "STATE", "HEALTH", "ADDRESSES", "SERVICES", "FAULTS")]
+    swarm = topology.engine == "swarm"
+    rows = [("HOST", *(("MACHINE",) if swarm else ()), "STATE", "HEALTH", "ADDRESSES", "SERVICES", "FAULTS")]
     for state in hosts:
         host = topology.hosts[state.name]
-        addresses = " ".join(f"{a.network}={a.address}" for a in host.attachments)
+        addresses = " ".join(f"{a.network}={a.address}" for a in host.attachments) \
+            if state.state != "unreachable" else "-"
         services = " ".join(f"{s.kind}:{s.port}" for s in host.services)
         if host.router:
             services = ("router " + services).strip()
-        rows.append((state.name, state.state, state.health or "-", addresses, services or "-",
-                     "; ".join(faults.of(state.name)) or "-"))
+        rows.append((state.name, *((state.machine or "-",) if swarm else ()),
+                     state.state + (f" ({state.reason})" if state.reason else ""), state.health or "-",
+                     addresses, services or "-", "; ".join(faults.of(state.name)) or "-"))
     missing = sorted(set(topology.hosts) - {state.name for state in hosts})
-    rows += [(name, "missing", "-", "", "-", "-") for name in missing]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(row[i].ljust(widths[i]) for i in range(5)) + "  " + row[5])
+    rows += [(name, *(("-",) if swarm else ()), "missing", "-", "", "-", "-") for name in missing]
+    print(_columns(rows))
     helpers = [state for state in states if state.role != "host"]
     failed = [state.name for state in helpers if state.failed]
     print(f"network helpers: {len(helpers) - len(failed)}/{len(helpers)} done"
@@ -152,7 +203,7 @@ def cmd_exec(args) -> int:
     if not command:
         raise LabError("give a command after the host: labctl exec HOST -- CMD [ARG...]")
     topology = load(args)
-    runner = engine()
+    runner = engine(args, topology)
     for stdout, stderr in runner.exec_stream(topology, args.host, command):
         if stdout:
             sys.stdout.buffer.write(stdout)
@@ -165,7 +216,7 @@ def cmd_exec(args) -> int:
 
 def cmd_logs(args) -> int:
     topology = load(args)
-    for chunk in engine().logs(topology, args.host, follow=args.follow, tail=args.tail):
+    for chunk in engine(args, topology).logs(topology, args.host, follow=args.follow, tail=args.tail):
         sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
     return 0
@@ -174,7 +225,7 @@ def cmd_logs(args) -> int:
 def cmd_impair(args) -> int:
     from . import faults, shaping
     topology = load(args)
-    runner = engine()
+    runner = engine(args, topology)
     if args.show:
         return _show_impairments(topology, runner, args.json)
     values = {name: getattr(args, name) for name in shaping.KINDS if getattr(args, name) is not None}
@@ -240,7 +291,7 @@ def _first_json_line(text: str) -> dict:
 def cmd_host_action(args) -> int:
     from .faults import host_action
     topology = load(args)
-    runner = engine()
+    runner = engine(args, topology)
     for host in args.hosts:
         host_action(topology, runner, host, args.action, progress)
         progress(f"{args.action}: {host} is {_state_of(runner, topology, host)}")
@@ -255,7 +306,7 @@ def _state_of(runner, topology, host: str) -> str:
 def cmd_disconnect(args) -> int:
     from .faults import disconnect, reconnect
     topology = load(args)
-    runner = engine()
+    runner = engine(args, topology)
     if args.verb == "disconnect":
         done = disconnect(topology, runner, args.target)
     else:
@@ -271,7 +322,7 @@ def cmd_partition(args) -> int:
     from .shaping import parse_sides
     topology = load(args)
     sides = parse_sides(topology, args.sides)
-    partition(topology, engine(), sides, progress)
+    partition(topology, engine(args, topology), sides, progress)
     progress(f"partitioned {','.join(sides[0])} from {','.join(sides[1])}; 'labctl heal' undoes it")
     return 0
 
@@ -279,7 +330,7 @@ def cmd_partition(args) -> int:
 def cmd_heal(args) -> int:
     from .faults import heal
     topology = load(args)
-    healed = heal(topology, engine(), progress)
+    healed = heal(topology, engine(args, topology), progress)
     progress("healed: " + "; ".join(healed) if healed else "nothing to heal")
     return 0
 
@@ -292,7 +343,7 @@ def cmd_capture(args) -> int:
     seconds = parse_duration(args.duration) if args.duration else None
     if args.duration and seconds is None:
         raise LabError(f"--for: expected a duration such as 10s, got '{args.duration}'")
-    capture = Capture(topology, engine(), host_tag(), args.target, args.filter)
+    capture = Capture(topology, engine(args, topology), host_tag(), args.target, args.filter)
     capture.start()
     progress(f"capturing on {capture.point.label}"
              + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))
@@ -325,7 +376,7 @@ def cmd_run(args) -> int:
                        + (", ".join(topology.scenarios) or "none"))
     chosen = topology.scenarios[args.scenario]
     progress(f"running scenario '{chosen.name}': {len(chosen.steps)} steps")
-    results = scenario.run_scenario(topology, engine(), chosen, host_tag(), progress,
+    results = scenario.run_scenario(topology, engine(args, topology), chosen, host_tag(), progress,
                                     lambda result: print(scenario.line(result), flush=True))
     print(scenario.summary(results, chosen))
     return 0 if len(results) == len(chosen.steps) and all(result.passed for result in results) else 1
@@ -334,11 +385,43 @@ def cmd_run(args) -> int:
 def cmd_down(args) -> int:
     from . import lab
     topology = load(args)
-    removed = lab.down(topology, engine(), progress)
-    progress(f"lab '{topology.name}' is down: removed {removed['containers']} containers, "
+    removed = lab.down(topology, engine(args, topology), progress)
+    progress(f"lab '{topology.name}' is down: removed "
+             + (f"{removed['services']} services, " if "services" in removed else "")
+             + f"{removed['containers']} containers, "
              f"{removed['networks']} networks, {removed['volumes']} volumes"
              + (f", {removed['images']} built images" if removed.get("images") else ""))
     return 0
+
+
+def cmd_cluster(args) -> int:
+    from . import cluster
+    file = cluster_file(args)
+    if file is None:
+        raise LabError("no cluster file: give --cluster FILE, set $LABCTL_CLUSTER, or put "
+                       "cluster.yaml beside the lab file")
+    machines = cluster.load_cluster(file)
+    if args.action == "up":
+        cluster.up(machines, progress)
+    elif args.action == "down":
+        cluster.down(machines, progress)
+        return 0
+    rows = cluster.status(machines)
+    if getattr(args, "json", False):
+        print(json.dumps([row.__dict__ for row in rows], indent=2))
+        return 0
+    table = [("MACHINE", "ADDRESS", "ROLE", "STATE", "AVAILABILITY", "ENGINE", "LABELS")]
+    table += [(r.machine, r.address, r.role, r.state + (f" ({r.reason})" if r.reason else ""),
+               r.availability, r.engine, " ".join(f"{k}={v}" for k, v in r.labels.items()) or "-")
+              for r in rows]
+    print(_columns(table))
+    return 0 if all(r.state == "ready" for r in rows) else 1
+
+
+def _columns(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+                     for row in rows)
 
 
 def cmd_doctor(args) -> int:
@@ -371,6 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="labctl", description=__doc__, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-f", "--file", help="the lab file (default: ./lab.yaml or $LABCTL_FILE)")
+    parser.add_argument("--engine", metavar="ENGINE",
+                        help="compose (one machine), swarm (the machines of the cluster file), or "
+                        "ssh://user@host (a Swarm on that one machine); default: the lab file's "
+                        "engine:, else compose ($LABCTL_ENGINE)")
+    parser.add_argument("--cluster", metavar="FILE",
+                        help="the cluster file a Swarm lab runs on (default: cluster.yaml beside "
+                        "the lab file, or $LABCTL_CLUSTER)")
     parser.add_argument("--version", action="version", version=f"labctl {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
@@ -446,6 +536,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="as root on Debian/Ubuntu: install and start what is missing")
     sub.add_argument("--quiet", action="store_true", help="with --install: print only changes")
     sub.add_argument("--json", action="store_true", help="print the findings as JSON")
+    cluster = verbs.add_parser("cluster", help="the machines of a Swarm lab: join, show, leave",
+                               description="Manage the machines a cluster file names (see "
+                               "--cluster): 'up' joins them into one Swarm managed by the first, "
+                               "'status' shows each, 'down' takes them all out of the Swarm.")
+    cluster_verbs = cluster.add_subparsers(dest="cluster_verb", metavar="ACTION", required=True)
+    for action, text in (("up", "join every machine into one Swarm and label its nodes"),
+                         ("status", "show each machine: address, role, state, labels, engine"),
+                         ("down", "every machine leaves the Swarm (workers first)")):
+        sub = cluster_verbs.add_parser(action, help=text, description=text)
+        sub.set_defaults(handler=cmd_cluster, action=action)
+        if action == "status":
+            sub.add_argument("--json", action="store_true", help="print the machines as JSON")
     image = verbs.add_parser("image", help="manage the lab host image")
     image_verbs = image.add_subparsers(dest="image_verb", metavar="ACTION", required=True)
     sub = image_verbs.add_parser("build", help="build the lab host image if its recipe changed",
@@ -463,6 +565,8 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from docker.errors import DockerException
+    from paramiko import SSHException
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -473,6 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("labctl: interrupted", file=sys.stderr)
         return 130
+    except (OSError, EOFError, SSHException, DockerException) as exc:
+        # A connection lost under us (a machine stopped, an SSH session refused): one line.
+        print(f"labctl: error: lost the connection to an engine: {exc.__class__.__name__}: {exc}",
+              file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 1
 

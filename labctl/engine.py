@@ -50,6 +50,8 @@ class HostState:
     health: str | None  # healthy | unhealthy | starting | None (no healthcheck)
     exit_code: int | None
     host: str | None = None
+    machine: str | None = None  # on a Swarm: the machine it runs on
+    reason: str = ""            # why its state is unknown (its machine does not answer)
 
     @property
     def long_running(self) -> bool:
@@ -69,6 +71,7 @@ class HostState:
 
 
 class Engine(Protocol):
+    client: docker.DockerClient  # where the lab's images are built
     def deploy(self, topology: Topology, document: Path, progress: Progress,
                timeout: float = READY_TIMEOUT) -> None: ...
     def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]: ...
@@ -92,6 +95,7 @@ class Engine(Protocol):
     def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],
                      cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str: ...
     def stop_helper(self, helper: str, path: str, signal_name: str = "SIGINT") -> tuple[str, bytes]: ...
+    def addresses(self, topology: Topology) -> dict[str, dict[str, str]]: ...
 
 
 def docker_client() -> docker.DockerClient:
@@ -162,51 +166,17 @@ def _last_health_output(container) -> str:
     return lines[-1] if lines else ""
 
 
-class ComposeEngine:
+class ContainerEngine:
+    """A lab's containers on one Docker engine, found by label: state, exec, logs, faults
+    and helpers. Compose deploys on top of it; a Swarm keeps one per machine."""
+
     def __init__(self, client: docker.DockerClient | None = None):
         self.client = client or docker_client()
         self.last_exit_code = 0  # of the last exec_stream, once its stream is exhausted
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def deploy(self, topology: Topology, document: Path, progress: Progress,
-               timeout: float = READY_TIMEOUT) -> None:
-        progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
-        self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
-        self.wait_ready(topology, progress, timeout)
-
-    def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
-               recreate: bool = False, timeout: float = READY_TIMEOUT) -> None:
-        """Bring only `services` in line with the document (recreating them even if unchanged
-        when `recreate`), leaving every other container as it is, and wait for them."""
-        if not services:
-            return
-        self._compose(topology, document, "up", "--detach", "--no-deps",
-                      *(["--force-recreate"] if recreate else []), *services)
-        self.wait_ready(topology, progress, timeout, only=set(services))
-
-    def remove(self, topology: Topology, names: list[str]) -> None:
-        """Stop (gracefully: sidecars undo their work on SIGTERM) and remove helpers by name."""
-        for state in self.states(topology):
-            if state.name in names and state.role != "host":
-                container = self.client.containers.get(state.container)
-                try:
-                    container.stop(timeout=5)
-                    container.remove(force=True)
-                except docker.errors.NotFound:
-                    pass
-
-    def _compose(self, topology: Topology, document: Path, *args: str) -> None:
-        compose = compose_command()
-        if compose is None:
-            raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
-        env = {**os.environ, "COMPOSE_STATUS_STDOUT": "0"}
-        result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        if result.returncode != 0:
-            lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
-            errors = [line for line in lines if "rror" in line] or lines[-1:]
-            raise EngineError(f"docker compose {args[0]} failed: {errors[-1] if errors else 'no output'}")
+    def addresses(self, topology: Topology) -> dict[str, dict[str, str]]:
+        """Addresses the engine assigned, where the lab file could not say them: none here."""
+        return {}
 
     def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT,
                    only: set[str] | None = None) -> None:
@@ -261,57 +231,16 @@ class ComposeEngine:
                     return f" ({state.name}'s healthcheck says: {output})"
         return ""
 
-    def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]:
-        """Remove every container, network and volume labelled with this lab, and the
-        lab's fabric rules. Touches nothing else."""
-        selector = {"label": f"{LAB_LABEL}={topology.name}"}
-        containers = self.client.containers.list(all=True, filters=selector)
-        if any(c.labels.get(ROLE_LABEL) == "fabric" for c in containers):
-            image = next(c.image for c in containers if c.labels.get(ROLE_LABEL) == "fabric")
-            self._remove_fabric(topology, image.id)
-        # Re-list: the fabric cleanup helper is itself labelled and removes itself.
-        containers = self.client.containers.list(all=True, filters=selector)
-        if containers:
-            progress(f"removing {len(containers)} containers")
-
-        def remove(container) -> None:
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(remove, containers))
-        networks = self.client.networks.list(filters=selector)
-        for network in networks:
-            try:
-                network.remove()
-            except docker.errors.NotFound:
-                pass
-        volumes = self.client.volumes.list(filters=selector)
-        for volume in volumes:
-            try:
-                volume.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-        # Images Compose built for the lab's `build:` hosts: labelled with the lab and
-        # named after its project. labctl's own shared images are never touched here.
-        images = [image for image in self.client.images.list(filters=selector)
-                  if any(tag.startswith(f"{topology.project}-") for tag in image.tags)]
-        for image in images:
-            try:
-                self.client.images.remove(image.id, force=True)
-            except docker.errors.APIError:
-                pass
-        return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes),
-                "images": len(images)}
-
-    def _remove_fabric(self, topology: Topology, image: str) -> None:
-        result = self._run_helper(topology, image, ["python3", "/opt/labctl/services/netadmin.py",
-                                                    "fabric-del", fabric_tag(topology)],
-                                  network_mode="host", cap_add=["NET_ADMIN"])
-        if result.exit_code != 0:
-            raise EngineError("could not remove the lab's forwarding rules: "
-                              + result.stderr.decode("utf-8", "replace").strip())
+    def remove(self, topology: Topology, names: list[str]) -> None:
+        """Stop (gracefully: sidecars undo their work on SIGTERM) and remove helpers by name."""
+        for state in self.states(topology):
+            if state.name in names and state.role != "host":
+                container = self.client.containers.get(state.container)
+                try:
+                    container.stop(timeout=5)
+                    container.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
 
     # -- inspection and access -------------------------------------------------------------
 
@@ -484,3 +413,87 @@ class ComposeEngine:
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass
+
+
+class ComposeEngine(ContainerEngine):
+    """One machine: `docker compose` deploys the rendered document."""
+
+    def deploy(self, topology: Topology, document: Path, progress: Progress,
+               timeout: float = READY_TIMEOUT) -> None:
+        progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
+        self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
+        self.wait_ready(topology, progress, timeout)
+
+    def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
+               recreate: bool = False, timeout: float = READY_TIMEOUT) -> None:
+        """Bring only `services` in line with the document (recreating them even if unchanged
+        when `recreate`), leaving every other container as it is, and wait for them."""
+        if not services:
+            return
+        self._compose(topology, document, "up", "--detach", "--no-deps",
+                      *(["--force-recreate"] if recreate else []), *services)
+        self.wait_ready(topology, progress, timeout, only=set(services))
+
+    def _compose(self, topology: Topology, document: Path, *args: str) -> None:
+        compose = compose_command()
+        if compose is None:
+            raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
+        env = {**os.environ, "COMPOSE_STATUS_STDOUT": "0"}
+        result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        if result.returncode != 0:
+            lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+            errors = [line for line in lines if "rror" in line] or lines[-1:]
+            raise EngineError(f"docker compose {args[0]} failed: {errors[-1] if errors else 'no output'}")
+
+    def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]:
+        """Remove every container, network and volume labelled with this lab, and the
+        lab's fabric rules. Touches nothing else."""
+        selector = {"label": f"{LAB_LABEL}={topology.name}"}
+        containers = self.client.containers.list(all=True, filters=selector)
+        if any(c.labels.get(ROLE_LABEL) == "fabric" for c in containers):
+            image = next(c.image for c in containers if c.labels.get(ROLE_LABEL) == "fabric")
+            self._remove_fabric(topology, image.id)
+        # Re-list: the fabric cleanup helper is itself labelled and removes itself.
+        containers = self.client.containers.list(all=True, filters=selector)
+        if containers:
+            progress(f"removing {len(containers)} containers")
+
+        def remove(container) -> None:
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(remove, containers))
+        networks = self.client.networks.list(filters=selector)
+        for network in networks:
+            try:
+                network.remove()
+            except docker.errors.NotFound:
+                pass
+        volumes = self.client.volumes.list(filters=selector)
+        for volume in volumes:
+            try:
+                volume.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        # Images Compose built for the lab's `build:` hosts: labelled with the lab and
+        # named after its project. labctl's own shared images are never touched here.
+        images = [image for image in self.client.images.list(filters=selector)
+                  if any(tag.startswith(f"{topology.project}-") for tag in image.tags)]
+        for image in images:
+            try:
+                self.client.images.remove(image.id, force=True)
+            except docker.errors.APIError:
+                pass
+        return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes),
+                "images": len(images)}
+
+    def _remove_fabric(self, topology: Topology, image: str) -> None:
+        result = self._run_helper(topology, image, ["python3", "/opt/labctl/services/netadmin.py",
+                                                    "fabric-del", fabric_tag(topology)],
+                                  network_mode="host", cap_add=["NET_ADMIN"])
+        if result.exit_code != 0:
+            raise EngineError("could not remove the lab's forwarding rules: "
+                              + result.stderr.decode("utf-8", "replace").strip())

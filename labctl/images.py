@@ -268,3 +268,37 @@ def _run(argv: list[str], what: str) -> None:
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise LabError(f"{what} failed: {' | '.join(tail)}")
+
+
+def ship_image(source: docker.DockerClient, machines: dict[str, docker.DockerClient], tag: str,
+               progress: Progress) -> list[str]:
+    """Copy `tag` from `source` to every machine lacking it (no registry needed): saved once,
+    loaded over each machine's own engine connection. A machine that already holds the same
+    image id is skipped. Returns the machines it was copied to."""
+    wanted = source.images.get(tag).id
+    lacking = []
+    for name, client in machines.items():
+        try:
+            if client.images.get(tag).id == wanted:
+                continue
+        except docker.errors.ImageNotFound:
+            pass
+        lacking.append(name)
+    if not lacking:
+        progress(f"image {tag}: already on every machine")
+        return []
+    with tempfile.TemporaryFile(prefix="labctl-image-") as saved:
+        for chunk in source.images.get(tag).save(named=True):
+            saved.write(chunk)
+        size = saved.tell()
+        progress(f"image {tag}: copying {size / 1e6:.0f} MB to {', '.join(lacking)}")
+
+        def load(name: str) -> None:
+            with open(f"/proc/self/fd/{saved.fileno()}", "rb") as stream:
+                machines[name].images.load(stream)
+            if machines[name].images.get(tag).id != wanted:
+                raise LabError(f"image {tag} did not arrive intact on machine '{name}'")
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=len(lacking)) as pool:
+            list(pool.map(load, lacking))
+    return lacking

@@ -7,6 +7,7 @@ interrupted `up` is cleaned up the same way wherever it is called from.
 from __future__ import annotations
 
 import signal
+from ipaddress import IPv4Address
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,11 +16,12 @@ import docker
 
 from .checks import CheckResult, timed_run
 from .checkspec import CheckSpec
-from .engine import READY_TIMEOUT, ComposeEngine, Engine
+from .engine import READY_TIMEOUT, Engine
 from .errors import LabError
 from .images import ensure_host_image, host_tag
 from .pki import ensure_pki
 from .render import compose_path, render, write_compose
+from .stack import render_stack, stack_path
 from .shaping import LiveState, forget_live, load_live
 from .topology import Topology
 
@@ -33,14 +35,31 @@ class Prepared:
 
 
 def render_lab(topology: Topology, image: str | None = None, live: LiveState | None = None) -> Path:
-    """Write compose/<lab>.yaml (and the lab's CA and certificates it mounts), with the
-    live changes made to the running lab unless `live` says otherwise."""
+    """Write compose/<lab>.yaml, or compose/<lab>.stack.yaml for a Swarm (and the lab's CA
+    and certificates they use), with the live changes made to the running lab unless
+    `live` says otherwise."""
     pki = ensure_pki(topology, topology.state_folder / "pki")
-    output = compose_path(topology)
-    document = render(topology, image or host_tag(), pki, output,
-                      live if live is not None else load_live(topology))
+    if topology.engine == "swarm":
+        output = stack_path(topology)
+        document = render_stack(topology, image or host_tag(), pki, output)
+    else:
+        output = compose_path(topology)
+        document = render(topology, image or host_tag(), pki, output,
+                          live if live is not None else load_live(topology))
     write_compose(document, output, topology.file)
     return output
+
+
+def bind_addresses(topology: Topology, engine: Engine) -> Topology:
+    """Take the addresses the engine assigned (a Swarm's) into the topology, so checks,
+    transcripts and status use the real ones."""
+    for host, networks in engine.addresses(topology).items():
+        if host not in topology.hosts:
+            continue
+        for attachment in topology.hosts[host].attachments:
+            if attachment.network in networks:
+                attachment.address = IPv4Address(networks[attachment.network])
+    return topology
 
 
 def prepare(topology: Topology, client: docker.DockerClient, progress: Progress) -> Prepared:
@@ -48,7 +67,7 @@ def prepare(topology: Topology, client: docker.DockerClient, progress: Progress)
     return Prepared(image, render_lab(topology, image))
 
 
-def up(topology: Topology, engine: ComposeEngine, progress: Progress,
+def up(topology: Topology, engine: Engine, progress: Progress,
        timeout: float = READY_TIMEOUT) -> Prepared:
     """Bring the lab up and wait until it is ready. On any failure, or Ctrl-C, remove
     whatever was created before passing the error on."""
@@ -63,6 +82,7 @@ def up(topology: Topology, engine: ComposeEngine, progress: Progress,
         with shielded_from_interrupts():
             engine.destroy(topology, progress)
         raise
+    bind_addresses(topology, engine)
     return prepared
 
 

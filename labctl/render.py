@@ -102,41 +102,49 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
     return {"name": topology.project, "services": services, "networks": networks}
 
 
-def _relative(path: Path, base: Path) -> str:
+def relative_path(path: Path, base: Path) -> str:
     relative = os.path.relpath(path, base)
     return relative if relative.startswith(".") else f"./{relative}"
 
 
 def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base: Path) -> dict[str, Any]:
     credentials = pki.host(host.name)
-    service: dict[str, Any] = {
-        "hostname": host.name,
-        "init": True,
-        "stop_grace_period": "2s",
-        "labels": labels(topology, **{HOST_LABEL: host.name, ROLE_LABEL: "host"}),
+    service = host_basics(topology, host, image)
+    service.update({
         "networks": {attachment.network: {"ipv4_address": str(attachment.address)}
                      for attachment in host.attachments},
         "extra_hosts": [f"{name}:{address}" for name, address in
                         sorted(hosts_table(topology, host).items())],
         "security_opt": ["no-new-privileges:true"],
         "volumes": [
-            f"{_relative(pki.ca_certificate, base)}:{PKI_PATH}/ca.pem:ro",
-            f"{_relative(pki.untrusted_ca_certificate, base)}:{PKI_PATH}/untrusted-ca.pem:ro",
-            f"{_relative(credentials.certificate, base)}:{PKI_PATH}/host.pem:ro",
-            f"{_relative(credentials.key, base)}:{PKI_PATH}/host.key:ro",
-            *[f"{_relative(mount.source, base)}:{mount.target}:{'rw' if mount.writable else 'ro'}"
+            f"{relative_path(pki.ca_certificate, base)}:{PKI_PATH}/ca.pem:ro",
+            f"{relative_path(pki.untrusted_ca_certificate, base)}:{PKI_PATH}/untrusted-ca.pem:ro",
+            f"{relative_path(credentials.certificate, base)}:{PKI_PATH}/host.pem:ro",
+            f"{relative_path(credentials.key, base)}:{PKI_PATH}/host.key:ro",
+            *[f"{relative_path(mount.source, base)}:{mount.target}:{'rw' if mount.writable else 'ro'}"
               for mount in host.files],
         ],
-    }
+    })
     if host.build:
-        build: dict[str, Any] = {"context": _relative(Path(host.build["context"]), base),
+        build: dict[str, Any] = {"context": relative_path(Path(host.build["context"]), base),
                                  "labels": labels(topology)}
         if "dockerfile" in host.build:
             build["dockerfile"] = host.build["dockerfile"]
         service["build"] = build
         service["image"] = f"{topology.project}-{host.name}"
-    else:
-        service["image"] = host.image or image
+    return service
+
+
+def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
+    """What a host's service is on any engine: its image, program, readiness and labels.
+    Networks, files and placement differ between Compose and a Swarm stack."""
+    service: dict[str, Any] = {
+        "image": host.image or image,
+        "hostname": host.name,
+        "init": True,
+        "stop_grace_period": "2s",
+        "labels": labels(topology, **{HOST_LABEL: host.name, ROLE_LABEL: "host"}),
+    }
     if host.router:
         service["sysctls"] = {"net.ipv4.ip_forward": 1}
     if host.env:

@@ -24,6 +24,10 @@ from docker.transport import SSHHTTPAdapter
 from .errors import EngineError, LabError
 
 API_VERSION = "1.41"  # the oldest engine labctl supports (Docker 20.10)
+# sshd allows 10 sessions per connection by default (MaxSessions): 6 for the SDK's
+# requests, 3 for the docker CLI's when it deploys a stack, one to spare.
+MAX_SESSIONS = 6
+CLI_SESSIONS = 3
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,14 @@ class _VerifiedSSHAdapter(SSHHTTPAdapter):
 
     def __init__(self, target: SshTarget, timeout: int):
         self._target = target
-        super().__init__(target.url, timeout=timeout)
+        super().__init__(target.url, timeout=timeout, max_pool_size=MAX_SESSIONS)
+
+    def get_connection(self, url, proxies=None):
+        # Every request is an SSH session, and sshd allows 10 at a time by default
+        # (MaxSessions): wait for a free one rather than open an eleventh that fails.
+        pool = super().get_connection(url, proxies)
+        pool.block = True
+        return pool
 
     def _create_paramiko_client(self, base_url):
         super()._create_paramiko_client(base_url)
@@ -160,6 +171,7 @@ class CliForward:
         self._server.bind(str(path))
         os.chmod(path, 0o600)
         self._server.listen(8)
+        self._sessions = threading.BoundedSemaphore(CLI_SESSIONS)
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -175,13 +187,27 @@ class CliForward:
             threading.Thread(target=self._carry, args=(local,), daemon=True).start()
 
     def _carry(self, local: socket.socket) -> None:
-        channel = self._transport.open_session()
-        channel.exec_command("docker system dial-stdio")
+        # Wait a little for a free session; if the CLI holds them all idle, try anyway.
+        held = self._sessions.acquire(timeout=10)
+        try:
+            channel = self._transport.open_session()
+            channel.exec_command("docker system dial-stdio")
+            self._pump(local, channel)
+        except (paramiko.SSHException, OSError):
+            local.close()
+        finally:
+            if held:
+                self._sessions.release()
 
+    @staticmethod
+    def _pump(local: socket.socket, channel: paramiko.Channel) -> None:
         def outward() -> None:
-            while data := local.recv(65536):
-                channel.sendall(data)
-            channel.shutdown_write()
+            try:
+                while data := local.recv(65536):
+                    channel.sendall(data)
+                channel.shutdown_write()
+            except OSError:
+                pass
         threading.Thread(target=outward, daemon=True).start()
         try:
             while data := channel.recv(65536):

@@ -30,11 +30,15 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 RESERVED_PREFIX = "lc-"
 
 
+ENGINES = ("compose", "swarm")
+
+
 @dataclass(frozen=True)
 class Network:
     name: str
     subnet: IPv4Network
     internal: bool = True
+    encrypted: bool = False   # Swarm: IPsec between machines; one machine's bridge needs none
 
     @property
     def gateway(self) -> IPv4Address:
@@ -74,6 +78,14 @@ class FileMount:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a host runs on a Swarm: a named machine, machines with these labels, or, with
+    neither, wherever the Swarm spreads it. One machine has no choice, so Compose ignores it."""
+    machine: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Readiness:
     """How a user program says it is ready: a TCP port accepting, or a command exiting 0."""
     tcp_port: int | None = None
@@ -93,6 +105,7 @@ class Host:
     env: dict[str, str] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     ready: Readiness | None = None
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def networks(self) -> list[str]:
@@ -124,6 +137,7 @@ class Topology:
     source: Source
     impairments: list[Any] = field(default_factory=list)     # list[shaping.Declared]
     scenarios: dict[str, Any] = field(default_factory=dict)  # name -> scenario.Scenario
+    engine: str = "compose"     # compose (one machine) | swarm (several)
 
     @property
     def folder(self) -> Path:
@@ -147,14 +161,16 @@ class Topology:
         return LabError(f"no host '{name}' in lab '{self.name}'; hosts: " + ", ".join(self.hosts))
 
 
-TOP_KEYS = ["name", "networks", "hosts", "impairments", "checks", "scenarios"]
-NETWORK_KEYS = ["subnet", "internal"]
+TOP_KEYS = ["name", "engine", "networks", "hosts", "impairments", "checks", "scenarios"]
+NETWORK_KEYS = ["subnet", "internal", "encrypted"]
 HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
-             "env", "routes", "ready"]
+             "env", "routes", "ready", "placement"]
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Parse, validate and resolve a lab file. Raises LabFileError on any problem."""
+def load_topology(path: str | Path, engine: str | None = None) -> Topology:
+    """Parse, validate and resolve a lab file. Raises LabFileError on any problem.
+    `engine` (compose or swarm) overrides the file's own `engine:`; what the chosen engine
+    cannot do is refused here, before anything runs."""
     # Late imports keep the dependency one-way: checkspec and addressing build on this module.
     from .addressing import resolve_addresses
     from .checkspec import parse_checks
@@ -166,9 +182,15 @@ def load_topology(path: str | Path) -> Topology:
     top = source.mapping(source.data, (), TOP_KEYS, required=["name", "networks", "hosts"])
     name = source.text(top["name"], ("name",), r"^[a-z0-9][a-z0-9_-]{0,40}$",
                        "a lab name of lowercase letters, digits, '-' and '_'")
+    declared_engine = top.get("engine", "compose")
+    if declared_engine not in ENGINES:
+        raise source.error(("engine",), f"expected one of {', '.join(ENGINES)}, got {describe(declared_engine)}")
     networks = _parse_networks(source, top["networks"])
     hosts = _parse_hosts(source, top["hosts"], networks, file.resolve().parent)
-    topology = Topology(name, file.resolve(), networks, hosts, [], source)
+    topology = Topology(name, file.resolve(), networks, hosts, [], source,
+                        engine=engine or declared_engine)
+    if topology.engine == "swarm":
+        check_swarm_compatible(topology)
     resolve_addresses(topology)
     topology.impairments = parse_impairments(source, top.get("impairments"), topology)
     topology.checks = parse_checks(source, top.get("checks"), topology)
@@ -199,7 +221,8 @@ def _parse_networks(source: Source, raw: Any) -> dict[str, Network]:
                 raise source.error(path + ("subnet",),
                                    f"subnet {subnet} overlaps network '{other.name}' ({other.subnet})")
         internal = source.boolean(spec.get("internal", True), path + ("internal",))
-        networks[name] = Network(name, subnet, internal)
+        encrypted = source.boolean(spec.get("encrypted", False), path + ("encrypted",))
+        networks[name] = Network(name, subnet, internal, encrypted)
     return networks
 
 
@@ -227,6 +250,7 @@ def _parse_hosts(source: Source, raw: Any, networks: dict[str, Network],
             env=_parse_env(source, spec.get("env"), path + ("env",)),
             routes=_parse_routes(source, spec.get("routes"), path + ("routes",)),
             ready=_parse_ready(source, spec.get("ready"), path + ("ready",)),
+            placement=_parse_placement(source, spec.get("placement"), path + ("placement",)),
         )
         if host.image and host.build:
             raise source.error(path + ("build",), "give either image or build, not both")
@@ -382,6 +406,50 @@ def _parse_routes(source: Source, raw: Any, path: KeyPath) -> list[Route]:
                                + describe(spec["via"])) from None
         routes.append(Route(destination, via))
     return routes
+
+
+def _parse_placement(source: Source, raw: Any, path: KeyPath) -> Placement:
+    if raw is None or raw == "spread":
+        return Placement()
+    if isinstance(raw, str):
+        return Placement(machine=source.text(raw, path, NAME_PATTERN, "a machine name"))
+    if isinstance(raw, dict) and raw:
+        labels = []
+        for key, value in raw.items():
+            source.text(str(key), path + (str(key),), r"^[a-z0-9][a-z0-9._-]*$", "a label name")
+            if isinstance(value, (dict, list)) or value is None:
+                raise source.error(path + (str(key),), f"expected a label value, got {describe(value)}")
+            labels.append((str(key), str(value)))
+        return Placement(labels=tuple(labels))
+    raise source.error(path, "expected a machine name, a mapping of machine labels such as "
+                       f"{{zone: a}}, or spread; got {describe(raw)}")
+
+
+def check_swarm_compatible(topology: Topology) -> None:
+    """What a stack cannot express, refused with what to write instead; Docker would
+    drop it silently."""
+    for host in topology.hosts.values():
+        at: KeyPath = ("hosts", host.name)
+        for attachment in host.attachments:
+            if attachment.address is not None:
+                raise topology.error(attachment.key_path,
+                                     f"a static address ({attachment.address}) is not available on Swarm, "
+                                     "which assigns task addresses itself; write 'auto' (or list the "
+                                     "network) and reach the host by its name: labctl resolves the "
+                                     "addresses after deploy")
+        if host.build:
+            raise topology.error(at + ("build",), "build is not available on Swarm (a stack deploys "
+                                 "images, it does not build them); build and tag the image first "
+                                 "(docker build -t NAME .) and give it as image: NAME")
+        if host.routes:
+            raise topology.error(at + ("routes",), "routes via a fixed address are not available on "
+                                 "Swarm, where addresses are assigned at deploy; mark the gateway "
+                                 "host 'router: true' and labctl routes through it")
+        for index, mount in enumerate(host.files):
+            if mount.writable:
+                raise topology.error(at + ("files", index), "writable files are not available on "
+                                     "Swarm (files travel to the machines as read-only configs); "
+                                     "drop ':rw' and have the program write elsewhere")
 
 
 def _parse_ready(source: Source, raw: Any, path: KeyPath) -> Readiness | None:

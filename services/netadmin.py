@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import time
 import sys
 
 
@@ -36,8 +38,23 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 def routes(pairs: list[str]) -> None:
     for pair in pairs:
         destination, _, via = pair.partition("=")
-        run("ip", "route", "replace", destination, "via", via)
-        print(f"route {destination} via {via}")
+        address = resolve(via)
+        run("ip", "route", "replace", destination, "via", address)
+        print(f"route {destination} via {via}" + (f" ({address})" if address != via else ""))
+
+
+def resolve(name: str, timeout: float = 60.0) -> str:
+    """An address as is, or a router's name as this namespace's DNS answers it: on a Swarm
+    addresses are assigned at deploy, and the name resolves to the router's address on the
+    network this host shares with it. The router may still be starting, so keep asking."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.gethostbyname(name)
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                sys.exit(f"netadmin: cannot resolve router '{name}': {exc}")
+            time.sleep(0.5)
 
 
 def _iptables() -> str | None:

@@ -1,0 +1,115 @@
+"""Topology -> a stack file that `docker stack deploy` runs on a Swarm.
+
+What differs from the Compose document, and why:
+- networks are overlays, attachable (so labctl's helpers can join them) and optionally
+  encrypted; Swarm assigns every address, so none is written here;
+- the lab's CA and each host's certificate travel as configs and its key as a secret, since
+  a bind mount would need the files on every machine;
+- every host runs `endpoint_mode: dnsrr`: labctl talks to tasks by their own addresses, and a
+  virtual IP would need IPVS, which some kernels lack;
+- placement pins a host to a machine (by the label `labctl cluster up` gives each node) or
+  to machines with given labels;
+- the network helpers cannot be services (a service cannot join another's namespace), so
+  they are listed under `x-labctl-helpers`, which Docker ignores; the Swarm engine runs
+  each one on the machine of its host. Routes name their router, which resolves to its
+  address once the lab runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from .addressing import routes_by_name
+from .cluster import MACHINE_LABEL
+from .images import SERVICES_PATH
+from .pki import LabPki
+from .render import PKI_PATH, host_basics, labels, relative_path
+from .topology import Host, Topology
+
+HELPERS_KEY = "x-labctl-helpers"
+STACK_LABEL = "com.docker.stack.namespace"
+
+
+def stack_path(topology: Topology) -> Path:
+    return topology.folder / "compose" / f"{topology.name}.stack.yaml"
+
+
+def render_stack(topology: Topology, image: str, pki: LabPki, output: Path) -> dict[str, Any]:
+    base = output.parent
+    services: dict[str, Any] = {}
+    configs: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+
+    def shipped(kind: dict[str, Any], name: str, path: Path) -> str:
+        # Configs and secrets are immutable; a content hash in the name lets a changed
+        # file be deployed as a new one instead of failing the update.
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+        kind[name] = {"name": f"{topology.project}-{name}-{digest}", "file": relative_path(path, base),
+                      "labels": labels(topology)}
+        return name
+
+    ca = shipped(configs, "ca", pki.ca_certificate)
+    untrusted = shipped(configs, "untrusted-ca", pki.untrusted_ca_certificate)
+    helpers: dict[str, Any] = {}
+    for host in topology.hosts.values():
+        credentials = pki.host(host.name)
+        service = host_basics(topology, host, image)
+        service["networks"] = list(host.networks)
+        service["configs"] = [
+            {"source": ca, "target": f"{PKI_PATH}/ca.pem", "mode": 0o444},
+            {"source": untrusted, "target": f"{PKI_PATH}/untrusted-ca.pem", "mode": 0o444},
+            {"source": shipped(configs, f"{host.name}-cert", credentials.certificate),
+             "target": f"{PKI_PATH}/host.pem", "mode": 0o444},
+            *[{"source": shipped(configs, f"{host.name}-file-{index}", mount.source),
+               "target": mount.target, "mode": 0o444}
+              for index, mount in enumerate(host.files) if mount.source.is_file()],
+        ]
+        service["secrets"] = [{"source": shipped(secrets, f"{host.name}-key", credentials.key),
+                               "target": f"{PKI_PATH}/host.key", "mode": 0o400}]
+        service["deploy"] = _deploy(topology, host)
+        services[host.name] = service
+        routes = routes_by_name(topology, host)
+        if routes:
+            helpers[f"lc-routes-{host.name}"] = {
+                "host": host.name, "role": "routes", "image": image,
+                "command": ["python3", f"{SERVICES_PATH}/netadmin.py", "routes",
+                            *[f"{destination}={router}" for destination, router in routes]]}
+    networks = {
+        name: {
+            "driver": "overlay",
+            "attachable": True,
+            "internal": network.internal,
+            **({"driver_opts": {"encrypted": ""}} if network.encrypted else {}),
+            "ipam": {"config": [{"subnet": str(network.subnet)}]},
+            "labels": labels(topology),
+        }
+        for name, network in topology.networks.items()
+    }
+    return {"version": "3.8", "services": services, "networks": networks, "configs": configs,
+            "secrets": secrets, HELPERS_KEY: helpers}
+
+
+def _deploy(topology: Topology, host: Host) -> dict[str, Any]:
+    deploy: dict[str, Any] = {
+        "endpoint_mode": "dnsrr",
+        "replicas": 1,
+        "labels": labels(topology, **{"io.labctl.host": host.name}),
+        # A lab host that stops stays stopped, as on one machine: faults are the lab's to
+        # make, and a silent restart would hide one.
+        "restart_policy": {"condition": "none"},
+    }
+    constraints = []
+    if host.placement.machine:
+        constraints.append(f"node.labels.{MACHINE_LABEL} == {host.placement.machine}")
+    constraints += [f"node.labels.{key} == {value}" for key, value in host.placement.labels]
+    if constraints:
+        deploy["placement"] = {"constraints": constraints}
+    return deploy
+
+
+def helpers_of(document: dict[str, Any]) -> dict[str, Any]:
+    return document.get(HELPERS_KEY) or {}
+
+

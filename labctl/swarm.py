@@ -1,0 +1,407 @@
+"""The Swarm engine: one lab across several machines.
+
+`docker stack deploy` runs the rendered stack on the manager. Everything that reaches a
+host afterwards (state, exec, logs, helpers, checks) goes to the engine of the machine its
+task runs on, through that machine's one SSH connection (a `ContainerEngine` each). A
+machine that does not answer makes its hosts unreachable, with that reason, and leaves the
+rest of the lab working.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Iterator
+
+import docker
+import docker.errors
+import yaml
+
+from .cluster import MACHINE_LABEL, Cluster, connect
+from .engine import READY_TIMEOUT, ContainerEngine, EngineError, ExecResult, HostState, Progress
+from .errors import LabError
+from .images import ship_image
+from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL
+from .ssh import CliForward
+from .stack import helpers_of
+from .topology import Topology
+
+LOCAL = "local"  # the machine name of a Swarm on the engine labctl runs beside
+
+
+class SwarmEngine:
+    def __init__(self, machines: dict[str, docker.DockerClient], manager: str,
+                 unreachable: dict[str, str] | None = None,
+                 image_source: docker.DockerClient | None = None):
+        self.machines = {name: ContainerEngine(client) for name, client in machines.items()}
+        self.manager_name = manager
+        self.unreachable = dict(unreachable or {})
+        if manager not in self.machines:
+            raise EngineError(f"the Swarm manager '{manager}' does not answer: "
+                              f"{self.unreachable.get(manager, 'not connected')}")
+        # Images are built where labctl runs if an engine answers there, else on the manager.
+        self.client = image_source or self.manager
+        self.last_exit_code = 0
+
+    @classmethod
+    def for_cluster(cls, cluster: Cluster, image_source: docker.DockerClient | None) -> "SwarmEngine":
+        clients, failures = connect(cluster)
+        return cls(clients, cluster.manager.name, failures, image_source)
+
+    @property
+    def manager(self) -> docker.DockerClient:
+        return self.machines[self.manager_name].client
+
+    def close(self) -> None:
+        for machine in self.machines.values():
+            machine.client.close()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def deploy(self, topology: Topology, document: Path, progress: Progress,
+               timeout: float = READY_TIMEOUT) -> None:
+        self._refuse_if_incomplete()
+        stack = yaml.safe_load(document.read_text())
+        info = self.manager.info().get("Swarm") or {}
+        if not info.get("ControlAvailable"):
+            raise EngineError(f"machine '{self.manager_name}' is not a Swarm manager; "
+                              "run 'labctl cluster up' (or 'docker swarm init' on one machine)")
+        images = sorted({service["image"] for service in stack["services"].values()}
+                        | {helper["image"] for helper in helpers_of(stack).values()})
+        shipped = {}
+        for image in images:
+            for machine in ship_image(self.client, {name: engine.client for name, engine in self.machines.items()},
+                                      image, progress):
+                shipped.setdefault(machine, []).append(image)
+        _record_shipped(topology, shipped)
+        progress(f"deploying {len(topology.hosts)} hosts and {len(topology.networks)} overlay "
+                 f"networks on {len(self.machines)} machines")
+        self._stack_deploy(topology, document)
+        self.wait_ready(topology, progress, timeout)
+        self._run_helpers(topology, stack, progress)
+
+    def _refuse_if_incomplete(self) -> None:
+        if self.unreachable:
+            name, reason = next(iter(self.unreachable.items()))
+            raise EngineError(f"machine '{name}' does not answer ({reason}); a lab cannot be "
+                              "deployed on part of its cluster")
+
+    def _stack_deploy(self, topology: Topology, document: Path) -> None:
+        docker_cli = shutil.which("docker")
+        if docker_cli is None:
+            raise EngineError("the docker command-line client is not installed (docker stack "
+                              "deploy needs it); run 'labctl doctor --install'")
+        with ExitStack() as stack:
+            env = dict(os.environ)
+            if _is_ssh(self.manager):
+                forward = stack.enter_context(CliForward(
+                    self.manager, topology.state_folder / "manager.sock"))
+                env["DOCKER_HOST"] = forward.docker_host
+            result = subprocess.run(
+                [docker_cli, "stack", "deploy", "--compose-file", str(document),
+                 "--resolve-image", "never", "--prune", topology.project],
+                cwd=document.parent, env=env, capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            raise EngineError(f"docker stack deploy failed: {lines[-1] if lines else 'no output'}")
+
+    def _run_helpers(self, topology: Topology, stack: dict, progress: Progress) -> None:
+        helpers = helpers_of(stack)
+        if not helpers:
+            return
+        progress(f"running {len(helpers)} network helpers on their hosts' machines")
+
+        def run(item: tuple[str, dict]) -> str | None:
+            name, helper = item
+            result = self.run_in_namespace(topology, helper["host"], helper["image"],
+                                           helper["command"], cap_add=["NET_ADMIN"])
+            if result.exit_code != 0:
+                output = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+                return f"helper '{name}' failed: {output[-1] if output else f'exit code {result.exit_code}'}"
+            return None
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            failures = [failure for failure in pool.map(run, helpers.items()) if failure]
+        if failures:
+            raise EngineError(failures[0])
+
+    def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT,
+                   only: set[str] | None = None) -> None:
+        """Every host's task running on its machine (and healthy where it has a
+        healthcheck). A task the Swarm cannot place or start fails at once, with its reason."""
+        deadline = time.monotonic() + timeout
+        last_report = ""
+        expected = set(topology.hosts) if only is None else set(topology.hosts) & only
+        while True:
+            problem = self._task_problem(topology)
+            if problem:
+                raise EngineError(problem)
+            states = {s.name: s for s in self.states(topology) if s.role == "host" and s.name in expected}
+            failed = [s for s in states.values() if s.failed]
+            if failed:
+                raise EngineError(f"host '{failed[0].name}' on machine '{failed[0].machine}' "
+                                  f"{failed[0].state}" + (f" ({failed[0].health})" if failed[0].health else ""))
+            pending = sorted(name for name in expected if name not in states or not states[name].ready)
+            report = (f"ready: {len(expected) - len(pending)}/{len(expected)} hosts"
+                      + (f" (waiting for {', '.join(pending)})" if pending else ""))
+            if report != last_report:
+                progress(report)
+                last_report = report
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise EngineError(f"lab not ready after {timeout:.0f}s; still waiting for {', '.join(pending)}")
+            time.sleep(0.5)  # a poll of the engines' own state, not a guess
+
+    def _task_problem(self, topology: Topology) -> str | None:
+        for service in self._services(topology):
+            host = service.attrs["Spec"].get("Labels", {}).get(HOST_LABEL, service.name)
+            tasks = service.tasks()
+            if not tasks:
+                continue
+            newest = max(tasks, key=lambda task: task.get("CreatedAt", ""))
+            status = newest.get("Status", {})
+            message = status.get("Err") or ""
+            if status.get("State") in ("failed", "rejected") or "no suitable node" in message:
+                return f"host '{host}': the Swarm cannot run it: {message or status.get('Message', status.get('State'))}"
+        return None
+
+    def _services(self, topology: Topology):
+        return self.manager.services.list(filters={"label": f"{LAB_LABEL}={topology.name}"})
+
+    def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]:
+        """Remove the lab's services, then (once their tasks are gone from every machine)
+        its networks, configs and secrets, any helper left on a machine, and the images
+        labctl copied to machines that no container uses any more."""
+        services = self._services(topology)
+        if services:
+            progress(f"removing {len(services)} services")
+        for service in services:
+            try:
+                service.remove()
+            except docker.errors.NotFound:
+                pass
+        selector = {"label": f"{LAB_LABEL}={topology.name}"}
+        deadline = time.monotonic() + 60
+        containers = 0
+        for name, machine in self.machines.items():
+            while True:
+                left = machine.client.containers.list(all=True, filters=selector)
+                helpers = [c for c in left if c.labels.get(ROLE_LABEL) != "host"]
+                for container in helpers:
+                    try:
+                        container.remove(force=True, v=True)
+                        containers += 1
+                    except docker.errors.NotFound:
+                        pass
+                if not [c for c in left if c not in helpers] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)  # the Swarm removes tasks' containers on its own schedule
+        networks = self._remove_when_free(self.manager.networks.list(filters=selector), deadline)
+        configs = self._remove_when_free(self.manager.configs.list(filters=selector), deadline)
+        secrets = self._remove_when_free(self.manager.secrets.list(filters=selector), deadline)
+        images = _remove_shipped(topology, {name: m.client for name, m in self.machines.items()})
+        for name in self.unreachable:
+            progress(f"machine '{name}' does not answer; anything of the lab left there stays")
+        return {"containers": containers, "services": len(services), "networks": networks,
+                "volumes": 0, "configs": configs + secrets, "images": images}
+
+    @staticmethod
+    def _remove_when_free(resources, deadline: float) -> int:
+        removed = 0
+        for resource in resources:
+            while True:
+                try:
+                    resource.remove()
+                    removed += 1
+                    break
+                except docker.errors.NotFound:
+                    break
+                except docker.errors.APIError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)  # still in use by a task being removed
+        return removed
+
+    # -- where each host runs ------------------------------------------------------------
+
+    def _placements(self, topology: Topology) -> dict[str, str]:
+        """host -> the machine its running task is on, from the manager's view."""
+        machine_of_node = {node.id: node.attrs["Spec"].get("Labels", {}).get(MACHINE_LABEL, LOCAL)
+                           for node in self.manager.nodes.list()}
+        placed: dict[str, str] = {}
+        for service in self._services(topology):
+            host = service.attrs["Spec"].get("Labels", {}).get(HOST_LABEL)
+            running = [t for t in service.tasks() if t.get("DesiredState") == "running" and t.get("NodeID")]
+            if host and running:
+                newest = max(running, key=lambda task: task.get("CreatedAt", ""))
+                placed[host] = machine_of_node.get(newest["NodeID"], "?")
+        return placed
+
+    def _machine_of(self, topology: Topology, host: str) -> ContainerEngine:
+        if host not in topology.hosts:
+            raise topology.unknown_host(host)
+        machine = self._placements(topology).get(host)
+        if machine is None:
+            raise LabError(f"host '{host}' of lab '{topology.name}' is not running; run 'labctl up'")
+        if machine in self.unreachable:
+            raise EngineError(f"host '{host}' runs on machine '{machine}', which does not answer "
+                              f"({self.unreachable[machine]})")
+        if machine not in self.machines:
+            raise EngineError(f"host '{host}' runs on machine '{machine}', which is not in the cluster file")
+        return self.machines[machine]
+
+    def states(self, topology: Topology) -> list[HostState]:
+        placements = self._placements(topology)
+        states: list[HostState] = []
+
+        def of(item: tuple[str, ContainerEngine]) -> list[HostState]:
+            name, machine = item
+            try:
+                found = machine.states(topology)
+            except (docker.errors.DockerException, OSError) as exc:
+                self.unreachable[name] = str(exc).splitlines()[0][:120]
+                return []
+            for state in found:
+                state.machine = name
+            return found
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for found in pool.map(of, list(self.machines.items())):
+                states += [s for s in found if s.role != "host" or placements.get(s.name) == s.machine]
+        seen = {s.name for s in states if s.role == "host"}
+        for host, machine in placements.items():
+            if host not in seen and machine in self.unreachable:
+                states.append(HostState(host, "host", "-", "unreachable", None, None, host, machine,
+                                        f"machine '{machine}' does not answer"))
+        return sorted(states, key=lambda s: (s.role != "host", s.name))
+
+    def addresses(self, topology: Topology) -> dict[str, dict[str, str]]:
+        """host -> network -> the address the Swarm gave its task."""
+        prefix = f"{topology.project}_"
+        found: dict[str, dict[str, str]] = {}
+        for name, machine in self.machines.items():
+            try:
+                containers = machine.client.containers.list(filters={"label": [
+                    f"{LAB_LABEL}={topology.name}", f"{ROLE_LABEL}=host"]})
+            except (docker.errors.DockerException, OSError):
+                continue
+            for container in containers:
+                networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+                found[container.labels[HOST_LABEL]] = {
+                    network[len(prefix):]: settings.get("IPAddress")
+                    for network, settings in networks.items()
+                    if network.startswith(prefix) and settings.get("IPAddress")}
+        return found
+
+    # -- access, through the host's machine ----------------------------------------------
+
+    def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult:
+        return self._machine_of(topology, host).exec(topology, host, argv)
+
+    def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
+        machine = self._machine_of(topology, host)
+        yield from machine.exec_stream(topology, host, argv)
+        self.last_exit_code = machine.last_exit_code
+
+    def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all",
+             since: float | None = None) -> Iterator[bytes]:
+        return self._machine_of(topology, host).logs(topology, host, follow, tail, since)
+
+    def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
+                         cap_add: list[str] | None = None) -> ExecResult:
+        if host is None:
+            raise EngineError(_NOT_YET.format(what="a helper outside every host"))
+        return self._machine_of(topology, host).run_in_namespace(topology, host, image, argv, cap_add)
+
+    def helper_logs(self, topology: Topology, name: str) -> str:
+        return ""
+
+    def act(self, topology: Topology, host: str, action: str) -> None:
+        raise EngineError(_NOT_YET.format(what=f"'{action}'"))
+
+    def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
+               recreate: bool = False, timeout: float = READY_TIMEOUT) -> None:
+        if services:
+            raise EngineError(_NOT_YET.format(what="impairments"))
+
+    def remove(self, topology: Topology, names: list[str]) -> None:
+        if names:
+            raise EngineError(_NOT_YET.format(what="impairments"))
+
+    def attached(self, topology: Topology, host: str) -> list[str]:
+        return list(self.addresses(topology).get(host, {}))
+
+    def disconnect(self, topology: Topology, host: str, network: str) -> None:
+        raise EngineError(_NOT_YET.format(what="disconnect"))
+
+    def connect(self, topology: Topology, host: str, network: str) -> None:
+        raise EngineError(_NOT_YET.format(what="reconnect"))
+
+    def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],
+                     cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str:
+        if host is None:
+            raise EngineError(_NOT_YET.format(what="a capture of a whole network"))
+        machine_name = next(name for name, m in self.machines.items() if m is self._machine_of(topology, host))
+        helper = self.machines[machine_name].start_helper(topology, host, image, argv, cap_add,
+                                                          ready_text, timeout)
+        return f"{machine_name}/{helper}"
+
+    def stop_helper(self, helper: str, path: str, signal_name: str = "SIGINT") -> tuple[str, bytes]:
+        machine_name, _, container = helper.partition("/")
+        return self.machines[machine_name].stop_helper(container, path, signal_name)
+
+
+_NOT_YET = "{what} on a Swarm lab is not available yet (it is on one machine)"
+
+
+def _is_ssh(client: docker.DockerClient) -> bool:
+    return client.api.base_url.startswith("http+docker://ssh")
+
+
+def _shipped_file(topology: Topology) -> Path:
+    return topology.state_folder / "shipped.json"
+
+
+def _record_shipped(topology: Topology, shipped: dict[str, list[str]]) -> None:
+    path = _shipped_file(topology)
+    known = json.loads(path.read_text()) if path.exists() else {}
+    for machine, images in shipped.items():
+        known[machine] = sorted(set(known.get(machine, [])) | set(images))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=2))
+
+
+def _remove_shipped(topology: Topology, machines: dict[str, docker.DockerClient]) -> int:
+    """Images labctl copied to machines for this lab, where no container uses them now."""
+    path = _shipped_file(topology)
+    if not path.exists():
+        return 0
+    known = json.loads(path.read_text())
+    removed = 0
+    for machine, images in list(known.items()):
+        client = machines.get(machine)
+        if client is None:
+            continue
+        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
+        for image in images:
+            try:
+                found = client.images.get(image)
+                if found.id in in_use:
+                    continue
+                client.images.remove(found.id, force=True)
+                removed += 1
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError:
+                continue
+        del known[machine]
+    if known:
+        path.write_text(json.dumps(known, indent=2))
+    else:
+        path.unlink()
+    return removed
