@@ -36,16 +36,24 @@ class CapturePoint:
     label: str
 
 
-def capture_point(topology: Topology, target: str) -> CapturePoint:
-    """Targets read as impairments' do (resolve_target), and fail with the same errors."""
+def capture_points(topology: Topology, target: str) -> list[CapturePoint]:
+    """Targets read as impairments' do (resolve_target), and fail with the same errors.
+    A network is its bridge on one machine; a Swarm's overlay has no bridge labctl can reach,
+    so there it is every member's interface on it, merged into one file."""
     interfaces = resolve_target(topology, target)
-    if ":" in target:
-        interface = interfaces[0]
-        return CapturePoint(interface.host, str(topology.hosts[interface.host].address_on(interface.network)),
-                            target)
+    if ":" in target or (topology.engine == "swarm" and target not in topology.hosts):
+        return [CapturePoint(interface.host,
+                             str(topology.hosts[interface.host].address_on(interface.network)),
+                             f"{interface.host}:{interface.network}")
+                for interface in interfaces]
     if target in topology.hosts:
-        return CapturePoint(target, "any", target)
-    return CapturePoint(None, bridge_name(topology, target), f"network {target}")
+        return [CapturePoint(target, "any", target)]
+    return [CapturePoint(None, bridge_name(topology, target), f"network {target}")]
+
+
+def capture_label(topology: Topology, target: str) -> str:
+    points = capture_points(topology, target)
+    return points[0].label if len(points) == 1 else f"network {target} (at {len(points)} interfaces)"
 
 
 class Capture:
@@ -54,23 +62,39 @@ class Capture:
     def __init__(self, topology: Topology, engine: Engine, image: str, target: str,
                  expression: str | None = None):
         self.topology, self.engine, self.image = topology, engine, image
-        self.point = capture_point(topology, target)
+        self.points = capture_points(topology, target)
         self.expression = expression.split() if expression else []
-        self.helper: str | None = None
+        self.helpers: list[str] = []
         self.data = b""
         self.output = ""
 
     def start(self) -> Capture:
-        argv = ["python3", f"{SERVICES_PATH}/netadmin.py", "capture", self.point.where, CAPTURE_FILE,
-                *self.expression]
-        self.helper = self.engine.start_helper(self.topology, self.point.host, self.image, argv,
-                                               ["NET_ADMIN", "NET_RAW"], READY_TEXT)
+        points = self.points
+        if len(points) > 1:
+            # A network is watched at every member that answers; one on a stopped machine
+            # cannot send anything onto it anyway.
+            away = self.engine.unreachable_hosts(self.topology)
+            points = [point for point in points if point.host not in away] or points
+        try:
+            for point in points:
+                argv = ["python3", f"{SERVICES_PATH}/netadmin.py", "capture", point.where, CAPTURE_FILE,
+                        *self.expression]
+                self.helpers.append(self.engine.start_helper(self.topology, point.host, self.image, argv,
+                                                             ["NET_ADMIN", "NET_RAW"], READY_TEXT))
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> bytes:
-        if self.helper is not None:
-            helper, self.helper = self.helper, None
-            self.output, self.data = self.engine.stop_helper(helper, CAPTURE_FILE)
+        files, outputs = [], []
+        while self.helpers:
+            output, data = self.engine.stop_helper(self.helpers.pop(0), CAPTURE_FILE)
+            outputs.append(output)
+            files.append(data)
+        if files:
+            self.output = "\n".join(outputs)
+            self.data = files[0] if len(files) == 1 else merge_pcaps(files)
         return self.data
 
     def __enter__(self) -> Capture:
@@ -112,6 +136,36 @@ class Packet:
 
 # link type -> how many bytes precede the IP header, and where the EtherType sits
 LINK_TYPES = {1: (14, 12), 113: (16, 14), 276: (20, 0), 101: (0, None), 228: (0, None)}
+
+
+def merge_pcaps(files: list[bytes]) -> bytes:
+    """One pcap from several of one link type, in time order. A frame seen at both ends of
+    a segment (the same bytes within half a second) is kept once."""
+    files = [data for data in files if len(data) >= 24]
+    if not files:
+        return b""
+    header = files[0][:24]
+    records: list[tuple[float, bytes, bytes]] = []
+    for data in files:
+        if data[:4] != header[:4] or data[20:24] != header[20:24]:
+            raise LabError("the captures to merge differ in format or link type")
+        order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        nanos = data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+        offset = 24
+        while offset + 16 <= len(data):
+            seconds, fraction, length, _ = struct.unpack_from(order + "IIII", data, offset)
+            end = offset + 16 + length
+            records.append((seconds + fraction / (1e9 if nanos else 1e6), data[offset:offset + 16],
+                            data[offset + 16:end]))
+            offset = end
+    records.sort(key=lambda record: record[0])
+    merged, last_seen = [header], {}
+    for stamp, record_header, frame in records:
+        if stamp - last_seen.get(frame, -1.0) < 0.5:
+            continue
+        last_seen[frame] = stamp
+        merged += [record_header, frame]
+    return b"".join(merged)
 
 
 def read_pcap(data: bytes) -> Iterator[Packet]:
@@ -216,7 +270,7 @@ def addresses_of(topology: Topology, host: str) -> set[str]:
 
 def wire_problems(topology: Topology, spec: WireSpec, packets: list[Packet]) -> list[str]:
     problems = []
-    where = f"{len(packets)} packets on {capture_point(topology, spec.target).label}"
+    where = f"{len(packets)} packets on {capture_label(topology, spec.target)}"
     for expectation in spec.expectations:
         sources = addresses_of(topology, expectation.source) if expectation.source else None
         if expectation.kind == "handshake":

@@ -321,13 +321,17 @@ def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], imag
 def run_wire_check(topology: Topology, engine: Engine, check: CheckSpec, image: str) -> CheckResult:
     started = time.monotonic()
     during = [known for known in topology.checks if known.name in check.wire.during]
-    with Capture(topology, engine, image, check.wire.target, check.wire.filter) as capture:
-        traffic = _run_exchanges(topology, engine, during, image) if during else []
+    try:
+        with Capture(topology, engine, image, check.wire.target, check.wire.filter) as capture:
+            traffic = _run_exchanges(topology, engine, during, image) if during else []
+    except LabError as exc:  # a host it listens at is stopped, or its machine does not answer
+        return CheckResult(check.name, "", check.target, None, "wire", False,
+                           (time.monotonic() - started) * 1000, f"cannot capture: {exc}")
     packets = capture.packets
     problems = wire_problems(topology, check.wire, packets)
-    failed = [result.name for result in traffic if not result.passed]
+    failed = [f"{result.name} ({result.reason})" for result in traffic if not result.passed]
     if failed:
-        problems.append("the traffic it watched failed: " + ", ".join(failed))
+        problems.append("the traffic it watched failed: " + "; ".join(failed))
     return CheckResult(check.name, "", check.target, None, "wire", not problems,
                        (time.monotonic() - started) * 1000, "; ".join(problems),
                        observed={"packets": len(packets)})
@@ -362,7 +366,13 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     observations: dict[int, dict[str, Any]] = {}
     batches: dict[str, list[int]] = {}
     runs: list[int] = []
+    # A host whose machine does not answer has no known address: say so, do not probe.
+    unreachable = engine.unreachable_hosts(topology)
     for index, check in enumerate(checks):
+        away = next((host for host in (check.source, check.target) if host in unreachable), None)
+        if away:
+            observations[index] = {"error": "error", "detail": f"'{away}' is unreachable: {unreachable[away]}"}
+            continue
         (runs if check.run else batches.setdefault(check.source, [])).append(index)
 
     def run_batch(source: str) -> None:

@@ -276,12 +276,12 @@ class CheckParser:
         return check
 
     def wire_check(self, raw: dict[str, Any], path: KeyPath) -> CheckSpec:
-        from .capture import capture_point, parse_wire
+        from .capture import capture_points, parse_wire
         from .errors import LabError
         spec = self.source.mapping(raw, path, WIRE_KEYS, required=["name", "wire"])
         wire = parse_wire(spec["wire"], path + ("wire",), self.source, self.host, self.endpoint)
         try:
-            capture_point(self.topology, wire.target)
+            capture_points(self.topology, wire.target)
         except LabError as exc:
             raise self.source.error(path + ("wire", "at"), str(exc)) from None
         return CheckSpec(name=self.source.text(spec["name"], path + ("name",)), source="",

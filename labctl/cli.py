@@ -336,7 +336,7 @@ def cmd_heal(args) -> int:
 
 
 def cmd_capture(args) -> int:
-    from .capture import Capture
+    from .capture import Capture, capture_label
     from .images import host_tag
     from .yamlsource import parse_duration
     topology = load(args)
@@ -345,7 +345,7 @@ def cmd_capture(args) -> int:
         raise LabError(f"--for: expected a duration such as 10s, got '{args.duration}'")
     capture = Capture(topology, engine(args, topology), host_tag(), args.target, args.filter)
     capture.start()
-    progress(f"capturing on {capture.point.label}"
+    progress(f"capturing on {capture_label(topology, args.target)}"
              + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))
     try:
         if seconds is not None:
@@ -390,7 +390,9 @@ def cmd_down(args) -> int:
              + (f"{removed['services']} services, " if "services" in removed else "")
              + f"{removed['containers']} containers, "
              f"{removed['networks']} networks, {removed['volumes']} volumes"
-             + (f", {removed['images']} built images" if removed.get("images") else ""))
+             + (f", {removed['images']} built images" if removed.get("images") else "")
+             + (f", {removed['configs']} configs and secrets" if removed.get("configs") else "")
+             + (f", {removed['copied images']} images copied to machines" if removed.get("copied images") else ""))
     return 0
 
 

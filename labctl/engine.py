@@ -96,6 +96,7 @@ class Engine(Protocol):
                      cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str: ...
     def stop_helper(self, helper: str, path: str, signal_name: str = "SIGINT") -> tuple[str, bytes]: ...
     def addresses(self, topology: Topology) -> dict[str, dict[str, str]]: ...
+    def unreachable_hosts(self, topology: Topology) -> dict[str, str]: ...
 
 
 def docker_client() -> docker.DockerClient:
@@ -176,6 +177,10 @@ class ContainerEngine:
 
     def addresses(self, topology: Topology) -> dict[str, dict[str, str]]:
         """Addresses the engine assigned, where the lab file could not say them: none here."""
+        return {}
+
+    def unreachable_hosts(self, topology: Topology) -> dict[str, str]:
+        """Hosts labctl cannot reach at all (on a Swarm, their machine is down): none here."""
         return {}
 
     def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT,

@@ -23,6 +23,8 @@ from docker.transport import SSHHTTPAdapter
 
 from .errors import EngineError, LabError
 
+# What a lost or refused connection to an engine raises, whichever layer notices it.
+CONNECTION_ERRORS = (docker.errors.DockerException, OSError, EOFError, paramiko.SSHException)
 API_VERSION = "1.41"  # the oldest engine labctl supports (Docker 20.10)
 # sshd allows 10 sessions per connection by default (MaxSessions): 6 for the SDK's
 # requests, 3 for the docker CLI's when it deploys a stack, one to spare.

@@ -28,11 +28,12 @@ from .engine import READY_TIMEOUT, ContainerEngine, EngineError, ExecResult, Hos
 from .errors import LabError
 from .images import ship_image
 from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL
-from .ssh import CliForward
+from .ssh import CONNECTION_ERRORS, CliForward
 from .stack import helpers_of
 from .topology import Topology
 
 LOCAL = "local"  # the machine name of a Swarm on the engine labctl runs beside
+PLACEMENT_MEMORY = 5.0  # seconds
 
 
 class SwarmEngine:
@@ -48,6 +49,7 @@ class SwarmEngine:
         # Images are built where labctl runs if an engine answers there, else on the manager.
         self.client = image_source or self.manager
         self.last_exit_code = 0
+        self._placed: dict[str, tuple[float, dict[str, str]]] = {}
 
     @classmethod
     def for_cluster(cls, cluster: Cluster, image_source: docker.DockerClient | None) -> "SwarmEngine":
@@ -83,6 +85,7 @@ class SwarmEngine:
         progress(f"deploying {len(topology.hosts)} hosts and {len(topology.networks)} overlay "
                  f"networks on {len(self.machines)} machines")
         self._stack_deploy(topology, document)
+        self._placed.clear()
         self.wait_ready(topology, progress, timeout)
         self._run_helpers(topology, stack, progress)
 
@@ -178,6 +181,7 @@ class SwarmEngine:
         """Remove the lab's services, then (once their tasks are gone from every machine)
         its networks, configs and secrets, any helper left on a machine, and the images
         labctl copied to machines that no container uses any more."""
+        self._placed.clear()
         services = self._services(topology)
         if services:
             progress(f"removing {len(services)} services")
@@ -209,7 +213,7 @@ class SwarmEngine:
         for name in self.unreachable:
             progress(f"machine '{name}' does not answer; anything of the lab left there stays")
         return {"containers": containers, "services": len(services), "networks": networks,
-                "volumes": 0, "configs": configs + secrets, "images": images}
+                "volumes": 0, "configs": configs + secrets, "copied images": images}
 
     @staticmethod
     def _remove_when_free(resources, deadline: float) -> int:
@@ -231,17 +235,32 @@ class SwarmEngine:
     # -- where each host runs ------------------------------------------------------------
 
     def _placements(self, topology: Topology) -> dict[str, str]:
-        """host -> the machine its running task is on, from the manager's view."""
+        """host -> the machine of its newest task, from the manager's view (which still
+        places a task on a machine that stopped answering). Remembered for a few seconds:
+        every exec asks, and each answer costs the manager several requests."""
+        remembered = self._placed.get(topology.name)
+        if remembered and time.monotonic() - remembered[0] < PLACEMENT_MEMORY:
+            return remembered[1]
+        placed = self._ask_placements(topology)
+        self._placed[topology.name] = (time.monotonic(), placed)
+        return placed
+
+    def _ask_placements(self, topology: Topology) -> dict[str, str]:
         machine_of_node = {node.id: node.attrs["Spec"].get("Labels", {}).get(MACHINE_LABEL, LOCAL)
                            for node in self.manager.nodes.list()}
         placed: dict[str, str] = {}
         for service in self._services(topology):
             host = service.attrs["Spec"].get("Labels", {}).get(HOST_LABEL)
-            running = [t for t in service.tasks() if t.get("DesiredState") == "running" and t.get("NodeID")]
-            if host and running:
-                newest = max(running, key=lambda task: task.get("CreatedAt", ""))
+            tasks = [t for t in service.tasks() if t.get("NodeID")]
+            if host and tasks:
+                newest = max(tasks, key=lambda task: task.get("CreatedAt", ""))
                 placed[host] = machine_of_node.get(newest["NodeID"], "?")
         return placed
+
+    def unreachable_hosts(self, topology: Topology) -> dict[str, str]:
+        """Hosts whose machine does not answer, each with that reason."""
+        return {host: f"it runs on machine '{machine}', which does not answer"
+                for host, machine in self._placements(topology).items() if machine in self.unreachable}
 
     def _machine_of(self, topology: Topology, host: str) -> ContainerEngine:
         if host not in topology.hosts:
@@ -264,7 +283,7 @@ class SwarmEngine:
             name, machine = item
             try:
                 found = machine.states(topology)
-            except (docker.errors.DockerException, OSError) as exc:
+            except CONNECTION_ERRORS as exc:
                 self.unreachable[name] = str(exc).splitlines()[0][:120]
                 return []
             for state in found:
@@ -288,7 +307,8 @@ class SwarmEngine:
             try:
                 containers = machine.client.containers.list(filters={"label": [
                     f"{LAB_LABEL}={topology.name}", f"{ROLE_LABEL}=host"]})
-            except (docker.errors.DockerException, OSError):
+            except CONNECTION_ERRORS as exc:
+                self.unreachable.setdefault(name, str(exc).splitlines()[0][:120])
                 continue
             for container in containers:
                 networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}

@@ -1,0 +1,147 @@
+"""The default lab on a Swarm of three machines, every check across the overlay; then one
+machine stops, and only the checks that need it fail, saying why."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labctl import cluster
+from labctl.errors import EngineError, LabError
+from labctl.render import LAB_LABEL
+from labctl.ssh import SshTarget, generate_key, known_hosts_line, remote_client
+
+from ..conftest import REPO
+from .conftest import SANDBOX, names
+
+M1, M2, M3 = names()
+# Clients and the router on one machine, each server on another: every exchange crosses
+# machines, and stopping M3 takes only the echo server away.
+PLACEMENT = {"gw": M1, "alice": M1, "bob": M1, "web": M2, "echo": M3}
+
+
+def labctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def lab_file(machines: Path) -> Path:
+    text = (REPO / "lab.yaml").read_text().replace("name: campus", "name: mh-campus")
+    for host, machine in PLACEMENT.items():
+        text = re.sub(rf"\n  {host}:\n", f"\n  {host}:\n    placement: {machine}\n", text, count=1)
+    path = machines.parent / "lab" / "lab.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def on_swarm(lab_file: Path, machines: Path, *args: str) -> subprocess.CompletedProcess:
+    return labctl("--engine", "swarm", "--cluster", str(machines), "-f", str(lab_file), *args)
+
+
+def leftovers(machines: Path, lab: str) -> dict[str, list[str]]:
+    """Everything of the lab on any machine: services, containers, networks, configs,
+    secrets, and the lab host images labctl copied there."""
+    clients = cluster.connect_all(cluster.load_cluster(machines))
+    try:
+        selector = {"label": f"{LAB_LABEL}={lab}"}
+        found: dict[str, list[str]] = {}
+        manager = clients[M1]
+        found["services"] = [s.name for s in manager.services.list(filters=selector)]
+        found["configs"] = [c.name for c in manager.configs.list(filters=selector)]
+        found["secrets"] = [s.name for s in manager.secrets.list(filters=selector)]
+        for name, client in clients.items():
+            found[f"{name} containers"] = [c.name for c in client.containers.list(all=True, filters=selector)]
+            found[f"{name} networks"] = [n.name for n in client.networks.list(filters=selector)]
+            found[f"{name} images"] = [t for i in client.images.list() for t in i.tags if t.startswith("labctl-host:")]
+        return {kind: items for kind, items in found.items() if items}
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def wait_for_engine(machines: Path, name: str, timeout: float = 90) -> None:
+    target = cluster.load_cluster(machines).machines[name].target
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            remote_client(target).close()
+            return
+        except LabError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)  # a poll: the next connection attempt is the signal
+
+
+def test_cluster_status_shows_three_ready_machines(machines):
+    result = labctl("--cluster", str(machines), "cluster", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["machine"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {M1, M2, M3}
+    assert rows[M1]["role"] == "manager" and rows[M2]["role"] == rows[M3]["role"] == "worker"
+    assert all(row["state"] == "ready" for row in rows.values())
+
+
+def test_an_unknown_or_changed_host_key_is_refused(machines, tmp_path):
+    machine = cluster.load_cluster(machines).machines[M1]
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(EngineError, match="host key not in"):
+        remote_client(SshTarget(machine.target.host, "root", 22, machine.target.key, empty))
+    impostor = generate_key(tmp_path / "impostor")
+    empty.write_text(known_hosts_line(machine.target, impostor) + "\n")
+    with pytest.raises(EngineError, match="CHANGED"):
+        remote_client(SshTarget(machine.target.host, "root", 22, machine.target.key, empty))
+
+
+def test_default_lab_across_three_machines(machines, lab_file, local_engine):
+    up = on_swarm(lab_file, machines, "up")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "copying" in up.stderr or "already on every machine" in up.stderr
+
+        status = on_swarm(lab_file, machines, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        placed = {s["name"]: s["machine"] for s in json.loads(status.stdout) if s["role"] == "host"}
+        assert placed == PLACEMENT
+
+        checked = on_swarm(lab_file, machines, "check", "--json")
+        results = json.loads(checked.stdout)["checks"]
+        assert checked.returncode == 0, [r for r in results if not r["passed"]]
+        assert len(results) == 12
+        assert all(PLACEMENT[r["source"]] != PLACEMENT[r["target"]] for r in results if r["source"])
+
+        # One machine stops: the checks that need it fail and say which machine; the rest pass.
+        local_engine.containers.get(M3).stop(timeout=5)
+        checked = on_swarm(lab_file, machines, "check", "--json")
+        assert checked.returncode == 1, checked.stderr
+        results = {r["name"]: r for r in json.loads(checked.stdout)["checks"]}
+        needs_echo = {"tcp echo", "udp echo", "closed port is refused", "the tcp echo crosses the dmz"}
+        for name, result in results.items():
+            if name in needs_echo:
+                assert not result["passed"], name
+                assert f"machine '{M3}'" in result["reason"] and "does not answer" in result["reason"], result
+            else:
+                assert result["passed"], result
+        status = on_swarm(lab_file, machines, "status")
+        assert re.search(rf"echo\s+{M3}\s+unreachable", status.stdout), status.stdout
+    finally:
+        local_engine.containers.get(M3).start()
+        wait_for_engine(machines, M3)
+        down = on_swarm(lab_file, machines, "down")
+        assert down.returncode == 0, down.stderr
+    assert leftovers(machines, "mh-campus") == {}
+
+
+def test_cluster_down_takes_every_machine_out_of_the_swarm(machines):
+    result = labctl("--cluster", str(machines), "cluster", "down")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(labctl("--cluster", str(machines), "cluster", "status", "--json").stdout)
+    assert {row["state"] for row in status} == {"not in a swarm"}
