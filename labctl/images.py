@@ -5,6 +5,10 @@
                          bootstrapped from the host's own Debian mirror and imported.
   labctl-host:<digest>   the base plus services/, the programs that run in lab hosts.
 
+and, for multi-machine labs on one computer, labctl-node:<recipe> (compose/node/): a
+Docker engine behind sshd, built the same two ways. `ship_image` copies an image to
+machines that have no registry to pull from.
+
 Tags are content hashes, so a second build with the same recipe does nothing.
 """
 
@@ -18,6 +22,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -298,7 +303,6 @@ def ship_image(source: docker.DockerClient, machines: dict[str, docker.DockerCli
                 machines[name].images.load(stream)
             if machines[name].images.get(tag).id != wanted:
                 raise LabError(f"image {tag} did not arrive intact on machine '{name}'")
-        from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(max_workers=len(lacking)) as pool:
             list(pool.map(load, lacking))
     return lacking
