@@ -110,11 +110,12 @@ def ensure_host_image(client: docker.DockerClient, progress: Progress, source: s
 
 
 def _prune_superseded(client: docker.DockerClient, current: str, progress: Progress) -> None:
-    """Remove earlier labctl-host images (the services changed since) that no container
-    uses, so rebuilding does not fill the disk. The base layer is shared and stays."""
+    """Remove earlier images of `current`'s repository (their recipe changed since) that no
+    container uses, so rebuilding does not fill the disk. The base layer is shared and stays."""
+    repository = current.split(":")[0]
     in_use = {container.image.id for container in client.containers.list(all=True)}
-    for image in client.images.list(name=HOST_REPOSITORY):
-        stale = [tag for tag in image.tags if tag.startswith(f"{HOST_REPOSITORY}:") and tag != current]
+    for image in client.images.list(name=repository):
+        stale = [tag for tag in image.tags if tag.startswith(f"{repository}:") and tag != current]
         if stale and len(stale) == len(image.tags) and image.id not in in_use:
             try:
                 client.images.remove(image.id)
@@ -154,21 +155,24 @@ def ensure_node_image(client: docker.DockerClient, progress: Progress, source: s
     tag = node_tag()
     if image_exists(client, tag):
         return tag
+    built = False
     if source in ("auto", "registry"):
         progress("image: building the machine image from an official Debian image")
         try:
             _build_from_registry(client, tag, NODE_RECIPE_DIR, "node")
-            return tag
+            built = True
         except LabError as exc:
             if source == "registry":
                 raise
             progress(f"image: no registry answered ({exc}); bootstrapping from the host's mirror")
-    _bootstrap_from_mirror(client, tag, progress, packages(NODE_RECIPE_DIR), kind="node",
-                           command='["/usr/local/bin/labctl-node"]',
-                           hooks=[f"copy-in {NODE_RECIPE_DIR / 'entrypoint.sh'} /usr/local/bin",
-                                  "chroot $1 mv /usr/local/bin/entrypoint.sh /usr/local/bin/labctl-node",
-                                  "chroot $1 sh -c 'rm -f /etc/ssh/ssh_host_*'"])
-    progress(f"image {tag} bootstrapped from the host's Debian mirror")
+    if not built:
+        _bootstrap_from_mirror(client, tag, progress, packages(NODE_RECIPE_DIR), kind="node",
+                               command='["/usr/local/bin/labctl-node"]',
+                               hooks=[f"copy-in {NODE_RECIPE_DIR / 'entrypoint.sh'} /usr/local/bin",
+                                      "chroot $1 mv /usr/local/bin/entrypoint.sh /usr/local/bin/labctl-node",
+                                      "chroot $1 sh -c 'rm -f /etc/ssh/ssh_host_*'"])
+    progress(f"image {tag} built")
+    _prune_superseded(client, tag, progress)
     return tag
 
 
