@@ -193,8 +193,9 @@ def cmd_status(args) -> int:
     print(_columns(rows))
     helpers = [state for state in states if state.role != "host"]
     failed = [state.name for state in helpers if state.failed]
-    print(f"network helpers: {len(helpers) - len(failed)}/{len(helpers)} done"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if helpers or not swarm:  # a Swarm's route helpers run once at up and leave nothing
+        print(f"network helpers: {len(helpers) - len(failed)}/{len(helpers)} done"
+              + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 0
 
 
