@@ -20,6 +20,7 @@ import docker.errors
 import yaml
 
 from .errors import EngineError, LabError
+from .cluster import load_cluster
 from .images import ensure_node_image
 from .render import LAB_LABEL, ROLE_LABEL
 from .ssh import SshTarget, generate_key, known_hosts_line, remote_client
@@ -74,7 +75,8 @@ def start_machines(client: docker.DockerClient, sandbox: str, count: int, subnet
                                 + yaml.safe_dump({"known_hosts": "known_hosts", "machines": machines},
                                                  sort_keys=False))
         progress(f"started {count} machines; waiting for their engines")
-        _wait_for_engines(folder, machines, timeout)
+        for machine in load_cluster(cluster_file).machines.values():
+            wait_for_engine(machine.target, timeout)
         return cluster_file
     except BaseException:
         stop_machines(client, sandbox, progress)
@@ -97,20 +99,17 @@ def _keys_archive(host_key: Path, authorized: str) -> bytes:
     return buffer.getvalue()
 
 
-def _wait_for_engines(folder: Path, machines: dict[str, dict], timeout: float) -> None:
+def wait_for_engine(target: SshTarget, timeout: float = 90.0) -> None:
     """Ready means what labctl will do next works: SSH with the pinned key, then the engine."""
     deadline = time.monotonic() + timeout
-    for name, spec in machines.items():
-        target = SshTarget(spec["ssh"].split("@")[1], "root", 22, folder / spec["key"],
-                           folder / "known_hosts")
-        while True:
-            try:
-                remote_client(target).close()
-                break
-            except LabError as exc:
-                if time.monotonic() > deadline:
-                    raise EngineError(f"machine {name} did not answer within {timeout:.0f}s: {exc}") from None
-                time.sleep(0.5)  # a poll: the next connection attempt is the signal
+    while True:
+        try:
+            remote_client(target).close()
+            return
+        except LabError as exc:
+            if time.monotonic() > deadline:
+                raise EngineError(f"{target.url} did not answer within {timeout:.0f}s: {exc}") from None
+            time.sleep(0.5)  # a poll: the next connection attempt is the signal
 
 
 def stop_machines(client: docker.DockerClient, sandbox: str, progress: Progress) -> int:

@@ -7,18 +7,18 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from labctl import cluster
-from labctl.errors import EngineError, LabError
+from labctl.errors import EngineError
+from labctl.machines import wait_for_engine
 from labctl.render import LAB_LABEL
 from labctl.ssh import SshTarget, generate_key, known_hosts_line, remote_client
 
 from ..conftest import REPO
-from .conftest import SANDBOX, names
+from .conftest import names
 
 M1, M2, M3 = names()
 # Clients and the router on one machine, each server on another: every exchange crosses
@@ -65,19 +65,6 @@ def leftovers(machines: Path, lab: str) -> dict[str, list[str]]:
     finally:
         for client in clients.values():
             client.close()
-
-
-def wait_for_engine(machines: Path, name: str, timeout: float = 90) -> None:
-    target = cluster.load_cluster(machines).machines[name].target
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            remote_client(target).close()
-            return
-        except LabError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)  # a poll: the next connection attempt is the signal
 
 
 def test_cluster_status_shows_three_ready_machines(machines):
@@ -134,7 +121,7 @@ def test_default_lab_across_three_machines(machines, lab_file, local_engine):
         assert re.search(rf"echo\s+{M3}\s+unreachable", status.stdout), status.stdout
     finally:
         local_engine.containers.get(M3).start()
-        wait_for_engine(machines, M3)
+        wait_for_engine(cluster.load_cluster(machines).machines[M3].target)
         down = on_swarm(lab_file, machines, "down")
         assert down.returncode == 0, down.stderr
     assert leftovers(machines, "mh-campus") == {}
