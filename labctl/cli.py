@@ -100,12 +100,16 @@ def _local_engine():
         return None
 
 
+def counted(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 # -- verbs --------------------------------------------------------------------------------
 
 def cmd_validate(args) -> int:
     topology = load(args)
-    print(f"{lab_file(args)}: lab '{topology.name}' is valid: {len(topology.networks)} networks, "
-          f"{len(topology.hosts)} hosts, {len(topology.checks)} checks")
+    print(f"{lab_file(args)}: lab '{topology.name}' is valid: {counted(len(topology.networks), 'network')}, "
+          f"{counted(len(topology.hosts), 'host')}, {counted(len(topology.checks), 'check')}")
     return 0
 
 
@@ -387,13 +391,16 @@ def cmd_down(args) -> int:
     from . import lab
     topology = load(args)
     removed = lab.down(topology, engine(args, topology), progress)
-    progress(f"lab '{topology.name}' is down: removed "
-             + (f"{removed['services']} services, " if "services" in removed else "")
-             + f"{removed['containers']} containers, "
-             f"{removed['networks']} networks, {removed['volumes']} volumes"
-             + (f", {removed['images']} built images" if removed.get("images") else "")
-             + (f", {removed['configs']} configs and secrets" if removed.get("configs") else "")
-             + (f", {removed['copied images']} images copied to machines" if removed.get("copied images") else ""))
+    parts = ([counted(removed["services"], "service")] if "services" in removed else []) + [
+        counted(removed["containers"], "container"), counted(removed["networks"], "network"),
+        counted(removed["volumes"], "volume")]
+    if removed.get("images"):
+        parts.append(counted(removed["images"], "built image"))
+    if removed.get("configs"):
+        parts.append(f"{removed['configs']} configs and secrets")
+    if removed.get("copied images"):
+        parts.append(counted(removed["copied images"], "image") + " copied to machines")
+    progress(f"lab '{topology.name}' is down: removed {', '.join(parts)}")
     return 0
 
 
