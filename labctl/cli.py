@@ -182,10 +182,15 @@ def cmd_status(args) -> int:
         return 0
     swarm = topology.engine == "swarm"
     rows = [("HOST", *(("MACHINE",) if swarm else ()), "STATE", "HEALTH", "ADDRESSES", "SERVICES", "FAULTS")]
+    # A Swarm gives addresses to running tasks only: a stopped host there has none.
+    assigned = runner.addresses(topology) if swarm else None
     for state in hosts:
         host = topology.hosts[state.name]
-        addresses = " ".join(f"{a.network}={a.address}" for a in host.attachments) \
-            if state.state != "unreachable" else "-"
+        if assigned is not None:
+            addresses = " ".join(f"{network}={address}" for network, address in
+                                 sorted(assigned.get(state.name, {}).items())) or "-"
+        else:
+            addresses = " ".join(f"{a.network}={a.address}" for a in host.attachments)
         services = " ".join(f"{s.kind}:{s.port}" for s in host.services)
         if host.router:
             services = ("router " + services).strip()
@@ -198,7 +203,8 @@ def cmd_status(args) -> int:
     helpers = [state for state in states if state.role != "host"]
     failed = [state.name for state in helpers if state.failed]
     if helpers or not swarm:  # a Swarm's route helpers run once at up and leave nothing
-        print(f"network helpers: {len(helpers) - len(failed)}/{len(helpers)} done"
+        # Route helpers are done once they exit 0, sidecars once they have applied their spec.
+        print(f"network helpers: {sum(state.ready for state in helpers)}/{len(helpers)} done or applied"
               + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 0
 

@@ -25,7 +25,7 @@ import docker.errors
 import requests.exceptions
 
 from .errors import EngineError, LabError
-from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL, fabric_tag
+from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, fabric_tag
 from .topology import Topology
 
 Progress = Callable[[str], None]
@@ -148,9 +148,11 @@ def _parse_summary(summary: dict) -> HostState:
             health = "starting" if word == "health: starting" else word
     exit_match = re.search(r"Exited \((-?\d+)\)", status)
     role = labels.get(ROLE_LABEL, "host")
-    service = labels.get("com.docker.compose.service", "")
+    host = labels.get(HOST_LABEL)
+    # Compose names its services; a helper labctl started itself is named by role and host.
+    service = labels.get("com.docker.compose.service") or (f"lc-{role}-{host}" if host and role != "host" else "")
     return HostState(
-        name=labels.get(HOST_LABEL, service) if role == "host" else service,
+        name=host or service if role == "host" else service,
         role=role,
         container=(summary.get("Names") or ["?"])[0].lstrip("/"),
         state=summary.get("State", "unknown"),
@@ -242,7 +244,7 @@ class ContainerEngine:
             if state.name in names and state.role != "host":
                 container = self.client.containers.get(state.container)
                 try:
-                    container.stop(timeout=5)
+                    container.stop(timeout=SIDECAR_GRACE)
                     container.remove(force=True)
                 except docker.errors.NotFound:
                     pass
@@ -253,7 +255,7 @@ class ContainerEngine:
         summaries = self.client.api.containers(all=True, filters={"label": f"{LAB_LABEL}={topology.name}"})
         return sorted((_parse_summary(s) for s in summaries), key=lambda s: (s.role != "host", s.name))
 
-    def _container(self, topology: Topology, host: str):
+    def host_container(self, topology: Topology, host: str):
         if host not in topology.hosts:
             raise topology.unknown_host(host)
         found = self.client.containers.list(all=True, filters={"label": [
@@ -263,7 +265,7 @@ class ContainerEngine:
         return found[0]
 
     def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult:
-        container = self._container(topology, host)
+        container = self.host_container(topology, host)
         try:
             result = container.exec_run(argv, demux=True)
         except docker.errors.APIError as exc:
@@ -274,7 +276,7 @@ class ContainerEngine:
 
     def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
         """Stream (stdout, stderr) chunks; the exit code is available from `last_exit_code`."""
-        container = self._container(topology, host)
+        container = self.host_container(topology, host)
         try:
             exec_id = self.client.api.exec_create(container.id, argv)["Id"]
             for chunk in self.client.api.exec_start(exec_id, stream=True, demux=True):
@@ -285,7 +287,7 @@ class ContainerEngine:
 
     def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all",
              since: float | None = None) -> Iterator[bytes]:
-        container = self._container(topology, host)
+        container = self.host_container(topology, host)
         options = {"tail": tail, **({"since": since} if since is not None else {})}
         if follow:
             yield from container.logs(stream=True, follow=True, **options)
@@ -306,7 +308,7 @@ class ContainerEngine:
 
     def act(self, topology: Topology, host: str, action: str) -> None:
         """stop | start | kill | pause | unpause | restart one host's container."""
-        container = self._container(topology, host)
+        container = self.host_container(topology, host)
         operations = {"stop": lambda: container.stop(timeout=2), "start": container.start,
                       "kill": container.kill, "pause": container.pause,
                       "unpause": container.unpause, "restart": lambda: container.restart(timeout=2)}
@@ -324,21 +326,21 @@ class ContainerEngine:
 
     def attached(self, topology: Topology, host: str) -> list[str]:
         """The lab networks a host's container is connected to right now."""
-        container = self._container(topology, host)
+        container = self.host_container(topology, host)
         names = set((container.attrs.get("NetworkSettings", {}).get("Networks") or {}))
         return [network for network in topology.hosts[host].networks
                 if self._network(topology, network).name in names]
 
     def disconnect(self, topology: Topology, host: str, network: str) -> None:
         try:
-            self._network(topology, network).disconnect(self._container(topology, host))
+            self._network(topology, network).disconnect(self.host_container(topology, host))
         except docker.errors.APIError as exc:
             raise EngineError(f"disconnect {host} from {network}: {exc.explanation or exc}") from None
 
     def connect(self, topology: Topology, host: str, network: str) -> None:
         address = str(topology.hosts[host].address_on(network))
         try:
-            self._network(topology, network).connect(self._container(topology, host),
+            self._network(topology, network).connect(self.host_container(topology, host),
                                                      ipv4_address=address, aliases=[host])
         except docker.errors.APIError as exc:
             raise EngineError(f"reconnect {host} to {network}: {exc.explanation or exc}") from None
@@ -351,7 +353,7 @@ class ContainerEngine:
                                 cap_add=cap_add or [])
 
     def _namespace(self, topology: Topology, host: str | None) -> str:
-        return "host" if host is None else f"container:{self._container(topology, host).id}"
+        return "host" if host is None else f"container:{self.host_container(topology, host).id}"
 
     def _create_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
                        cap_add: list[str]):
@@ -372,6 +374,25 @@ class ContainerEngine:
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass
+
+    def start_sidecar(self, topology: Topology, host: str, role: str, image: str, argv: list[str],
+                      labels: dict[str, str], ready: list[str]) -> None:
+        """Start a long-running helper with NET_ADMIN in `host`'s namespace (on a Swarm,
+        where it cannot be a service), replacing the one of the same role there was."""
+        name = f"{topology.project}-lc-{role}-{host}"
+        try:
+            previous = self.client.containers.get(name)
+            previous.stop(timeout=SIDECAR_GRACE)  # SIGTERM: it undoes its work
+            previous.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        second = 1_000_000_000
+        container = self.client.containers.create(
+            image, argv, name=name, network_mode=self._namespace(topology, host), cap_add=["NET_ADMIN"],
+            labels={LAB_LABEL: topology.name, ROLE_LABEL: role, HOST_LABEL: host, **labels},
+            healthcheck={"test": ["CMD", *ready], "interval": second, "timeout": 2 * second, "retries": 60},
+            detach=True)
+        container.start()
 
     def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],
                      cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str:

@@ -15,7 +15,7 @@ from typing import Callable
 from .addressing import computed_routes
 from .engine import Engine
 from .errors import LabError
-from .lab import render_lab
+from .lab import bind_addresses, render_lab
 from .render import net_service, routes_service
 from .shaping import (Interface, LiveState, effective, load_live, resolve_target,
                       save_live, sidecar_specs)
@@ -52,13 +52,33 @@ def apply_live(topology: Topology, engine: Engine, progress: Progress, live: Liv
 
 def reattach(topology: Topology, engine: Engine, host: str, progress: Progress) -> None:
     """A started, restarted or reconnected host has a fresh network namespace or interface:
-    run its route helper and network sidecar again."""
+    run its route helper and network sidecar again. On a Swarm it may also have a new
+    address; then every other host's routes and partitions are brought in line too."""
+    moved = _rebind(topology, engine)
     live = load_live(topology)
     document = render_lab(topology, live=live)
+    specs = sidecar_specs(topology, live)
+    if moved:
+        running = {state.name for state in engine.states(topology)
+                   if state.role == "host" and state.state == "running"}
+        others = [routes_service(name) for name, other in topology.hosts.items()
+                  if name != host and name in running and computed_routes(topology, other)]
+        others += [net_service(name) for name in specs if name != host and name in running]
+        engine.update(topology, document, others, progress)
     wanted = [routes_service(host)] if computed_routes(topology, topology.hosts[host]) else []
-    if host in sidecar_specs(topology, live):
+    if host in specs:
         wanted.append(net_service(host))
     engine.update(topology, document, wanted, progress, recreate=True)
+
+
+def _rebind(topology: Topology, engine: Engine) -> bool:
+    """Read the engine's addresses again; True if any changed."""
+    def snapshot() -> dict[tuple[str, str], str]:
+        return {(host.name, attachment.network): str(attachment.address)
+                for host in topology.hosts.values() for attachment in host.attachments}
+    before = snapshot()
+    bind_addresses(topology, engine)
+    return snapshot() != before
 
 
 def host_action(topology: Topology, engine: Engine, host: str, action: str, progress: Progress) -> None:

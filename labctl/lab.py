@@ -20,9 +20,9 @@ from .engine import READY_TIMEOUT, Engine
 from .errors import LabError
 from .images import ensure_host_image, host_tag
 from .pki import ensure_pki
-from .render import compose_path, render, write_compose
+from .render import compose_path, net_service, render, write_compose
 from .stack import render_stack, stack_path
-from .shaping import LiveState, forget_live, load_live
+from .shaping import LiveState, forget_live, load_live, sidecar_specs
 from .topology import Topology
 
 Progress = Callable[[str], None]
@@ -39,13 +39,15 @@ def render_lab(topology: Topology, image: str | None = None, live: LiveState | N
     and certificates they use), with the live changes made to the running lab unless
     `live` says otherwise."""
     pki = ensure_pki(topology, topology.state_folder / "pki")
+    live = live if live is not None else load_live(topology)
     if topology.engine == "swarm":
+        # Sidecars name addresses, which a Swarm gives only once the lab runs.
         output = stack_path(topology)
-        document = render_stack(topology, image or host_tag(), pki, output)
+        document = render_stack(topology, image or host_tag(), pki, output,
+                                live if topology.addresses_bound else None)
     else:
         output = compose_path(topology)
-        document = render(topology, image or host_tag(), pki, output,
-                          live if live is not None else load_live(topology))
+        document = render(topology, image or host_tag(), pki, output, live)
     write_compose(document, output, topology.file)
     return output
 
@@ -53,12 +55,14 @@ def render_lab(topology: Topology, image: str | None = None, live: LiveState | N
 def bind_addresses(topology: Topology, engine: Engine) -> Topology:
     """Take the addresses the engine assigned (a Swarm's) into the topology, so checks,
     transcripts and status use the real ones."""
-    for host, networks in engine.addresses(topology).items():
+    assigned = engine.addresses(topology)
+    for host, networks in assigned.items():
         if host not in topology.hosts:
             continue
         for attachment in topology.hosts[host].attachments:
             if attachment.network in networks:
                 attachment.address = IPv4Address(networks[attachment.network])
+    topology.addresses_bound = topology.addresses_bound or bool(assigned)
     return topology
 
 
@@ -76,14 +80,25 @@ def up(topology: Topology, engine: Engine, progress: Progress,
     prepared = prepare(topology, engine.client, progress)
     try:
         engine.deploy(topology, prepared.document, progress, timeout)
+        bind_addresses(topology, engine)
+        if topology.engine == "swarm":
+            _start_sidecars(topology, engine, prepared, progress)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "up failed"
         progress(f"{reason}: removing what was created")
         with shielded_from_interrupts():
             engine.destroy(topology, progress)
         raise
-    bind_addresses(topology, engine)
     return prepared
+
+
+def _start_sidecars(topology: Topology, engine: Engine, prepared: Prepared, progress: Progress) -> None:
+    """On a Swarm, the declared impairments' sidecars start once the addresses are known."""
+    live = load_live(topology)
+    sidecars = [net_service(host) for host in sidecar_specs(topology, live)]
+    if sidecars:
+        prepared.document = render_lab(topology, prepared.image, live)
+        engine.update(topology, prepared.document, sidecars, progress)
 
 
 def down(topology: Topology, engine: Engine, progress: Progress) -> dict[str, int]:

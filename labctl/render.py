@@ -30,6 +30,8 @@ ROLE_LABEL = "io.labctl.role"
 SPEC_LABEL = "io.labctl.spec"
 PKI_PATH = "/opt/labctl/pki"
 HEALTH_INTERVAL = "1s"
+SIDECAR_READY = ["test", "-f", "/tmp/lc-applied"]  # written by shaper.py once applied
+SIDECAR_GRACE = 5  # seconds for a sidecar to undo its work when stopped
 
 
 def compose_path(topology: Topology) -> Path:
@@ -47,6 +49,10 @@ def fabric_tag(topology: Topology) -> str:
 
 def labels(topology: Topology, **extra: str) -> dict[str, str]:
     return {LAB_LABEL: topology.name, **extra}
+
+
+def sidecar_command(spec: dict[str, Any]) -> list[str]:
+    return ["python3", f"{SERVICES_PATH}/shaper.py", json.dumps(spec, separators=(",", ":"))]
 
 
 def net_service(host: str) -> str:
@@ -77,12 +83,11 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
         # Long-running: the fallback's delayer lives here, and stopping it (SIGTERM)
         # removes what it set. Its spec label is what `impair --show` reports.
         sidecar = _helper(topology, image, "net", host=host, network_mode=f"service:{host}",
-                          command=["python3", f"{SERVICES_PATH}/shaper.py",
-                                   json.dumps(spec, separators=(",", ":"))],
+                          command=sidecar_command(spec),
                           depends_on={host: {"condition": "service_started"}})
         sidecar["labels"][SPEC_LABEL] = json.dumps(spec, separators=(",", ":"))
-        sidecar["stop_grace_period"] = "5s"
-        sidecar["healthcheck"] = _healthcheck(["test", "-f", "/tmp/lc-applied"])
+        sidecar["stop_grace_period"] = f"{SIDECAR_GRACE}s"
+        sidecar["healthcheck"] = _healthcheck(SIDECAR_READY)
         services[net_service(host)] = sidecar
     if any(host.router or host.routes for host in topology.hosts.values()):
         services["lc-fabric"] = _helper(

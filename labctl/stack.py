@@ -12,12 +12,15 @@ What differs from the Compose document, and why:
 - the network helpers cannot be services (a service cannot join another's namespace), so
   they are listed under `x-labctl-helpers`, which Docker ignores; the Swarm engine runs
   each one on the machine of its host. Routes name their router, which resolves to its
-  address once the lab runs.
+  address once the lab runs. Network sidecars (impairments, partitions) name addresses,
+  which the Swarm gives only once the lab runs, so they appear when the topology holds
+  the addresses read back from it (`live` given).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,9 @@ from .addressing import routes_by_name
 from .cluster import MACHINE_LABEL
 from .images import SERVICES_PATH
 from .pki import LabPki
-from .render import PKI_PATH, host_basics, labels, relative_path
+from .render import (PKI_PATH, SIDECAR_READY, SPEC_LABEL, host_basics, labels, net_service,
+                     relative_path, routes_service, sidecar_command)
+from .shaping import LiveState, sidecar_specs
 from .topology import Host, Topology
 
 HELPERS_KEY = "x-labctl-helpers"
@@ -36,7 +41,8 @@ def stack_path(topology: Topology) -> Path:
     return topology.folder / "compose" / f"{topology.name}.stack.yaml"
 
 
-def render_stack(topology: Topology, image: str, pki: LabPki, output: Path) -> dict[str, Any]:
+def render_stack(topology: Topology, image: str, pki: LabPki, output: Path,
+                 live: LiveState | None = None) -> dict[str, Any]:
     base = output.parent
     services: dict[str, Any] = {}
     configs: dict[str, Any] = {}
@@ -72,10 +78,14 @@ def render_stack(topology: Topology, image: str, pki: LabPki, output: Path) -> d
         services[host.name] = service
         routes = routes_by_name(topology, host)
         if routes:
-            helpers[f"lc-routes-{host.name}"] = {
+            helpers[routes_service(host.name)] = {
                 "host": host.name, "role": "routes", "image": image,
                 "command": ["python3", f"{SERVICES_PATH}/netadmin.py", "routes",
                             *[f"{destination}={router}" for destination, router in routes]]}
+    for host_name, spec in (sidecar_specs(topology, live).items() if live is not None else ()):
+        helpers[net_service(host_name)] = {
+            "host": host_name, "role": "net", "image": image, "command": sidecar_command(spec),
+            "labels": {SPEC_LABEL: json.dumps(spec, separators=(",", ":"))}, "healthcheck": SIDECAR_READY}
     networks = {
         name: {
             "driver": "overlay",

@@ -16,6 +16,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -26,14 +27,22 @@ import yaml
 from .cluster import MACHINE_LABEL, Cluster, connect
 from .engine import READY_TIMEOUT, ContainerEngine, EngineError, ExecResult, HostState, Progress
 from .errors import LabError
-from .images import ship_image
-from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL
+from .images import SERVICES_PATH, host_tag, ship_image
+from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SPEC_LABEL
 from .ssh import CONNECTION_ERRORS, CliForward
 from .stack import helpers_of
 from .topology import Topology
 
 LOCAL = "local"  # the machine name of a Swarm on the engine labctl runs beside
 PLACEMENT_MEMORY = 5.0  # seconds
+
+
+@dataclass(frozen=True)
+class Task:
+    """Where a lab host runs now: its newest task, its machine and its service."""
+    machine: str
+    task_id: str
+    service_id: str
 
 
 class SwarmEngine:
@@ -87,7 +96,8 @@ class SwarmEngine:
         self._stack_deploy(topology, document)
         self._placed.clear()
         self.wait_ready(topology, progress, timeout)
-        self._run_helpers(topology, stack, progress)
+        self._run_helpers(topology, {name: helper for name, helper in helpers_of(stack).items()
+                                     if helper["role"] == "routes"}, progress)
 
     def _refuse_if_incomplete(self) -> None:
         if self.unreachable:
@@ -114,8 +124,8 @@ class SwarmEngine:
             lines = (result.stderr or result.stdout).strip().splitlines()
             raise EngineError(f"docker stack deploy failed: {lines[-1] if lines else 'no output'}")
 
-    def _run_helpers(self, topology: Topology, stack: dict, progress: Progress) -> None:
-        helpers = helpers_of(stack)
+    def _run_helpers(self, topology: Topology, helpers: dict[str, dict], progress: Progress) -> None:
+        """Run one-shot helpers (routes) in their hosts' namespaces, each on its host's machine."""
         if not helpers:
             return
         progress(f"running {len(helpers)} network helpers on their hosts' machines")
@@ -210,6 +220,7 @@ class SwarmEngine:
         configs = self._remove_when_free(self.manager.configs.list(filters=selector), deadline)
         secrets = self._remove_when_free(self.manager.secrets.list(filters=selector), deadline)
         images = _remove_shipped(topology, {name: m.client for name, m in self.machines.items()})
+        _disconnected_file(topology).unlink(missing_ok=True)
         for name in self.unreachable:
             progress(f"machine '{name}' does not answer; anything of the lab left there stays")
         return {"containers": containers, "services": len(services), "networks": networks,
@@ -234,10 +245,10 @@ class SwarmEngine:
 
     # -- where each host runs ------------------------------------------------------------
 
-    def _placements(self, topology: Topology) -> dict[str, str]:
-        """host -> the machine of its newest task, from the manager's view (which still
-        places a task on a machine that stopped answering). Remembered for a few seconds:
-        every exec asks, and each answer costs the manager several requests."""
+    def _placements(self, topology: Topology) -> dict[str, Task]:
+        """host -> its newest task and the machine it is on, from the manager's view (which
+        still places a task on a machine that stopped answering). Remembered for a few
+        seconds: every exec asks, and each answer costs the manager several requests."""
         remembered = self._placed.get(topology.name)
         if remembered and time.monotonic() - remembered[0] < PLACEMENT_MEMORY:
             return remembered[1]
@@ -245,35 +256,39 @@ class SwarmEngine:
         self._placed[topology.name] = (time.monotonic(), placed)
         return placed
 
-    def _ask_placements(self, topology: Topology) -> dict[str, str]:
+    def _ask_placements(self, topology: Topology) -> dict[str, Task]:
         machine_of_node = {node.id: node.attrs["Spec"].get("Labels", {}).get(MACHINE_LABEL, LOCAL)
                            for node in self.manager.nodes.list()}
-        placed: dict[str, str] = {}
+        placed: dict[str, Task] = {}
         for service in self._services(topology):
             host = service.attrs["Spec"].get("Labels", {}).get(HOST_LABEL)
             tasks = [t for t in service.tasks() if t.get("NodeID")]
             if host and tasks:
                 newest = max(tasks, key=lambda task: task.get("CreatedAt", ""))
-                placed[host] = machine_of_node.get(newest["NodeID"], "?")
+                placed[host] = Task(machine_of_node.get(newest["NodeID"], "?"), newest["ID"], service.id)
         return placed
 
     def unreachable_hosts(self, topology: Topology) -> dict[str, str]:
         """Hosts whose machine does not answer, each with that reason."""
-        return {host: f"it runs on machine '{machine}', which does not answer"
-                for host, machine in self._placements(topology).items() if machine in self.unreachable}
+        return {host: f"it runs on machine '{task.machine}', which does not answer"
+                for host, task in self._placements(topology).items() if task.machine in self.unreachable}
 
     def _machine_of(self, topology: Topology, host: str) -> ContainerEngine:
+        return self.machines[self._machine_name_of(topology, host)]
+
+    def _machine_name_of(self, topology: Topology, host: str) -> str:
         if host not in topology.hosts:
             raise topology.unknown_host(host)
-        machine = self._placements(topology).get(host)
-        if machine is None:
+        task = self._placements(topology).get(host)
+        if task is None:
             raise LabError(f"host '{host}' of lab '{topology.name}' is not running; run 'labctl up'")
+        machine = task.machine
         if machine in self.unreachable:
             raise EngineError(f"host '{host}' runs on machine '{machine}', which does not answer "
                               f"({self.unreachable[machine]})")
         if machine not in self.machines:
             raise EngineError(f"host '{host}' runs on machine '{machine}', which is not in the cluster file")
-        return self.machines[machine]
+        return machine
 
     def states(self, topology: Topology) -> list[HostState]:
         placements = self._placements(topology)
@@ -289,14 +304,18 @@ class SwarmEngine:
             for state in found:
                 state.machine = name
             return found
+        def current(state: HostState) -> bool:
+            # A host's earlier tasks may leave containers behind; its newest task is the host.
+            task = placements.get(state.name)
+            return task is not None and task.machine == state.machine and state.container.endswith(task.task_id)
         with ThreadPoolExecutor(max_workers=8) as pool:
             for found in pool.map(of, list(self.machines.items())):
-                states += [s for s in found if s.role != "host" or placements.get(s.name) == s.machine]
+                states += [s for s in found if s.role != "host" or current(s)]
         seen = {s.name for s in states if s.role == "host"}
-        for host, machine in placements.items():
-            if host not in seen and machine in self.unreachable:
-                states.append(HostState(host, "host", "-", "unreachable", None, None, host, machine,
-                                        f"machine '{machine}' does not answer"))
+        for host, task in placements.items():
+            if host not in seen and task.machine in self.unreachable:
+                states.append(HostState(host, "host", "-", "unreachable", None, None, host, task.machine,
+                                        f"machine '{task.machine}' does not answer"))
         return sorted(states, key=lambda s: (s.role != "host", s.name))
 
     def addresses(self, topology: Topology) -> dict[str, dict[str, str]]:
@@ -335,38 +354,123 @@ class SwarmEngine:
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
                          cap_add: list[str] | None = None) -> ExecResult:
         if host is None:
-            raise EngineError(_NOT_YET.format(what="a helper outside every host"))
+            raise EngineError(_HOSTS_ONLY.format(what="a helper outside every host"))
         return self._machine_of(topology, host).run_in_namespace(topology, host, image, argv, cap_add)
 
     def helper_logs(self, topology: Topology, name: str) -> str:
+        for state in self.states(topology):
+            if state.name == name and state.role != "host" and state.machine in self.machines:
+                return self.machines[state.machine].helper_logs(topology, name)
         return ""
 
-    def act(self, topology: Topology, host: str, action: str) -> None:
-        raise EngineError(_NOT_YET.format(what=f"'{action}'"))
+    # -- changes to the running lab ------------------------------------------------------
 
     def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
                recreate: bool = False, timeout: float = READY_TIMEOUT) -> None:
-        if services:
-            raise EngineError(_NOT_YET.format(what="impairments"))
+        """Run the named helpers of the stack file: route helpers once, network sidecars as
+        containers beside their host's task (restarted where their spec changed, or all
+        with `recreate`), then wait until the sidecars say they have applied it."""
+        if not services:
+            return
+        helpers = helpers_of(yaml.safe_load(document.read_text()))
+        unknown = [name for name in services if name not in helpers]
+        if unknown:
+            raise EngineError(f"{document} has no helper '{unknown[0]}'")
+        self._run_helpers(topology, {name: helpers[name] for name in services
+                                     if helpers[name]["role"] != "net"}, progress)
+        current = {state.name: state for state in self.states(topology) if state.role == "net"}
+        started: dict[str, set[str]] = {}
+        for name in services:
+            helper = helpers[name]
+            if helper["role"] != "net":
+                continue
+            machine = self._machine_name_of(topology, helper["host"])
+            running = current.get(name)
+            if running is not None and running.machine in self.machines:
+                if (not recreate and running.machine == machine and running.state == "running"
+                        and self._labels(running).get(SPEC_LABEL) == helper["labels"][SPEC_LABEL]):
+                    continue
+                if running.machine != machine:  # its host's task moved
+                    self.machines[running.machine].remove(topology, [name])
+            self.machines[machine].start_sidecar(topology, helper["host"], "net", helper["image"],
+                                                 helper["command"], helper["labels"], helper["healthcheck"])
+            started.setdefault(machine, set()).add(name)
+        for machine, names in started.items():
+            self.machines[machine].wait_ready(topology, progress, timeout, only=names)
+
+    def _labels(self, state: HostState) -> dict[str, str]:
+        try:
+            return self.machines[state.machine].client.containers.get(state.container).labels
+        except docker.errors.NotFound:
+            return {}
 
     def remove(self, topology: Topology, names: list[str]) -> None:
-        if names:
-            raise EngineError(_NOT_YET.format(what="impairments"))
+        for state in self.states(topology):
+            if state.name in names and state.role != "host" and state.machine in self.machines:
+                self.machines[state.machine].remove(topology, [state.name])
+
+    def act(self, topology: Topology, host: str, action: str) -> None:
+        """stop, kill, pause and unpause act on the host's task container. A Swarm task
+        stopped once cannot run again (the Swarm releases its network attachment), so
+        start and restart replace it with a new task: on the same machine where the host
+        is pinned, with an address the Swarm chooses."""
+        machine = self._machine_of(topology, host)
+        self._placed.clear()
+        if action not in ("start", "restart"):
+            machine.act(topology, host, action)
+            return
+        container = machine.host_container(topology, host)
+        if action == "start" and container.status in ("running", "paused"):
+            return
+        try:
+            container.stop(timeout=2)
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{action} {host}: {exc.explanation or exc}") from None
+        task = self._placements(topology)[host]
+        self.manager.services.get(task.service_id).force_update()
+        self._placed.clear()
+        record = _disconnected(topology)
+        if record.pop(host, None) is not None:
+            _save_disconnected(topology, record)
+
+    # Detaching a task from an overlay and attaching it again can hand it an address another
+    # task holds, so on a Swarm a disconnection takes the host's interface down instead, and
+    # is remembered here (a new task, after start or restart, comes with every link up).
 
     def attached(self, topology: Topology, host: str) -> list[str]:
-        return list(self.addresses(topology).get(host, {}))
+        down = _disconnected(topology).get(host, [])
+        return [network for network in topology.hosts[host].networks if network not in down]
 
     def disconnect(self, topology: Topology, host: str, network: str) -> None:
-        raise EngineError(_NOT_YET.format(what="disconnect"))
+        self._set_link(topology, host, network, "down")
+        record = _disconnected(topology)
+        record[host] = sorted(set(record.get(host, [])) | {network})
+        _save_disconnected(topology, record)
 
     def connect(self, topology: Topology, host: str, network: str) -> None:
-        raise EngineError(_NOT_YET.format(what="reconnect"))
+        self._set_link(topology, host, network, "up")
+        record = _disconnected(topology)
+        record[host] = [name for name in record.get(host, []) if name != network]
+        _save_disconnected(topology, record)
+
+    def _set_link(self, topology: Topology, host: str, network: str, state: str) -> None:
+        address = str(topology.hosts[host].address_on(network))
+        result = self.run_in_namespace(topology, host, host_tag(),
+                                       ["python3", f"{SERVICES_PATH}/netadmin.py", "link", address, state],
+                                       cap_add=["NET_ADMIN"])
+        if result.exit_code != 0:
+            lines = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+            verb = "disconnect" if state == "down" else "reconnect"
+            raise EngineError(f"{verb} {host} from {network}: {lines[-1] if lines else 'the helper failed'}")
 
     def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],
                      cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str:
         if host is None:
-            raise EngineError(_NOT_YET.format(what="a capture of a whole network"))
-        machine_name = next(name for name, m in self.machines.items() if m is self._machine_of(topology, host))
+            raise EngineError(_HOSTS_ONLY.format(what="a capture of a whole network"))
+        machine_name = self._machine_name_of(topology, host)
         helper = self.machines[machine_name].start_helper(topology, host, image, argv, cap_add,
                                                           ready_text, timeout)
         return f"{machine_name}/{helper}"
@@ -376,11 +480,36 @@ class SwarmEngine:
         return self.machines[machine_name].stop_helper(container, path, signal_name)
 
 
-_NOT_YET = "{what} on a Swarm lab is not available yet (it is on one machine)"
+_HOSTS_ONLY = ("{what} is not available on a Swarm lab: there, helpers run beside a lab host, "
+            "on its machine")
 
 
 def _is_ssh(client: docker.DockerClient) -> bool:
     return client.api.base_url.startswith("http+docker://ssh")
+
+
+def _disconnected_file(topology: Topology) -> Path:
+    return topology.state_folder / "disconnected.json"
+
+
+def _disconnected(topology: Topology) -> dict[str, list[str]]:
+    """host -> the networks whose interface labctl took down."""
+    try:
+        return json.loads(_disconnected_file(topology).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{_disconnected_file(topology)}: unreadable ({exc}); 'labctl down' removes it") from None
+
+
+def _save_disconnected(topology: Topology, record: dict[str, list[str]]) -> None:
+    record = {host: networks for host, networks in record.items() if networks}
+    path = _disconnected_file(topology)
+    if not record:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
 
 
 def _shipped_file(topology: Topology) -> Path:

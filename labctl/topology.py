@@ -138,6 +138,8 @@ class Topology:
     impairments: list[Any] = field(default_factory=list)     # list[shaping.Declared]
     scenarios: dict[str, Any] = field(default_factory=dict)  # name -> scenario.Scenario
     engine: str = "compose"     # compose (one machine) | swarm (several)
+    # True once the addresses are the ones the engine gave (a Swarm's), read back after deploy.
+    addresses_bound: bool = False
 
     @property
     def folder(self) -> Path:

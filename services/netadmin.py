@@ -8,6 +8,8 @@ with NET_ADMIN, so lab hosts themselves never hold it.
   netadmin.py fabric-del TAG           remove every rule tagged TAG
   netadmin.py features                 in a throwaway namespace: which kernel features work
                                        (prints JSON {feature: true/false})
+  netadmin.py link ADDRESS up|down    in a host's namespace: take the interface holding
+                                       ADDRESS down, or up again
   netadmin.py capture WHERE FILE [FILTER...]
                                        tcpdump on WHERE (an interface name, `any`, or an
                                        address, meaning the interface that holds it) into FILE
@@ -138,17 +140,28 @@ def features() -> None:
 def capture(where: str, file: str, expression: list[str]) -> None:
     interface = where
     if where[:1].isdigit():
-        for line in run("ip", "-o", "-4", "addr", "show").stdout.splitlines():
-            words = line.split()
-            if words[3].split("/")[0] == where:
-                interface = words[1].split("@")[0]
-                break
-        else:
-            sys.exit(f"netadmin: no interface holds {where} (is the host disconnected?)")
+        interface = interface_holding(where)
     # exec, so tcpdump itself gets the SIGINT that ends the capture and flushes the file;
     # immediate mode, so packets seen just before that SIGINT are not still in its buffer.
     os.execvp("tcpdump", ["tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-s", "0", "-i", interface,
                           "-w", file, *expression])
+
+
+def interface_holding(address: str) -> str:
+    for line in run("ip", "-o", "-4", "addr", "show").stdout.splitlines():
+        words = line.split()
+        if words[3].split("/")[0] == address:
+            return words[1].split("@")[0]
+    sys.exit(f"netadmin: no interface holds {address} (is the host disconnected?)")
+
+
+def link(address: str, state: str) -> None:
+    """Take the interface holding `address` down or up: a disconnection on a Swarm, where
+    detaching a task from an overlay and attaching it again can hand it an address that
+    another task holds. The address stays on the interface while it is down."""
+    interface = interface_holding(address)
+    run("ip", "link", "set", "dev", interface, state)
+    print(f"{interface} ({address}) {state}")
 
 
 def main(argv: list[str]) -> int:
@@ -163,6 +176,8 @@ def main(argv: list[str]) -> int:
         fabric_del(args[0])
     elif verb == "features":
         features()
+    elif verb == "link" and len(args) == 2 and args[1] in ("up", "down"):
+        link(*args)
     elif verb == "capture" and len(args) >= 2:
         capture(args[0], args[1], args[2:])
     else:

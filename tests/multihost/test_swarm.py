@@ -1,10 +1,12 @@
-"""The default lab on a Swarm of three machines, every check across the overlay; then one
-machine stops, and only the checks that need it fail, saying why."""
+"""The default lab on a Swarm of three machines: every check across the overlay;
+impairments, partitions, host faults and disconnections reaching hosts on other machines;
+then one machine stops, and only the checks that need it fail, saying why."""
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +15,12 @@ import pytest
 
 from labctl import cluster
 from labctl.errors import EngineError
+from labctl.images import SERVICES_PATH
+from labctl.lab import bind_addresses
 from labctl.machines import wait_for_engine
 from labctl.render import LAB_LABEL
+from labctl.swarm import SwarmEngine
+from labctl.topology import load_topology
 from labctl.ssh import SshTarget, generate_key, known_hosts_line, remote_client
 
 from ..conftest import REPO
@@ -88,28 +94,98 @@ def test_an_unknown_or_changed_host_key_is_refused(machines, tmp_path):
         remote_client(SshTarget(machine.target.host, "root", 22, machine.target.key, empty))
 
 
-def test_default_lab_across_three_machines(machines, lab_file, local_engine):
+@pytest.fixture(scope="class")
+def running_lab(machines, lab_file, local_engine):
+    """The default lab, pinned as PLACEMENT; down afterwards, leaving nothing on any machine."""
     up = on_swarm(lab_file, machines, "up")
     try:
         assert up.returncode == 0, up.stderr
         assert "copying" in up.stderr or "already on every machine" in up.stderr
+        yield lab_file
+    finally:
+        local_engine.containers.get(M3).start()  # a test may have stopped it
+        wait_for_engine(cluster.load_cluster(machines).machines[M3].target)
+        down = on_swarm(lab_file, machines, "down")
+        assert down.returncode == 0, down.stderr
+    assert leftovers(machines, "mh-campus") == {}
 
-        status = on_swarm(lab_file, machines, "status", "--json")
+
+def check(lab_file: Path, machines: Path, *names: str) -> dict[str, dict]:
+    result = on_swarm(lab_file, machines, "check", "--json", *names)
+    assert result.returncode in (0, 1), result.stderr
+    return {r["name"]: r for r in json.loads(result.stdout)["checks"]}
+
+
+def passed(results: dict[str, dict]) -> dict[str, bool]:
+    return {name: result["passed"] for name, result in results.items()}
+
+
+class TestTheDefaultLabOnTheSwarm:
+    """One deployment for these tests (class scope, so it is down before the cluster is)."""
+
+    def test_default_lab_across_three_machines(self, machines, running_lab):
+        status = on_swarm(running_lab, machines, "status", "--json")
         assert status.returncode == 0, status.stderr
         placed = {s["name"]: s["machine"] for s in json.loads(status.stdout) if s["role"] == "host"}
         assert placed == PLACEMENT
 
-        checked = on_swarm(lab_file, machines, "check", "--json")
-        results = json.loads(checked.stdout)["checks"]
-        assert checked.returncode == 0, [r for r in results if not r["passed"]]
+        results = check(running_lab, machines)
         assert len(results) == 12
-        assert all(PLACEMENT[r["source"]] != PLACEMENT[r["target"]] for r in results if r["source"])
+        assert all(passed(results).values()), [r for r in results.values() if not r["passed"]]
+        assert all(PLACEMENT[r["source"]] != PLACEMENT[r["target"]] for r in results.values() if r["source"])
 
-        # One machine stops: the checks that need it fail and say which machine; the rest pass.
+
+    def test_impairments_and_faults_reach_hosts_on_other_machines(self, machines, running_lab, local_engine):
+        topology = load_topology(running_lab, engine="swarm")
+        engine = SwarmEngine.for_cluster(cluster.load_cluster(machines), local_engine)
+        try:
+            def echo_rtt() -> float:
+                """alice (M1) to echo (M3) and back, median of 20 exchanges."""
+                bind_addresses(topology, engine)
+                echo = str(topology.hosts["echo"].address_on("dmz"))
+                result = engine.exec(topology, "alice", ["python3", f"{SERVICES_PATH}/measure.py", "rtt", echo, "7", "20"])
+                assert result.exit_code == 0, result.stderr.decode()
+                return statistics.median(json.loads(result.stdout))
+
+            # A delay on echo's interface, applied by a sidecar on echo's machine.
+            baseline = echo_rtt()
+            assert on_swarm(running_lab, machines, "impair", "echo", "--delay", "40ms").returncode == 0
+            added = echo_rtt() - baseline
+            assert abs(added - 0.040) <= 0.2 * 0.040, f"declared 40ms, measured {added * 1000:.1f}ms"
+            assert on_swarm(running_lab, machines, "impair", "--clear").returncode == 0
+            assert echo_rtt() - baseline < 0.010
+
+            # A partition between machines: alice (M1) loses web (M2); bob, beside alice, does not.
+            assert on_swarm(running_lab, machines, "partition", "alice", "--", "web").returncode == 0
+            results = passed(check(running_lab, machines, "web health via the router", "http post is echoed"))
+            assert results == {"web health via the router": False, "http post is echoed": True}
+            assert on_swarm(running_lab, machines, "heal").returncode == 0
+            assert all(passed(check(running_lab, machines, "web health via the router")).values())
+
+            # A stopped host comes back as a new task on its machine, reachable at its new address.
+            assert on_swarm(running_lab, machines, "stop", "echo").returncode == 0
+            status = on_swarm(running_lab, machines, "status").stdout
+            assert re.search(rf"echo\s+{M3}\s+exited", status), status
+            assert passed(check(running_lab, machines, "tcp echo")) == {"tcp echo": False}
+            started = on_swarm(running_lab, machines, "start", "echo")
+            assert started.returncode == 0, started.stderr
+            assert re.search(rf"echo\s+{M3}\s+running", on_swarm(running_lab, machines, "status").stdout)
+            assert passed(check(running_lab, machines, "tcp echo")) == {"tcp echo": True}
+
+            # The router loses the dmz, then gets it back with its routes.
+            assert on_swarm(running_lab, machines, "disconnect", "gw:dmz").returncode == 0
+            status = on_swarm(running_lab, machines, "status").stdout
+            assert re.search(r"gw\s.*disconnected from dmz", status), status
+            assert passed(check(running_lab, machines, "web health via the router")) == {"web health via the router": False}
+            assert on_swarm(running_lab, machines, "reconnect", "gw:dmz").returncode == 0
+            assert all(passed(check(running_lab, machines)).values())
+        finally:
+            engine.close()
+
+
+    def test_a_stopped_machine_fails_only_the_checks_that_need_it(self, machines, running_lab, local_engine):
         local_engine.containers.get(M3).stop(timeout=5)
-        checked = on_swarm(lab_file, machines, "check", "--json")
-        assert checked.returncode == 1, checked.stderr
-        results = {r["name"]: r for r in json.loads(checked.stdout)["checks"]}
+        results = check(running_lab, machines)
         needs_echo = {"tcp echo", "udp echo", "closed port is refused", "the tcp echo crosses the dmz"}
         for name, result in results.items():
             if name in needs_echo:
@@ -117,14 +193,8 @@ def test_default_lab_across_three_machines(machines, lab_file, local_engine):
                 assert f"machine '{M3}'" in result["reason"] and "does not answer" in result["reason"], result
             else:
                 assert result["passed"], result
-        status = on_swarm(lab_file, machines, "status")
+        status = on_swarm(running_lab, machines, "status")
         assert re.search(rf"echo\s+{M3}\s+unreachable", status.stdout), status.stdout
-    finally:
-        local_engine.containers.get(M3).start()
-        wait_for_engine(cluster.load_cluster(machines).machines[M3].target)
-        down = on_swarm(lab_file, machines, "down")
-        assert down.returncode == 0, down.stderr
-    assert leftovers(machines, "mh-campus") == {}
 
 
 def test_cluster_down_takes_every_machine_out_of_the_swarm(machines):
