@@ -62,31 +62,41 @@ def cluster_file(args: argparse.Namespace, topology=None) -> Path | None:
 
 
 def engine(args: argparse.Namespace, topology):
-    """The engine the lab runs on: Compose on this machine's engine, or a Swarm of the
-    cluster file's machines (or of the one engine named by --engine ssh://, or this one)."""
+    """The engine the lab runs on: Compose on this machine's engine or on one reached over
+    SSH, or a Swarm of the cluster file's machines (or of the one engine named by
+    --engine ssh://, or this one)."""
     from .engine import ComposeEngine, docker_client
-    address = getattr(args, "engine", None) or os.environ.get("LABCTL_ENGINE") or ""
-    remote = address if address.startswith("ssh://") else os.environ.get("DOCKER_HOST", "")
+    from .ssh import parse_ssh_url, remote_client
+    remote = _remote_address(args)
     if topology.engine != "swarm":
-        if remote.startswith("ssh://"):
-            raise LabError("Compose on a remote engine is not available yet (its files are bind "
-                           "mounts of this machine's); use --engine swarm, which also runs on one "
-                           "remote machine")
-        return ComposeEngine()
+        if remote is None:
+            return ComposeEngine()
+        from .topology import check_files_copyable
+        check_files_copyable(topology, "on an engine over SSH")
+        return ComposeEngine(remote_client(parse_ssh_url(remote)), image_source=_local_engine())
     from . import lab
     from .swarm import LOCAL, SwarmEngine
     file = cluster_file(args, topology)
-    if file is not None and not address.startswith("ssh://"):
+    named = (getattr(args, "engine", None) or os.environ.get("LABCTL_ENGINE") or "").startswith("ssh://")
+    if file is not None and not named:
         from .cluster import load_cluster
         runner = SwarmEngine.for_cluster(load_cluster(file), _local_engine())
-    elif remote.startswith("ssh://"):
-        from .ssh import parse_ssh_url, remote_client
-        runner = SwarmEngine({"remote": remote_client(parse_ssh_url(remote))}, "remote",
-                             image_source=_local_engine())
+    elif remote is not None:
+        target = parse_ssh_url(remote)
+        runner = SwarmEngine({target.host: remote_client(target)}, target.host, image_source=_local_engine())
     else:
         runner = SwarmEngine({LOCAL: docker_client()}, LOCAL)
     lab.bind_addresses(topology, runner)
     return runner
+
+
+def _remote_address(args: argparse.Namespace) -> str | None:
+    """The ssh:// engine address from --engine, $LABCTL_ENGINE or $DOCKER_HOST, if any."""
+    address = getattr(args, "engine", None) or os.environ.get("LABCTL_ENGINE") or ""
+    if address.startswith("ssh://"):
+        return address
+    docker_host = os.environ.get("DOCKER_HOST", "")
+    return docker_host if docker_host.startswith("ssh://") else None
 
 
 def _local_engine():
@@ -115,7 +125,12 @@ def cmd_validate(args) -> int:
 
 def cmd_render(args) -> int:
     from .lab import render_lab
-    output = render_lab(load(args))
+    topology = load(args)
+    copies = topology.engine != "swarm" and _remote_address(args) is not None
+    if copies:
+        from .topology import check_files_copyable
+        check_files_copyable(topology, "on an engine over SSH")
+    output = render_lab(topology, copies_files=copies)
     print(output)
     return 0
 
@@ -405,7 +420,7 @@ def cmd_down(args) -> int:
     if removed.get("configs"):
         parts.append(f"{removed['configs']} configs and secrets")
     if removed.get("copied images"):
-        parts.append(counted(removed["copied images"], "image") + " copied to machines")
+        parts.append(counted(removed["copied images"], "image") + " labctl had copied there")
     progress(f"lab '{topology.name}' is down: removed {', '.join(parts)}")
     return 0
 

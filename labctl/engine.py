@@ -16,6 +16,7 @@ import sys
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -23,13 +24,17 @@ from typing import Callable, Iterator, Protocol
 import docker
 import docker.errors
 import requests.exceptions
+import yaml
 
 from .errors import EngineError, LabError
-from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, fabric_tag
+from .images import SHIPPED_FILE, record_shipped, remove_shipped, ship_image
+from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, SECRET_SOURCE, fabric_tag
+from .ssh import CliForward, is_ssh
 from .topology import Topology
 
 Progress = Callable[[str], None]
 READY_TIMEOUT = 120.0
+REMOTE = "the remote engine"  # how progress names an engine reached over SSH
 LONG_RUNNING = ("host", "net")  # roles that run for the lab's life; the other helpers exit
 
 
@@ -71,7 +76,8 @@ class HostState:
 
 
 class Engine(Protocol):
-    client: docker.DockerClient  # where the lab's images are built
+    image_client: docker.DockerClient  # where the lab's images are built
+    copies_files: bool  # files reach hosts as copies (configs, secrets), not bind mounts
     def deploy(self, topology: Topology, document: Path, progress: Progress,
                timeout: float = READY_TIMEOUT) -> None: ...
     def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]: ...
@@ -173,8 +179,12 @@ class ContainerEngine:
     """A lab's containers on one Docker engine, found by label: state, exec, logs, faults
     and helpers. Compose deploys on top of it; a Swarm keeps one per machine."""
 
-    def __init__(self, client: docker.DockerClient | None = None):
+    def __init__(self, client: docker.DockerClient | None = None,
+                 image_source: docker.DockerClient | None = None):
         self.client = client or docker_client()
+        # An engine over SSH gets images built where labctl runs, if an engine answers there.
+        self.image_client = image_source or self.client
+        self.copies_files = is_ssh(self.client)  # this machine's paths mean nothing there
         self.last_exit_code = 0  # of the last exec_stream, once its stream is exhausted
 
     def addresses(self, topology: Topology) -> dict[str, dict[str, str]]:
@@ -446,6 +456,12 @@ class ComposeEngine(ContainerEngine):
 
     def deploy(self, topology: Topology, document: Path, progress: Progress,
                timeout: float = READY_TIMEOUT) -> None:
+        if self.image_client is not self.client:
+            images = {service["image"] for service in yaml.safe_load(document.read_text())["services"].values()
+                      if "build" not in service}
+            for image in sorted(images):
+                if ship_image(self.image_client, {REMOTE: self.client}, image, progress):
+                    record_shipped(topology.state_folder / SHIPPED_FILE, {REMOTE: [image]})
         progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
         self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
         self.wait_ready(topology, progress, timeout)
@@ -464,9 +480,14 @@ class ComposeEngine(ContainerEngine):
         compose = compose_command()
         if compose is None:
             raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
-        env = {**os.environ, "COMPOSE_STATUS_STDOUT": "0"}
-        result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        env = {**os.environ, "COMPOSE_STATUS_STDOUT": "0", **_secret_values(document)}
+        with ExitStack() as stack:
+            if is_ssh(self.client):
+                # Compose reaches the remote engine through labctl's verified connection.
+                forward = stack.enter_context(CliForward(self.client, topology.state_folder / "engine.sock"))
+                env["DOCKER_HOST"] = forward.docker_host
+            result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         if result.returncode != 0:
             lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
             errors = [line for line in lines if "rror" in line] or lines[-1:]
@@ -513,8 +534,10 @@ class ComposeEngine(ContainerEngine):
                 self.client.images.remove(image.id, force=True)
             except docker.errors.APIError:
                 pass
+        copied = remove_shipped(topology.state_folder / SHIPPED_FILE, {REMOTE: self.client}) \
+            if self.image_client is not self.client else 0
         return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes),
-                "images": len(images)}
+                "images": len(images), "copied images": copied}
 
     def _remove_fabric(self, topology: Topology, image: str) -> None:
         result = self._run_helper(topology, image, ["python3", "/opt/labctl/services/netadmin.py",
@@ -523,3 +546,14 @@ class ComposeEngine(ContainerEngine):
         if result.exit_code != 0:
             raise EngineError("could not remove the lab's forwarding rules: "
                               + result.stderr.decode("utf-8", "replace").strip())
+
+
+def _secret_values(document: Path) -> dict[str, str]:
+    """The environment a copied document's secrets are read from: each names the file
+    labctl keeps it in, so the key itself never lands in the rendered document."""
+    try:
+        secrets = (yaml.safe_load(document.read_text()) or {}).get("secrets") or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {secret["environment"]: (document.parent / secret[SECRET_SOURCE]).read_text()
+            for secret in secrets.values() if SECRET_SOURCE in secret and "environment" in secret}

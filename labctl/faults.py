@@ -40,7 +40,7 @@ def apply_live(topology: Topology, engine: Engine, progress: Progress, live: Liv
     if not any(state.role == "host" for state in states):
         raise LabError(f"lab '{topology.name}' is not running; run 'labctl up' first")
     save_live(topology, live)
-    document = render_lab(topology, live=live)
+    document = render_lab(topology, live=live, copies_files=engine.copies_files)
     wanted = {net_service(host) for host in sidecar_specs(topology, live)}
     current = {state.name for state in states if state.role == "net"}
     running = {state.name for state in states if state.role == "host" and state.state == "running"}
@@ -56,7 +56,7 @@ def reattach(topology: Topology, engine: Engine, host: str, progress: Progress) 
     address; then every other host's routes and partitions are brought in line too."""
     moved = _rebind(topology, engine)
     live = load_live(topology)
-    document = render_lab(topology, live=live)
+    document = render_lab(topology, live=live, copies_files=engine.copies_files)
     specs = sidecar_specs(topology, live)
     if moved:
         running = {state.name for state in engine.states(topology)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -310,3 +311,45 @@ def ship_image(source: docker.DockerClient, machines: dict[str, docker.DockerCli
         with ThreadPoolExecutor(max_workers=len(lacking)) as pool:
             list(pool.map(load, lacking))
     return lacking
+
+
+SHIPPED_FILE = "shipped.json"  # in a lab's state folder: images copied to other engines
+
+
+def record_shipped(path: Path, shipped: dict[str, list[str]]) -> None:
+    """Note in `path` which images were copied to which machine, for remove_shipped."""
+    known = json.loads(path.read_text()) if path.exists() else {}
+    for machine, images in shipped.items():
+        known[machine] = sorted(set(known.get(machine, [])) | set(images))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=2))
+
+
+def remove_shipped(path: Path, machines: dict[str, docker.DockerClient]) -> int:
+    """Remove the images `path` says were copied to machines, where no container uses them now."""
+    if not path.exists():
+        return 0
+    known = json.loads(path.read_text())
+    removed = 0
+    for machine, images in list(known.items()):
+        client = machines.get(machine)
+        if client is None:
+            continue
+        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
+        for image in images:
+            try:
+                found = client.images.get(image)
+                if found.id in in_use:
+                    continue
+                client.images.remove(found.id, force=True)
+                removed += 1
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError:
+                continue
+        del known[machine]
+    if known:
+        path.write_text(json.dumps(known, indent=2))
+    else:
+        path.unlink()
+    return removed

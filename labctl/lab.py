@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import docker
-
 from .checks import CheckResult, timed_run
 from .checkspec import CheckSpec
 from .engine import READY_TIMEOUT, Engine
@@ -34,10 +32,12 @@ class Prepared:
     document: Path
 
 
-def render_lab(topology: Topology, image: str | None = None, live: LiveState | None = None) -> Path:
+def render_lab(topology: Topology, image: str | None = None, live: LiveState | None = None,
+               copies_files: bool = False) -> Path:
     """Write compose/<lab>.yaml, or compose/<lab>.stack.yaml for a Swarm (and the lab's CA
     and certificates they use), with the live changes made to the running lab unless
-    `live` says otherwise."""
+    `live` says otherwise. `copies_files`: the engine is on another machine, so files
+    travel as copies, not bind mounts (a stack always copies them)."""
     pki = ensure_pki(topology, topology.state_folder / "pki")
     live = live if live is not None else load_live(topology)
     if topology.engine == "swarm":
@@ -47,7 +47,7 @@ def render_lab(topology: Topology, image: str | None = None, live: LiveState | N
                                 live if topology.addresses_bound else None)
     else:
         output = compose_path(topology)
-        document = render(topology, image or host_tag(), pki, output, live)
+        document = render(topology, image or host_tag(), pki, output, live, copies_files)
     write_compose(document, output, topology.file)
     return output
 
@@ -66,9 +66,9 @@ def bind_addresses(topology: Topology, engine: Engine) -> Topology:
     return topology
 
 
-def prepare(topology: Topology, client: docker.DockerClient, progress: Progress) -> Prepared:
-    image = ensure_host_image(client, progress)
-    return Prepared(image, render_lab(topology, image))
+def prepare(topology: Topology, engine: Engine, progress: Progress) -> Prepared:
+    image = ensure_host_image(engine.image_client, progress)
+    return Prepared(image, render_lab(topology, image, copies_files=engine.copies_files))
 
 
 def up(topology: Topology, engine: Engine, progress: Progress,
@@ -77,7 +77,7 @@ def up(topology: Topology, engine: Engine, progress: Progress,
     whatever was created before passing the error on."""
     if not engine.states(topology):
         forget_live(topology)  # left by a lab that did not go down through labctl
-    prepared = prepare(topology, engine.client, progress)
+    prepared = prepare(topology, engine, progress)
     try:
         engine.deploy(topology, prepared.document, progress, timeout)
         bind_addresses(topology, engine)
@@ -97,7 +97,7 @@ def _start_sidecars(topology: Topology, engine: Engine, prepared: Prepared, prog
     live = load_live(topology)
     sidecars = [net_service(host) for host in sidecar_specs(topology, live)]
     if sidecars:
-        prepared.document = render_lab(topology, prepared.image, live)
+        prepared.document = render_lab(topology, prepared.image, live, copies_files=True)
         engine.update(topology, prepared.document, sidecars, progress)
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .addressing import computed_routes, hosts_table
+from .errors import LabError
 from .images import SERVICES_PATH
 from .pki import LabPki
 from .shaping import LiveState, sidecar_specs
@@ -32,6 +34,7 @@ PKI_PATH = "/opt/labctl/pki"
 HEALTH_INTERVAL = "1s"
 SIDECAR_READY = ["test", "-f", "/tmp/lc-applied"]  # written by shaper.py once applied
 SIDECAR_GRACE = 5  # seconds for a sidecar to undo its work when stopped
+SECRET_SOURCE = "x-labctl-file"  # a copied secret's file, relative to the document
 
 
 def compose_path(topology: Topology) -> Path:
@@ -63,14 +66,55 @@ def routes_service(host: str) -> str:
     return f"lc-routes-{host}"
 
 
+@dataclass(frozen=True)
+class CopiedFile:
+    """A file a host gets as a copy (a config, or a secret for its key) rather than a bind
+    mount: on a Swarm, and on an engine reached over SSH."""
+    name: str     # unique in the lab; shared files (the CA) share it
+    source: Path
+    target: str
+    secret: bool = False
+
+    @property
+    def mode(self) -> int:
+        if self.secret:
+            return 0o400
+        return 0o555 if os.access(self.source, os.X_OK) else 0o444
+
+
+def copied_files(host: Host, pki: LabPki) -> list[CopiedFile]:
+    """What `host` needs in its file system: the lab's CAs, its certificate and key, and its
+    `files:` (a directory becomes one copy per file in it)."""
+    credentials = pki.host(host.name)
+    copies = [CopiedFile("ca", pki.ca_certificate, f"{PKI_PATH}/ca.pem"),
+              CopiedFile("untrusted-ca", pki.untrusted_ca_certificate, f"{PKI_PATH}/untrusted-ca.pem"),
+              CopiedFile(f"{host.name}-cert", credentials.certificate, f"{PKI_PATH}/host.pem"),
+              CopiedFile(f"{host.name}-key", credentials.key, f"{PKI_PATH}/host.key", secret=True)]
+    for index, mount in enumerate(host.files):
+        if mount.source.is_dir():
+            inside = sorted(path for path in mount.source.rglob("*") if path.is_file())
+            copies += [CopiedFile(f"{host.name}-file-{index}-{number}", path,
+                                  f"{mount.target.rstrip('/')}/{path.relative_to(mount.source).as_posix()}")
+                       for number, path in enumerate(inside)]
+        else:
+            copies.append(CopiedFile(f"{host.name}-file-{index}", mount.source, mount.target))
+    return copies
+
+
 def render(topology: Topology, image: str, pki: LabPki, output: Path,
-           live: LiveState | None = None) -> dict[str, Any]:
+           live: LiveState | None = None, copies_files: bool = False) -> dict[str, Any]:
     """The lab as Compose sees it. `live` adds the impairments and partitions that live
-    commands made, so re-rendering keeps them."""
+    commands made, so re-rendering keeps them. `copies_files` (for an engine on another
+    machine, where this machine's paths mean nothing) gives hosts their files as configs
+    and their keys as secrets instead of bind mounts."""
     base = output.parent
     services: dict[str, Any] = {}
+    copies: dict[str, dict[str, Any]] = {"configs": {}, "secrets": {}}
     for host in topology.hosts.values():
         services[host.name] = _host_service(topology, host, image, pki, base)
+        if copies_files:
+            services[host.name].pop("volumes")
+            services[host.name].update(_copied(topology, host, pki, base, copies))
         routes = computed_routes(topology, host)
         if routes:
             services[routes_service(host.name)] = _helper(
@@ -104,7 +148,33 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
         }
         for name, network in topology.networks.items()
     }
-    return {"name": topology.project, "services": services, "networks": networks}
+    document = {"name": topology.project, "services": services, "networks": networks}
+    if copies_files:
+        document.update({kind: entries for kind, entries in copies.items() if entries})
+    return document
+
+
+def _copied(topology: Topology, host: Host, pki: LabPki, base: Path,
+            copies: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A host's configs and secrets for Compose, adding their definitions to `copies`.
+    Compose copies both into the container before it starts. A config carries its text;
+    a secret names an environment variable and, under SECRET_SOURCE, the file labctl fills
+    it from when it runs Compose, so no key is written into the document."""
+    references: dict[str, list[dict[str, Any]]] = {"configs": [], "secrets": []}
+    for copy in copied_files(host, pki):
+        kind = "secrets" if copy.secret else "configs"
+        if copy.secret:
+            definition = {"environment": f"LABCTL_SECRET_{copy.name.upper().replace('-', '_')}",
+                          SECRET_SOURCE: relative_path(copy.source, base)}
+        else:
+            try:
+                definition = {"content": copy.source.read_text()}
+            except UnicodeDecodeError:
+                raise LabError(f"{copy.source}: only text files can be copied to an engine on "
+                               "another machine") from None
+        copies[kind][copy.name] = {"name": f"{topology.project}-{copy.name}", **definition}
+        references[kind].append({"source": copy.name, "target": copy.target, "mode": copy.mode})
+    return {kind: entries for kind, entries in references.items() if entries}
 
 
 def relative_path(path: Path, base: Path) -> str:

@@ -127,6 +127,10 @@ def remote_client(target: SshTarget, timeout: int = 120) -> docker.DockerClient:
     return client
 
 
+def is_ssh(client: docker.DockerClient) -> bool:
+    return client.api.base_url.startswith("http+docker://ssh")
+
+
 # -- keys ---------------------------------------------------------------------------------
 
 def generate_key(path: Path, comment: str = "labctl") -> str:

@@ -28,7 +28,7 @@ from .addressing import routes_by_name
 from .cluster import MACHINE_LABEL
 from .images import SERVICES_PATH
 from .pki import LabPki
-from .render import (PKI_PATH, SIDECAR_READY, SPEC_LABEL, host_basics, labels, net_service,
+from .render import (SIDECAR_READY, SPEC_LABEL, copied_files, host_basics, labels, net_service,
                      relative_path, routes_service, sidecar_command)
 from .shaping import LiveState, sidecar_specs
 from .topology import Host, Topology
@@ -47,33 +47,20 @@ def render_stack(topology: Topology, image: str, pki: LabPki, output: Path,
     services: dict[str, Any] = {}
     configs: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
-
-    def shipped(kind: dict[str, Any], name: str, path: Path) -> str:
-        # Configs and secrets are immutable; a content hash in the name lets a changed
-        # file be deployed as a new one instead of failing the update.
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-        kind[name] = {"name": f"{topology.project}-{name}-{digest}", "file": relative_path(path, base),
-                      "labels": labels(topology)}
-        return name
-
-    ca = shipped(configs, "ca", pki.ca_certificate)
-    untrusted = shipped(configs, "untrusted-ca", pki.untrusted_ca_certificate)
     helpers: dict[str, Any] = {}
     for host in topology.hosts.values():
-        credentials = pki.host(host.name)
         service = host_basics(topology, host, image)
         service["networks"] = list(host.networks)
-        service["configs"] = [
-            {"source": ca, "target": f"{PKI_PATH}/ca.pem", "mode": 0o444},
-            {"source": untrusted, "target": f"{PKI_PATH}/untrusted-ca.pem", "mode": 0o444},
-            {"source": shipped(configs, f"{host.name}-cert", credentials.certificate),
-             "target": f"{PKI_PATH}/host.pem", "mode": 0o444},
-            *[{"source": shipped(configs, f"{host.name}-file-{index}", mount.source),
-               "target": mount.target, "mode": 0o444}
-              for index, mount in enumerate(host.files) if mount.source.is_file()],
-        ]
-        service["secrets"] = [{"source": shipped(secrets, f"{host.name}-key", credentials.key),
-                               "target": f"{PKI_PATH}/host.key", "mode": 0o400}]
+        service["configs"], service["secrets"] = [], []
+        for copy in copied_files(host, pki):
+            kind = secrets if copy.secret else configs
+            # Configs and secrets are immutable; a content hash in the name lets a changed
+            # file be deployed as a new one instead of failing the update.
+            digest = hashlib.sha256(copy.source.read_bytes()).hexdigest()[:10]
+            kind[copy.name] = {"name": f"{topology.project}-{copy.name}-{digest}",
+                               "file": relative_path(copy.source, base), "labels": labels(topology)}
+            service["secrets" if copy.secret else "configs"].append(
+                {"source": copy.name, "target": copy.target, "mode": copy.mode})
         service["deploy"] = _deploy(topology, host)
         services[host.name] = service
         routes = routes_by_name(topology, host)

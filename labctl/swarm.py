@@ -27,9 +27,9 @@ import yaml
 from .cluster import MACHINE_LABEL, Cluster, connect
 from .engine import READY_TIMEOUT, ContainerEngine, EngineError, ExecResult, HostState, Progress
 from .errors import LabError
-from .images import SERVICES_PATH, host_tag, ship_image
+from .images import SERVICES_PATH, SHIPPED_FILE, host_tag, record_shipped, remove_shipped, ship_image
 from .render import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SPEC_LABEL
-from .ssh import CONNECTION_ERRORS, CliForward
+from .ssh import CONNECTION_ERRORS, CliForward, is_ssh
 from .stack import helpers_of
 from .topology import Topology
 
@@ -56,7 +56,7 @@ class SwarmEngine:
             raise EngineError(f"the Swarm manager '{manager}' does not answer: "
                               f"{self.unreachable.get(manager, 'not connected')}")
         # Images are built where labctl runs if an engine answers there, else on the manager.
-        self.client = image_source or self.manager
+        self.image_client = image_source or self.manager
         self.last_exit_code = 0
         self._placed: dict[str, tuple[float, dict[str, str]]] = {}
 
@@ -64,6 +64,8 @@ class SwarmEngine:
     def for_cluster(cls, cluster: Cluster, image_source: docker.DockerClient | None) -> "SwarmEngine":
         clients, failures = connect(cluster)
         return cls(clients, cluster.manager.name, failures, image_source)
+
+    copies_files = True  # a stack ships files as configs and secrets
 
     @property
     def manager(self) -> docker.DockerClient:
@@ -87,10 +89,10 @@ class SwarmEngine:
                         | {helper["image"] for helper in helpers_of(stack).values()})
         shipped = {}
         for image in images:
-            for machine in ship_image(self.client, {name: engine.client for name, engine in self.machines.items()},
+            for machine in ship_image(self.image_client, {name: engine.client for name, engine in self.machines.items()},
                                       image, progress):
                 shipped.setdefault(machine, []).append(image)
-        _record_shipped(topology, shipped)
+        record_shipped(topology.state_folder / SHIPPED_FILE, shipped)
         progress(f"deploying {len(topology.hosts)} hosts and {len(topology.networks)} overlay "
                  f"networks on {len(self.machines)} machines")
         self._stack_deploy(topology, document)
@@ -112,7 +114,7 @@ class SwarmEngine:
                               "deploy needs it); run 'labctl doctor --install'")
         with ExitStack() as stack:
             env = dict(os.environ)
-            if _is_ssh(self.manager):
+            if is_ssh(self.manager):
                 forward = stack.enter_context(CliForward(
                     self.manager, topology.state_folder / "manager.sock"))
                 env["DOCKER_HOST"] = forward.docker_host
@@ -219,7 +221,7 @@ class SwarmEngine:
         networks = self._remove_when_free(self.manager.networks.list(filters=selector), deadline)
         configs = self._remove_when_free(self.manager.configs.list(filters=selector), deadline)
         secrets = self._remove_when_free(self.manager.secrets.list(filters=selector), deadline)
-        images = _remove_shipped(topology, {name: m.client for name, m in self.machines.items()})
+        images = remove_shipped(topology.state_folder / SHIPPED_FILE, {name: m.client for name, m in self.machines.items()})
         _disconnected_file(topology).unlink(missing_ok=True)
         for name in self.unreachable:
             progress(f"machine '{name}' does not answer; anything of the lab left there stays")
@@ -484,10 +486,6 @@ _HOSTS_ONLY = ("{what} is not available on a Swarm lab: there, helpers run besid
             "on its machine")
 
 
-def _is_ssh(client: docker.DockerClient) -> bool:
-    return client.api.base_url.startswith("http+docker://ssh")
-
-
 def _disconnected_file(topology: Topology) -> Path:
     return topology.state_folder / "disconnected.json"
 
@@ -511,46 +509,3 @@ def _save_disconnected(topology: Topology, record: dict[str, list[str]]) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1))
 
-
-def _shipped_file(topology: Topology) -> Path:
-    return topology.state_folder / "shipped.json"
-
-
-def _record_shipped(topology: Topology, shipped: dict[str, list[str]]) -> None:
-    path = _shipped_file(topology)
-    known = json.loads(path.read_text()) if path.exists() else {}
-    for machine, images in shipped.items():
-        known[machine] = sorted(set(known.get(machine, [])) | set(images))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(known, indent=2))
-
-
-def _remove_shipped(topology: Topology, machines: dict[str, docker.DockerClient]) -> int:
-    """Images labctl copied to machines for this lab, where no container uses them now."""
-    path = _shipped_file(topology)
-    if not path.exists():
-        return 0
-    known = json.loads(path.read_text())
-    removed = 0
-    for machine, images in list(known.items()):
-        client = machines.get(machine)
-        if client is None:
-            continue
-        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
-        for image in images:
-            try:
-                found = client.images.get(image)
-                if found.id in in_use:
-                    continue
-                client.images.remove(found.id, force=True)
-                removed += 1
-            except docker.errors.ImageNotFound:
-                pass
-            except docker.errors.APIError:
-                continue
-        del known[machine]
-    if known:
-        path.write_text(json.dumps(known, indent=2))
-    else:
-        path.unlink()
-    return removed

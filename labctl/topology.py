@@ -447,11 +447,18 @@ def check_swarm_compatible(topology: Topology) -> None:
             raise topology.error(at + ("routes",), "routes via a fixed address are not available on "
                                  "Swarm, where addresses are assigned at deploy; mark the gateway "
                                  "host 'router: true' and labctl routes through it")
+    check_files_copyable(topology, "on Swarm")
+
+
+def check_files_copyable(topology: Topology, where: str) -> None:
+    """Where files travel as copies (a Swarm, an engine over SSH), a host cannot write
+    back to this machine's file."""
+    for host in topology.hosts.values():
         for index, mount in enumerate(host.files):
             if mount.writable:
-                raise topology.error(at + ("files", index), "writable files are not available on "
-                                     "Swarm (files travel to the machines as read-only configs); "
-                                     "drop ':rw' and have the program write elsewhere")
+                raise topology.error(("hosts", host.name, "files", index),
+                                     f"writable files are not available {where} (files travel there "
+                                     "as read-only copies); drop ':rw' and have the program write elsewhere")
 
 
 def _parse_ready(source: Source, raw: Any, path: KeyPath) -> Readiness | None:

@@ -5,6 +5,7 @@ then one machine stops, and only the checks that need it fail, saying why."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -195,6 +196,42 @@ class TestTheDefaultLabOnTheSwarm:
                 assert result["passed"], result
         status = on_swarm(running_lab, machines, "status")
         assert re.search(rf"echo\s+{M3}\s+unreachable", status.stdout), status.stdout
+
+
+def test_compose_on_an_engine_over_ssh(machines, tmp_path):
+    """The default lab with Compose on one machine reached over SSH (`--engine ssh://`),
+    with the key and host key from the user's ~/.ssh, as any ssh user has them."""
+    machine = cluster.load_cluster(machines).machines[M2]
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text((machines.parent / "known_hosts").read_text())
+    (home / ".ssh" / "config").write_text(f"Host {machine.target.host}\n  IdentityFile {machine.target.key}\n")
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "lab.yaml").write_text((REPO / "lab.yaml").read_text().replace("name: campus", "name: mh-remote"))
+
+    def remote(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "labctl", "--engine", f"ssh://root@{machine.target.host}",
+                               "-f", str(folder / "lab.yaml"), *args], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "HOME": str(home)})
+    up = remote("up")
+    try:
+        assert up.returncode == 0, up.stderr
+        document = (folder / "compose" / "mh-remote.yaml").read_text()
+        assert "volumes" not in document and "BEGIN PRIVATE KEY" not in document
+        checked = remote("check", "--json")
+        assert checked.returncode == 0, checked.stdout
+        assert len(json.loads(checked.stdout)["checks"]) == 12
+        assert remote("stop", "echo").returncode == 0
+        assert re.search(r"echo\s+exited", remote("status").stdout)
+        assert remote("heal").returncode == 0
+        capture = remote("capture", "dmz", "--for", "3s", "-w", str(tmp_path / "dmz.pcap"))
+        assert capture.returncode == 0, capture.stderr
+        assert (tmp_path / "dmz.pcap").read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
+    finally:
+        down = remote("down")
+        assert down.returncode == 0, down.stderr
+    assert leftovers(machines, "mh-remote") == {}
 
 
 def test_cluster_down_takes_every_machine_out_of_the_swarm(machines):

@@ -1,9 +1,12 @@
-"""Swarm without a Swarm: what a stack cannot express is refused at validate time with the
-alternative; the stack file says overlays, dnsrr, placement, configs and secrets; the
+"""Swarm and remote engines without either: what a stack cannot express is refused at
+validate time with the alternative; the stack file says overlays, dnsrr, placement,
+configs and secrets; an engine on another machine gets copies, not bind mounts; the
 cluster file reads like a lab file; captures from several interfaces merge."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import struct
 
 import pytest
@@ -11,10 +14,13 @@ import yaml
 
 from labctl.capture import merge_pcaps, read_pcap
 from labctl.cluster import MACHINE_LABEL, load_cluster
+from labctl.engine import _secret_values
 from labctl.errors import LabFileError
 from labctl.pki import ensure_pki
+from labctl.render import compose_path, render, write_compose
+from labctl.shaping import LiveState
 from labctl.stack import HELPERS_KEY, render_stack, stack_path
-from labctl.topology import load_topology
+from labctl.topology import check_files_copyable, load_topology
 
 from ..conftest import REPO
 
@@ -136,3 +142,72 @@ def test_merged_captures_are_in_time_order_and_a_frame_seen_twice_counts_once():
     second = _pcap((10.1, _udp_frame(1001)), (10.3001, _udp_frame(1002)), (12.0, _udp_frame(1000)))
     ports = [packet.source_port for packet in read_pcap(merge_pcaps([first, second]))]
     assert ports == [1000, 1001, 1002, 1000]
+
+
+COPIED_LAB = """
+name: c
+networks:
+  lan: {subnet: 10.1.1.0/24}
+hosts:
+  server:
+    networks: [lan]
+    files: ["./exercise:/exercise", "./notes.txt:/notes.txt"]
+  client: {networks: [lan]}
+"""
+
+
+def test_an_engine_elsewhere_gets_files_as_copies_and_keys_stay_out_of_the_document(write_lab, tmp_path):
+    path = write_lab(COPIED_LAB)
+    (tmp_path / "exercise" / "lib").mkdir(parents=True)
+    (tmp_path / "exercise" / "server.py").write_text("print('hi')\n")
+    (tmp_path / "exercise" / "server.py").chmod(0o755)
+    (tmp_path / "exercise" / "lib" / "util.py").write_text("X = 1\n")
+    (tmp_path / "notes.txt").write_text("notes\n")
+    topology = load_topology(path)
+    pki = ensure_pki(topology, topology.state_folder / "pki")
+    document = render(topology, "labctl-host:x", pki, compose_path(topology), copies_files=True)
+    server = document["services"]["server"]
+    assert "volumes" not in server
+    targets = {c["target"]: c for c in server["configs"]}
+    assert set(targets) == {"/opt/labctl/pki/ca.pem", "/opt/labctl/pki/untrusted-ca.pem",
+                            "/opt/labctl/pki/host.pem", "/exercise/server.py", "/exercise/lib/util.py",
+                            "/notes.txt"}
+    assert targets["/exercise/server.py"]["mode"] == 0o555 and targets["/notes.txt"]["mode"] == 0o444
+    assert document["configs"][targets["/exercise/lib/util.py"]["source"]]["content"] == "X = 1\n"
+    # The key travels as a secret read from labctl's own file when Compose runs.
+    output = compose_path(topology)
+    write_compose(document, output, path)
+    assert "PRIVATE KEY" not in output.read_text()
+    values = _secret_values(output)
+    key = pki.host("server").key.read_text()
+    assert key in values.values() and len(values) == 2
+    assert server["secrets"] == [{"source": "server-key", "target": "/opt/labctl/pki/host.key", "mode": 0o400}]
+    # On this machine's engine the same lab bind-mounts them.
+    local = render(topology, "labctl-host:x", pki, compose_path(topology))
+    assert "configs" not in local and any(v.endswith(":/exercise:ro") for v in local["services"]["server"]["volumes"])
+
+
+def test_a_stack_copies_every_file_of_a_directory_and_writable_files_are_refused(write_lab, tmp_path):
+    path = write_lab(COPIED_LAB.replace("name: c", "name: c\nengine: swarm"))
+    (tmp_path / "exercise").mkdir()
+    (tmp_path / "exercise" / "server.py").write_text("print('hi')\n")
+    (tmp_path / "notes.txt").write_text("notes\n")
+    topology = load_topology(path)
+    stack = render_stack(topology, "labctl-host:x", ensure_pki(topology, topology.state_folder / "pki"),
+                         stack_path(topology))
+    assert "/exercise/server.py" in {c["target"] for c in stack["services"]["server"]["configs"]}
+    writable = write_lab(COPIED_LAB.replace("./notes.txt:/notes.txt", "./notes.txt:/notes.txt:rw"), "rw.yaml")
+    with pytest.raises(LabFileError, match=r"rw.yaml:7: hosts.server.files\[1\]: writable files are not "
+                                           r"available on an engine over SSH"):
+        check_files_copyable(load_topology(writable), "on an engine over SSH")
+
+
+def test_stack_sidecars_appear_once_the_swarms_addresses_are_known(write_lab):
+    topology = load_topology(write_lab(SWARM_LAB + "impairments:\n  web:dmz: {delay: 40ms}\n"))
+    pki = ensure_pki(topology, topology.state_folder / "pki")
+    assert "lc-net-web" not in render_stack(topology, "i", pki, stack_path(topology))[HELPERS_KEY]
+    topology.hosts["web"].attachments[0].address = ipaddress.IPv4Address("10.1.2.77")
+    helper = render_stack(topology, "i", pki, stack_path(topology), LiveState())[HELPERS_KEY]["lc-net-web"]
+    spec = json.loads(helper["command"][-1])
+    assert helper["role"] == "net" and helper["host"] == "web"
+    assert spec["interfaces"] == [{"address": "10.1.2.77", "network": "dmz", "delay": 0.04}]
