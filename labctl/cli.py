@@ -487,8 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-f", "--file", help="the lab file (default: ./lab.yaml or $LABCTL_FILE)")
     parser.add_argument("--engine", metavar="ENGINE",
                         help="compose (one machine), swarm (the machines of the cluster file), or "
-                        "ssh://user@host (a Swarm on that one machine); default: the lab file's "
-                        "engine:, else compose ($LABCTL_ENGINE)")
+                        "ssh://user@host (the engine on that machine, over SSH: Compose, or a "
+                        "one-machine Swarm for a swarm lab); default: the lab file's engine:, "
+                        "else compose ($LABCTL_ENGINE)")
     parser.add_argument("--cluster", metavar="FILE",
                         help="the cluster file a Swarm lab runs on (default: cluster.yaml beside "
                         "the lab file, or $LABCTL_CLUSTER)")
@@ -596,7 +597,7 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from docker.errors import DockerException
+    from docker.errors import APIError, DockerException
     from paramiko import SSHException
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -608,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("labctl: interrupted", file=sys.stderr)
         return 130
+    except APIError as exc:
+        # The engine answered, and said no: its reason, not a lost connection.
+        print(f"labctl: error: the Docker engine refused: {exc.explanation or exc}", file=sys.stderr)
+        return 2
     except (OSError, EOFError, SSHException, DockerException) as exc:
         # A connection lost under us (a machine stopped, an SSH session refused): one line.
         print(f"labctl: error: lost the connection to an engine: {exc.__class__.__name__}: {exc}",

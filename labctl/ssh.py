@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,9 +28,10 @@ from .errors import EngineError, LabError
 CONNECTION_ERRORS = (docker.errors.DockerException, OSError, EOFError, paramiko.SSHException)
 API_VERSION = "1.41"  # the oldest engine labctl supports (Docker 20.10)
 # sshd allows 10 sessions per connection by default (MaxSessions): 6 for the SDK's
-# requests, 3 for the docker CLI's when it deploys a stack, one to spare.
+# requests, 3 for the docker CLI's when it deploys a stack or runs Compose, one to spare.
 MAX_SESSIONS = 6
 CLI_SESSIONS = 3
+SESSION_LIMIT = 9
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,30 @@ def parse_ssh_url(url: str, key: Path | None = None, known_hosts: Path | None = 
     return SshTarget(parsed.hostname, parsed.username, port, key, known_hosts)
 
 
+class SessionGate:
+    """Opens sessions on one SSH connection, never more than SESSION_LIMIT at a time as the
+    server counts them. A session the SDK has finished with stays open on the server until
+    its `docker system dial-stdio` exits, and exec and attach hand their sessions over
+    instead of reusing them; counting only the sessions in use would overrun MaxSessions."""
+
+    def __init__(self, transport: paramiko.Transport, limit: int = SESSION_LIMIT, timeout: float = 60.0):
+        self.transport = transport
+        self.limit = limit
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    def _open(self) -> int:
+        # Paramiko keeps a channel until the server has closed it too.
+        return len(self.transport._channels)
+
+    def open_session(self) -> paramiko.Channel:
+        deadline = time.monotonic() + self.timeout
+        with self._lock:
+            while self._open() >= self.limit and time.monotonic() < deadline:
+                time.sleep(0.02)  # the server closes a finished session within milliseconds
+            return self.transport.open_session()
+
+
 class _VerifiedSSHAdapter(SSHHTTPAdapter):
     """docker's paramiko adapter, told which key to offer and which known_hosts to trust.
     It already refuses unknown host keys (RejectPolicy); this keeps that and adds ours."""
@@ -75,9 +101,20 @@ class _VerifiedSSHAdapter(SSHHTTPAdapter):
     def get_connection(self, url, proxies=None):
         # Every request is an SSH session, and sshd allows 10 at a time by default
         # (MaxSessions): wait for a free one rather than open an eleventh that fails.
-        pool = super().get_connection(url, proxies)
+        # docker's adapter keys its pools by the whole URL, path included: every distinct
+        # request would get a pool of its own, each holding idle sessions. One pool for all.
+        pool = super().get_connection("http+docker://ssh", proxies)
         pool.block = True
+        if pool.ssh_transport is not None and not isinstance(pool.ssh_transport, SessionGate):
+            pool.ssh_transport = self.gate
         return pool
+
+    @property
+    def gate(self) -> SessionGate:
+        transport = self.ssh_client.get_transport()
+        if getattr(self, "_gate", None) is None or self._gate.transport is not transport:
+            self._gate = SessionGate(transport)
+        return self._gate
 
     def _create_paramiko_client(self, base_url):
         super()._create_paramiko_client(base_url)
@@ -166,9 +203,9 @@ class CliForward:
 
     def __init__(self, client: docker.DockerClient, path: Path):
         adapter = client.api._custom_adapter
-        self._transport = adapter.ssh_client.get_transport() if isinstance(adapter, SSHHTTPAdapter) else None
-        if self._transport is None:
+        if not isinstance(adapter, _VerifiedSSHAdapter):
             raise EngineError("not an SSH engine")
+        self._gate = adapter.gate
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
@@ -196,7 +233,7 @@ class CliForward:
         # Wait a little for a free session; if the CLI holds them all idle, try anyway.
         held = self._sessions.acquire(timeout=10)
         try:
-            channel = self._transport.open_session()
+            channel = self._gate.open_session()
             channel.exec_command("docker system dial-stdio")
             self._pump(local, channel)
         except (paramiko.SSHException, OSError):
