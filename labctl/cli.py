@@ -73,7 +73,7 @@ def engine(args: argparse.Namespace, topology):
             return ComposeEngine()
         from .topology import check_files_copyable
         check_files_copyable(topology, "on an engine over SSH")
-        return ComposeEngine(remote_client(parse_ssh_url(remote)), image_source=_local_engine())
+        return ComposeEngine(_remote_client(remote), image_source=_local_engine())
     from . import lab
     from .swarm import LOCAL, SwarmEngine
     file = cluster_file(args, topology)
@@ -97,6 +97,12 @@ def _remote_address(args: argparse.Namespace) -> str | None:
         return address
     docker_host = os.environ.get("DOCKER_HOST", "")
     return docker_host if docker_host.startswith("ssh://") else None
+
+
+def _remote_client(address: str):
+    """A client for the engine at an ssh:// address, its host key verified."""
+    from .ssh import parse_ssh_url, remote_client
+    return remote_client(parse_ssh_url(address))
 
 
 def _local_engine():
@@ -460,7 +466,11 @@ def cmd_doctor(args) -> int:
     if args.install:
         changed = doctor.install(progress)
         progress("changed: " + "; ".join(changed) if changed else "nothing to change")
-    findings = doctor.diagnose()
+    remote = _remote_address(args)
+    if remote is not None:
+        findings = doctor.diagnose(_remote_client(remote), remote)
+    else:
+        findings = doctor.diagnose()
     if args.json:
         print(json.dumps([finding.__dict__ for finding in findings], indent=2))
     elif not (args.install and args.quiet):
@@ -472,7 +482,9 @@ def cmd_image_build(args) -> int:
     from .engine import docker_client
     from .images import ensure_host_image
     started = time.monotonic()
-    tag = ensure_host_image(docker_client(), progress, source=args.source)
+    remote = _remote_address(args)
+    client = _remote_client(remote) if remote is not None else docker_client()
+    tag = ensure_host_image(client, progress, source=args.source)
     progress(f"done in {time.monotonic() - started:.1f}s")
     print(tag)
     return 0

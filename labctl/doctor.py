@@ -41,14 +41,17 @@ class Finding:
     required: bool = True
 
 
-def diagnose() -> list[Finding]:
+def diagnose(remote: docker.DockerClient | None = None, where: str = "") -> list[Finding]:
+    """What this machine (or the `remote` engine at `where`, with this machine's tools)
+    has and lacks, each lack with its fix."""
     findings: list[Finding] = []
-    client = None
+    client = remote
     try:
-        client = docker_client()
+        client = client or docker_client()
         version = client.version()
         findings.append(Finding("docker engine", True,
-                                f"{version.get('Version')} (API {version.get('ApiVersion')})"))
+                                f"{version.get('Version')} (API {version.get('ApiVersion')})"
+                                + (f" at {where}" if where else "")))
     except LabError:
         fix = ("labctl doctor --install" if shutil.which("dockerd")
                else "labctl doctor --install (installs Debian's docker.io)")
@@ -67,15 +70,15 @@ def diagnose() -> list[Finding]:
                              if bootstrapper else "not built, and no mmdebstrap/debootstrap for the offline path"),
                             "" if has_base or bootstrapper else "labctl doctor --install (installs mmdebstrap)",
                             required=False))
-    findings += kernel_features(client)
+    findings += kernel_features(client, f"labctl --engine {where} " if where else "labctl ")
     return findings
 
 
-def kernel_features(client: docker.DockerClient | None) -> list[Finding]:
+def kernel_features(client: docker.DockerClient | None, command: str = "labctl ") -> list[Finding]:
     """Probe each feature for real in a throwaway namespace through the engine."""
     if client is None or not image_exists(client, host_tag()):
         return [Finding("kernel features", False, "not probed: needs the engine and the lab image",
-                        "labctl image build, then labctl doctor", required=False)]
+                        f"{command}image build, then {command}doctor", required=False)]
     try:
         found = probe_kernel(client)
     except (docker.errors.DockerException, ValueError) as exc:
