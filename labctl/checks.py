@@ -433,8 +433,7 @@ def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str
         # shares the host's network namespace, so the exchange still leaves from that host.
         result = engine.run_in_namespace(topology, source, image, argv)
     if result.exit_code != 0:
-        message = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
-        raise LabError(f"the probe on '{source}' failed: {message[-1] if message else result.exit_code}")
+        raise LabError(f"the probe on '{source}' failed: {result.last_line}")
     try:
         observations = json.loads(result.stdout)
     except json.JSONDecodeError:

@@ -44,6 +44,12 @@ class ExecResult:
     stdout: bytes
     stderr: bytes
 
+    @property
+    def last_line(self) -> str:
+        """What a failed command said last (stderr, else stdout), or its exit code."""
+        lines = (self.stderr or self.stdout).decode("utf-8", "replace").strip().splitlines()
+        return lines[-1] if lines else f"exit code {self.exit_code}"
+
 
 @dataclass
 class HostState:

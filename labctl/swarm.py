@@ -137,8 +137,7 @@ class SwarmEngine:
             result = self.run_in_namespace(topology, helper["host"], helper["image"],
                                            helper["command"], cap_add=["NET_ADMIN"])
             if result.exit_code != 0:
-                output = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
-                return f"helper '{name}' failed: {output[-1] if output else f'exit code {result.exit_code}'}"
+                return f"helper '{name}' failed: {result.last_line}"
             return None
         with ThreadPoolExecutor(max_workers=8) as pool:
             failures = [failure for failure in pool.map(run, helpers.items()) if failure]
@@ -464,9 +463,8 @@ class SwarmEngine:
                                        ["python3", f"{SERVICES_PATH}/netadmin.py", "link", address, state],
                                        cap_add=["NET_ADMIN"])
         if result.exit_code != 0:
-            lines = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
-            verb = "disconnect" if state == "down" else "reconnect"
-            raise EngineError(f"{verb} {host} from {network}: {lines[-1] if lines else 'the helper failed'}")
+            what = f"disconnect {host} from {network}" if state == "down" else f"reconnect {host} to {network}"
+            raise EngineError(f"{what}: {result.last_line}")
 
     def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],
                      cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str:
