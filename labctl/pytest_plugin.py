@@ -4,6 +4,9 @@
   session and tears it down at the end, on failure or Ctrl-C too. A lab that was already
   running before the session is used as it is and left running.
 - `pytest lab.yaml` (or any `*.lab.yaml`) collects each check in the file as a test item.
+
+The lab runs on the engine its file (or $LABCTL_ENGINE, $LABCTL_CLUSTER) names, opened
+through the same factory as the CLI's: Compose, a Swarm, or an engine over SSH.
 """
 
 from __future__ import annotations
@@ -14,25 +17,29 @@ from typing import Any
 
 import pytest
 
-from . import lab as lifecycle
-from .checks import CheckResult, read_transcript, run_checks
-from .checkspec import CheckParser, CheckSpec
-from .engine import ComposeEngine, ExecResult
+from .assets import host_tag
+from .checks.result import CheckResult
+from .checks.spec import CheckParser, CheckSpec
+from .engines.base import Engine, ExecResult
+from .engines.factory import choose, open_engine, read_lab
 from .errors import LabError
-from .images import host_tag
-from .topology import Topology, load_topology
-from .yamlsource import Source
+from .labfile.load import Lab
+from .model.topology import Topology
+from .model.yamlsource import Source
+from .ops import lifecycle
+from .ops.checks import read_transcript, run_checks
 
 
 def _progress(message: str) -> None:
     print(f"labctl: {message}", file=sys.stderr, flush=True)
 
 
-class Lab:
+class RunningLab:
     """A running lab, as tests see it."""
 
-    def __init__(self, topology: Topology, engine: ComposeEngine):
-        self.topology = topology
+    def __init__(self, lab: Lab, engine: Engine):
+        self.lab = lab
+        self.topology: Topology = lab.topology
         self.engine = engine
         self.image = host_tag()
 
@@ -47,7 +54,7 @@ class Lab:
 
     def check(self, name: str) -> CheckResult:
         """Run one of the lab file's checks by name."""
-        [spec] = lifecycle.select_checks(self.topology.checks, [name], None)
+        [spec] = lifecycle.select_checks(self.lab.checks, [name], None)
         return self.run([spec])[0]
 
     def probe(self, spec: dict[str, Any] | None = None, **fields: Any) -> CheckResult:
@@ -58,7 +65,10 @@ class Lab:
         raw.update({("from" if key == "from_" else key): value for key, value in fields.items()})
         raw.setdefault("name", "probe")
         source = Source("<probe>", raw)
-        return self.run([CheckParser(source, self.topology).parse(raw, ())])[0]
+        parser = CheckParser(source, self.topology)
+        check = parser.parse(raw, ())
+        parser.link([check], self.lab.checks, (), indexed=False)
+        return self.run([check])[0]
 
     def run(self, checks: list[CheckSpec]) -> list[CheckResult]:
         return run_checks(self.topology, self.engine, checks, self.image)
@@ -72,21 +82,17 @@ class LabRegistry:
     """One running lab per lab file per session; tears down those it brought up."""
 
     def __init__(self) -> None:
-        self.labs: dict[Path, Lab] = {}
-        self.started: list[Lab] = []
-        self._engine: ComposeEngine | None = None
+        self.labs: dict[Path, RunningLab] = {}
+        self.started: list[RunningLab] = []
 
-    def engine(self) -> ComposeEngine:
-        if self._engine is None:
-            self._engine = ComposeEngine()
-        return self._engine
-
-    def get(self, path: Path) -> Lab:
+    def get(self, path: Path) -> RunningLab:
         path = path.resolve()
         if path not in self.labs:
-            topology = load_topology(path)
-            engine = self.engine()
-            handle = Lab(topology, engine)
+            choice = choose(lab_file=path)
+            lab = read_lab(path, choice)
+            topology = lab.topology
+            engine = open_engine(topology, choice)
+            handle = RunningLab(lab, engine)
             running = [s for s in engine.states(topology) if s.role == "host" and s.ready]
             if len(running) == len(topology.hosts):
                 _progress(f"using lab '{topology.name}', already running; it is left running")
@@ -142,7 +148,7 @@ def _lab_file(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture
-def lab(request: pytest.FixtureRequest) -> Lab:
+def lab(request: pytest.FixtureRequest) -> RunningLab:
     """The running lab for this test: brought up once per session, torn down at its end."""
     try:
         return _registry(request.config).get(_lab_file(request))
@@ -169,17 +175,17 @@ class LabFile(pytest.File):
 
     def collect(self):
         try:
-            topology = load_topology(self.path)
+            lab = read_lab(self.path, choose(lab_file=self.path))
         except LabError as exc:
             raise self.CollectError(str(exc)) from None
-        for check in topology.checks:
+        for check in lab.checks:
             yield CheckItem.from_parent(self, name=check.name)
 
     def results(self) -> dict[str, CheckResult]:
         if self._results is None:
             handle = _registry(self.config).get(self.path)
             wanted = {item.name for item in self.session.items if item.parent is self}
-            checks = [check for check in handle.topology.checks if check.name in wanted]
+            checks = [check for check in handle.lab.checks if check.name in wanted]
             self._results = {result.name: result for result in handle.run(checks)}
         return self._results
 

@@ -1,0 +1,83 @@
+"""What labctl carries besides its code: the programs that run inside lab hosts
+(`services/`) and the image recipes (`compose/`).
+
+In the repository they sit at the top, beside the package; a wheel carries them as package
+data under `labctl/_data/` (pyproject.toml maps them there at build time). Both are read
+through importlib.resources, so labctl works from any folder, installed or not. The image
+tags are content hashes of these files, so a second build of the same recipe does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+
+from .errors import LabError
+from .names import BASE_REPOSITORY, HOST_REPOSITORY, NODE_REPOSITORY
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def folder(name: str) -> Traversable:
+    """`services` or `compose`: packaged in a wheel, or beside the package in a checkout."""
+    packaged = resources.files("labctl").joinpath("_data", name)
+    if packaged.is_dir():
+        return packaged
+    beside = CHECKOUT / name
+    if beside.is_dir() and (CHECKOUT / "pyproject.toml").is_file():
+        return beside
+    raise LabError(f"labctl's packaged folder '{name}' is missing from this installation "
+                   f"(looked in {packaged}); reinstall labctl")
+
+
+def read(name: str, *parts: str) -> bytes:
+    """One packaged file's bytes, or a one-line error naming it."""
+    item = folder(name).joinpath(*parts)
+    try:
+        return item.read_bytes()
+    except FileNotFoundError:
+        raise LabError(f"labctl's packaged file '{name}/{'/'.join(parts)}' is missing from "
+                       "this installation; reinstall labctl") from None
+
+
+def recipe_files(*parts: str) -> dict[str, bytes]:
+    """The files of an image recipe folder (compose/ or compose/node/), by name."""
+    recipe = folder("compose").joinpath(*parts)
+    return {item.name: item.read_bytes() for item in sorted(recipe.iterdir(), key=lambda i: i.name)
+            if item.is_file() and not item.name.endswith(".yaml")}
+
+
+def service_files() -> dict[str, bytes]:
+    """services/*.py by name: what every host image carries."""
+    return {item.name: item.read_bytes()
+            for item in sorted(folder("services").iterdir(), key=lambda i: i.name)
+            if item.is_file() and item.name.endswith(".py")}
+
+
+def packages(*recipe: str) -> list[str]:
+    lines = read("compose", *recipe, "packages.txt").decode().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _digest(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:12]
+
+
+def base_tag() -> str:
+    return f"{BASE_REPOSITORY}:{_digest(read('compose', 'packages.txt') + read('compose', 'Dockerfile'))}"
+
+
+def host_tag() -> str:
+    parts = [base_tag().encode()]
+    for name, data in service_files().items():
+        parts += [name.encode(), data]
+    return f"{HOST_REPOSITORY}:{_digest(*parts)}"
+
+
+def node_tag() -> str:
+    return f"{NODE_REPOSITORY}:{_digest(b''.join(recipe_files('node').values()))}"

@@ -1,0 +1,61 @@
+"""Check kinds: each is one module under kinds/ that declares a `KIND`, found by looking.
+
+A kind says which keys its block holds, how it parses them, what errors a check may expect
+of it, what it asks the probe inside the client host, and how it judges what the probe saw.
+Adding a kind touches its module here and, if the probe must do something new, the
+probe's handler table in services/probe.py; nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..model.topology import Topology
+    from ..model.yamlsource import KeyPath
+    from .spec import CheckParser, CheckSpec
+
+COMMON_KEYS = ("name", "from", "to", "timeout", "latency", "within", "load", "server")
+
+
+class CheckKind:
+    """The base every kind overrides only where it differs."""
+    name: str = ""
+    keys: tuple[str, ...] = ()             # what the kind's own block may hold
+    check_keys: tuple[str, ...] = COMMON_KEYS
+    required: tuple[str, ...] = ("from", "to")
+    expected_errors: tuple[str, ...] = ()
+    transport: str = "tcp"                 # which of the target's ports it reaches
+    # How labctl runs it: `probe` (services/probe.py in the client host, batched per host),
+    # `command` (the check's own program on the host), or `capture` (around a capture).
+    runner: str = "probe"
+    order: int = 100                       # where --help and errors list it
+
+    def parse(self, parser: CheckParser, raw: Any, path: KeyPath, check: CheckSpec) -> None:
+        raise NotImplementedError
+
+    def link(self, parser: CheckParser, check: CheckSpec, known: list[CheckSpec], path: KeyPath) -> None:
+        """Resolve what the check names among the lab's other checks; most name none."""
+
+    def probe_request(self, topology: Topology, check: CheckSpec) -> dict[str, Any]:
+        """What this kind adds to the probe's spec for one check."""
+        return {}
+
+    def problems(self, check: CheckSpec, observation: dict[str, Any]) -> list[str]:
+        """Why the client's side fails, or []."""
+        raise NotImplementedError
+
+
+@cache
+def check_kinds() -> dict[str, CheckKind]:
+    """Every kind, by the key a check names it with, in the order of their modules."""
+    from . import kinds
+    found = []
+    for module in pkgutil.iter_modules(kinds.__path__):
+        declared = getattr(importlib.import_module(f"{kinds.__name__}.{module.name}"), "KIND", None)
+        if isinstance(declared, CheckKind):
+            found.append(declared)
+    return {kind.name: kind for kind in sorted(found, key=lambda kind: (kind.order, kind.name))}

@@ -1,0 +1,284 @@
+"""The check vocabulary: what lab.yaml's `checks:` may say, parsed into `CheckSpec`s.
+
+A check reads as the sentence a person would say: from alice, to web:8080, over http,
+GET /health, expect 200 within 10s, and the server saw it from alice.
+
+This module holds what every check shares (who, where, how long, what the server must
+have seen) and the readers a kind parses its own block with. What a kind's block holds,
+what it asks the probe and how it is judged live in that kind's module under kinds/.
+Expectations are judged on labctl's side; the probe in the container only reports what it
+observed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..model.topology import Topology
+from ..model.yamlsource import KeyPath, Source, describe
+from .expectation import Expectation, parse_expectation
+
+if TYPE_CHECKING:
+    from .kind import CheckKind
+
+DEFAULT_TIMEOUT = 3.0
+
+
+@dataclass
+class Step:
+    """One request and the answer expected to it, on a connection shared by all steps."""
+    send: bytes = b""
+    expect: Expectation | None = None
+
+
+@dataclass
+class LoadOptions:
+    clients: int = 1
+    requests: int | None = None
+    duration: float | None = None
+    min_throughput: float | None = None     # exchanges per second
+    max_error_rate: float | None = None     # 0..1
+    max_p99_ms: float | None = None
+
+
+@dataclass
+class ServerSide:
+    """What the server must have seen. `auto`: on for exchanges with built-in services."""
+    mode: str = "auto"                      # auto | on | off
+    peer: str | None = None                 # the host the request must come from (default: from)
+    count: int | None = None                # how many exchanges (default: one per connection)
+    received: Expectation | None = None     # what the server received (built-in services)
+    log: Expectation | None = None          # a line in the server host's output; {client} is
+                                            # replaced by the client's expected address
+
+
+@dataclass
+class CheckSpec:
+    name: str
+    source: str                    # host the client runs on ('' for a wire check)
+    target: str | None             # host the server runs on (None: a run check with no server)
+    port: int | None
+    kind: CheckKind
+    steps: list[Step] = field(default_factory=list)
+    expect_error: str | None = None
+    error_reason: Expectation | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    latency_ms: float | None = None
+    within: float | None = None
+    options: Any = None            # the kind's own options (kinds/<kind>.py)
+    load: LoadOptions | None = None
+    server: ServerSide = field(default_factory=ServerSide)
+
+    @property
+    def protocol(self) -> str:
+        return self.kind.name
+
+    @property
+    def transport(self) -> str:
+        return self.kind.transport
+
+    @property
+    def expect(self) -> Expectation | None:
+        """The expectation on the last answer (the only one, for single-step checks)."""
+        return self.steps[-1].expect if self.steps else None
+
+
+class CheckParser:
+    """Reads one check at a time; knows the lab (hosts, folder) the check must fit."""
+
+    def __init__(self, source: Source, topology: Topology):
+        self.source = source
+        self.topology = topology
+
+    def parse_all(self, raw: Any) -> list[CheckSpec]:
+        checks: list[CheckSpec] = []
+        names: set[str] = set()
+        for index, item in enumerate(self.source.sequence(raw, ("checks",))):
+            check = self.parse(item, ("checks", index))
+            if check.name in names:
+                raise self.source.error(("checks", index, "name"), f"duplicate check name '{check.name}'")
+            names.add(check.name)
+            checks.append(check)
+        self.link(checks, checks)
+        return checks
+
+    def link(self, checks: list[CheckSpec], known: list[CheckSpec], path: KeyPath = ("checks",),
+             indexed: bool = True) -> None:
+        """Let each kind resolve what its checks name among the lab's checks (a wire check's
+        `during`)."""
+        for index, check in enumerate(checks):
+            check.kind.link(self, check, known, path + (index,) if indexed else path)
+
+    def parse(self, raw: Any, path: KeyPath) -> CheckSpec:
+        from .kind import check_kinds
+        source = self.source
+        kinds = check_kinds()
+        named = [name for name in kinds if isinstance(raw, dict) and name in raw]
+        if len(named) != 1:
+            if not isinstance(raw, dict):
+                raise source.error(path, f"expected a check mapping, got {describe(raw)}")
+            raise source.error(path, "expected exactly one protocol key: " + ", ".join(kinds))
+        kind = kinds[named[0]]
+        spec = source.mapping(raw, path, [*kind.check_keys, kind.name],
+                              required=[key for key in kind.required if key != "to"])
+        client = self.host(spec["from"], path + ("from",)) if "from" in spec else ""
+        target, port = None, None
+        if "to" in spec:
+            target, port = self.endpoint(spec["to"], path + ("to",))
+        elif "to" in kind.required:
+            raise source.error(path, "missing required key 'to' (host:port of the server)")
+        default_name = f"{client} -> {target}:{port} {kind.name}" if target else f"{client} runs a command"
+        name = source.text(spec.get("name", default_name), path + ("name",))
+        check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind)
+        if "timeout" in spec:
+            check.timeout = source.duration(spec["timeout"], path + ("timeout",))
+        if "latency" in spec:
+            check.latency_ms = source.duration(spec["latency"], path + ("latency",)) * 1000
+        if "within" in spec:
+            check.within = source.duration(spec["within"], path + ("within",))
+        kind.parse(self, spec[kind.name], path + (kind.name,), check)
+        if "load" in spec:
+            check.load = self.load_options(spec["load"], path + ("load",))
+        if "server" in spec:
+            check.server = self.server_side(spec["server"], path + ("server",), check)
+        return check
+
+    # -- readers a kind parses its block with ----------------------------------------------
+
+    def host(self, raw: Any, path: KeyPath) -> str:
+        name = self.source.text(raw, path, hint="(a host name)")
+        if name not in self.topology.hosts:
+            raise self.source.error(path, f"unknown host '{name}'; the lab declares: "
+                                    + ", ".join(self.topology.hosts))
+        return name
+
+    def endpoint(self, raw: Any, path: KeyPath) -> tuple[str, int]:
+        match = re.fullmatch(r"([a-z0-9][a-z0-9-]*):(\d+)", raw) if isinstance(raw, str) else None
+        if not match:
+            raise self.source.error(path, f"expected host:port such as web:8080, got {describe(raw)}")
+        target = self.host(match.group(1), path)
+        port = int(match.group(2))
+        if not 1 <= port <= 65535:
+            raise self.source.error(path, f"expected a port from 1 to 65535, got {port}")
+        return target, port
+
+    def payload(self, raw: Any, path: KeyPath) -> bytes:
+        """Text, {hex: "0aff"}, {file: ./path/in/the/lab}, or {random: BYTES}: that many
+        pseudo-random bytes, the same on every run."""
+        source = self.source
+        if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
+            return str(raw).encode()
+        spec = source.mapping(raw, path, ["text", "hex", "file", "random"])
+        if len(spec) != 1:
+            raise source.error(path, "expected text, or exactly one of: text, hex, file, random")
+        kind, value = next(iter(spec.items()))
+        if kind == "random":
+            size = source.integer(value, path + (kind,), 1, 64 << 20, "a byte count")
+            return random.Random(size).randbytes(size)
+        if kind == "text":
+            return source.text(value, path + (kind,)).encode()
+        if kind == "hex":
+            text = source.text(value, path + (kind,), hint="(hexadecimal bytes)")
+            try:
+                return bytes.fromhex(text)
+            except ValueError:
+                raise source.error(path + (kind,), f"expected hexadecimal bytes, got {describe(text)}") from None
+        relative = source.text(value, path + (kind,), hint="(a path inside the lab folder)")
+        folder = self.topology.folder
+        file = (folder / relative).resolve()
+        if folder not in file.parents or not file.is_file():
+            raise source.error(path + (kind,), f"'{relative}' is not a file inside the lab folder")
+        return file.read_bytes()
+
+    def expectation(self, raw: Any, path: KeyPath) -> Expectation:
+        return parse_expectation(self.source, raw, path)
+
+    def steps(self, body: dict[str, Any], path: KeyPath, check: CheckSpec) -> None:
+        """`send` and `expect`, or `steps: [{send, expect}, ...]` on one connection."""
+        source = self.source
+        if "steps" in body:
+            if "send" in body or "expect" in body:
+                raise source.error(path + ("steps",), "give either steps, or send and expect")
+            for index, item in enumerate(source.sequence(body["steps"], path + ("steps",))):
+                step_path = path + ("steps", index)
+                step = source.mapping(item, step_path, ["send", "expect"])
+                check.steps.append(Step(
+                    self.payload(step["send"], step_path + ("send",)) if "send" in step else b"",
+                    self.expectation(step["expect"], step_path + ("expect",)) if "expect" in step else None))
+            if not check.steps:
+                raise source.error(path + ("steps",), "expected at least one step")
+            return
+        send = self.payload(body["send"], path + ("send",)) if "send" in body else b""
+        expect = self.expectation(body["expect"], path + ("expect",)) if "expect" in body else None
+        if send or expect:
+            check.steps.append(Step(send, expect))
+
+    def expected_error(self, body: dict[str, Any], path: KeyPath, check: CheckSpec) -> None:
+        """`expect_error` (one of the kind's) and the `reason` it must give."""
+        source = self.source
+        if "expect_error" in body:
+            allowed = check.kind.expected_errors
+            error = body["expect_error"]
+            if error not in allowed:
+                raise source.error(path + ("expect_error",), f"expected one of {', '.join(allowed)}, "
+                                   f"got {describe(error)}")
+            check.expect_error = error
+            if any(step.expect for step in check.steps) or "status" in body:
+                raise source.error(path + ("expect_error",),
+                                   "a check expects either an answer or an error, not both")
+        if "reason" in body:
+            if check.expect_error is None:
+                raise source.error(path + ("reason",), "reason goes with expect_error")
+            check.error_reason = self.expectation(body["reason"], path + ("reason",))
+
+    def load_options(self, raw: Any, path: KeyPath) -> LoadOptions:
+        source = self.source
+        body = source.mapping(raw, path, ["clients", "requests", "duration", "min_throughput",
+                                          "max_error_rate", "max_p99"], required=["clients"])
+        options = LoadOptions(clients=source.integer(body["clients"], path + ("clients",), 1, 256, "a client count"))
+        if ("requests" in body) == ("duration" in body):
+            raise source.error(path, "expected exactly one of requests: N or duration: T")
+        if "requests" in body:
+            options.requests = source.integer(body["requests"], path + ("requests",), 1, 1_000_000, "a request count")
+        if "duration" in body:
+            options.duration = source.duration(body["duration"], path + ("duration",))
+        if "min_throughput" in body:
+            value = body["min_throughput"]
+            text = str(value).removesuffix("/s")
+            try:
+                options.min_throughput = float(text)
+            except ValueError:
+                raise source.error(path + ("min_throughput",), f"expected exchanges per second such as 200/s, got {describe(value)}") from None
+        if "max_error_rate" in body:
+            options.max_error_rate = source.share(body["max_error_rate"], path + ("max_error_rate",))
+        if "max_p99" in body:
+            options.max_p99_ms = source.duration(body["max_p99"], path + ("max_p99",)) * 1000
+        return options
+
+    def server_side(self, raw: Any, path: KeyPath, check: CheckSpec) -> ServerSide:
+        source = self.source
+        if isinstance(raw, bool):
+            return ServerSide(mode="on" if raw else "off")
+        body = source.mapping(raw, path, ["from", "count", "received", "log"])
+        if check.target is None:
+            raise source.error(path, "a server-side assertion needs the check's 'to'")
+        side = ServerSide(mode="on")
+        if "from" in body:
+            side.peer = self.host(body["from"], path + ("from",))
+        if "count" in body:
+            side.count = source.integer(body["count"], path + ("count",), 0, 1_000_000, "a count")
+        if "received" in body:
+            side.received = self.expectation(body["received"], path + ("received",))
+        if "log" in body:
+            # Plain text means "a line of the output says this", not "the whole output is this".
+            log = body["log"]
+            side.log = (Expectation("contains", log) if isinstance(log, str)
+                        else self.expectation(log, path + ("log",)))
+        return side
+
+
+def parse_checks(source: Source, raw: Any, topology: Topology) -> list[CheckSpec]:
+    return CheckParser(source, topology).parse_all(raw)

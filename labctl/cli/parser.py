@@ -1,0 +1,146 @@
+"""labctl: bring a lab.yaml up as containers, check its exchanges, and tear it down."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+from ..model.faults import HOST_ACTIONS
+from . import verbs
+from .formats import result_formats
+
+EPILOG = """\
+Typical session:
+  labctl validate           check lab.yaml without touching Docker
+  labctl up                 build what is missing, start the lab, wait until it is ready
+  labctl check              run the lab's checks; exit 0 only if all pass
+  labctl exec alice -- ping -c1 web
+  labctl impair lan --delay 80ms --loss 5%   bend the network; labctl impair --show
+  labctl partition alice -- web; labctl heal
+  labctl run partition      run a scenario from lab.yaml, step by step
+  labctl down               remove everything the lab created, and nothing else
+
+The lab file is ./lab.yaml unless -f FILE or $LABCTL_FILE says otherwise.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labctl", description=__doc__, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-f", "--file", help="the lab file (default: ./lab.yaml or $LABCTL_FILE)")
+    parser.add_argument("--engine", metavar="ENGINE",
+                        help="compose (one machine), swarm (the machines of the cluster file), or "
+                        "ssh://user@host (the engine on that machine, over SSH: Compose, or a "
+                        "one-machine Swarm for a swarm lab); default: the lab file's engine:, "
+                        "else compose ($LABCTL_ENGINE)")
+    parser.add_argument("--cluster", metavar="FILE",
+                        help="the cluster file a Swarm lab runs on (default: cluster.yaml beside "
+                        "the lab file, or $LABCTL_CLUSTER)")
+    parser.add_argument("--version", action="version", version=f"labctl {__version__}")
+    verb_parsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = verb_parsers.add_parser(name, help=help, description=help.replace("%%", "%"))
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def lab_file_argument(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """Verbs with no other positional argument take the lab file after them too."""
+        sub.add_argument("lab_file", nargs="?", metavar="LAB_FILE",
+                         help="the lab file, as -f gives it (default: ./lab.yaml or $LABCTL_FILE)")
+        return sub
+
+    lab_file_argument(verb("validate", verbs.validate, "check the lab file; touches nothing"))
+    lab_file_argument(verb("render", verbs.render,
+                           "write compose/<lab>.yaml, a Compose file that runs without labctl"))
+    sub = lab_file_argument(verb("up", verbs.up,
+                                 "start the lab (idempotent) and wait until every host is ready"))
+    sub.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                     help="how long to wait for readiness (default 120)")
+    sub = verb("check", verbs.check, "run the lab's checks; exit 0 only if all pass")
+    sub.add_argument("names", nargs="*", metavar="NAME", help="run only these checks")
+    sub.add_argument("-k", metavar="PATTERN", help="run only checks whose name contains PATTERN")
+    sub.add_argument("--format", choices=sorted(result_formats()), default="table",
+                     help="how to print the results: " + "; ".join(
+                         f"{item.name}: {item.summary}" for item in result_formats().values()))
+    sub.add_argument("--json", action="store_true", help="print the results as JSON (--format json)")
+    sub.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
+    sub = verb("transcript", verbs.transcript,
+               "show the exchanges a host's built-in servers have served, one per line")
+    sub.add_argument("host")
+    sub.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    sub.add_argument("--tail", type=int, metavar="N", help="only the last N exchanges")
+    sub = lab_file_argument(verb("status", verbs.status, "show each host's state, health and addresses"))
+    sub.add_argument("--json", action="store_true", help="print the state as JSON")
+    sub = verb("exec", verbs.exec_, "run a command on a host: labctl exec HOST -- CMD [ARG...]")
+    sub.add_argument("host")
+    sub.add_argument("command", nargs=argparse.REMAINDER)
+    sub = verb("logs", verbs.logs, "print a host's output")
+    sub.add_argument("host")
+    sub.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    sub.add_argument("--tail", default="all", help="only the last N lines")
+    sub = verb("impair", verbs.impair,
+               "change a running lab's impairments: labctl impair TARGET --delay 80ms --loss 5%%")
+    sub.add_argument("target", nargs="?", metavar="TARGET",
+                     help="NETWORK (every host's interface on it), HOST (all its interfaces) or HOST:NETWORK")
+    for name, example in (("delay", "80ms"), ("jitter", "10ms"), ("loss", "5%%"), ("rate", "10mbit"),
+                          ("duplicate", "1%%"), ("corrupt", "0.1%%"), ("reorder", "25%%")):
+        sub.add_argument(f"--{name}", metavar="VALUE", help=f"for example {example}")
+    sub.add_argument("--clear", action="store_true",
+                     help="remove the target's impairments (all of them without a TARGET)")
+    sub.add_argument("--show", action="store_true", help="show every interface's impairments")
+    sub.add_argument("--json", action="store_true", help="with --show: print JSON")
+    for action, text in HOST_ACTIONS.items():
+        sub = verb(action, verbs.host_action, text)
+        sub.add_argument("hosts", nargs="+", metavar="HOST")
+        sub.set_defaults(action=action)
+    for name, text in (("disconnect", "disconnect a host from its networks, or from one: HOST[:NETWORK]"),
+                       ("reconnect", "reconnect a host, with its address, routes and impairments")):
+        sub = verb(name, verbs.disconnect, text)
+        sub.add_argument("target", metavar="HOST[:NETWORK]")
+    sub = verb("partition", verbs.partition,
+               "cut two sets of hosts off from each other: labctl partition A,B -- C")
+    sub.add_argument("sides", nargs=argparse.REMAINDER, metavar="A,B -- C")
+    lab_file_argument(verb("heal", verbs.heal, "undo every fault: partitions, disconnections, paused and stopped "
+         "hosts (impairments stay; see impair --clear)"))
+    sub = verb("capture", verbs.capture, "capture packets to a pcap file: "
+               "labctl capture TARGET -w FILE [--for 10s] [--filter EXPR]")
+    sub.add_argument("target", metavar="TARGET",
+                     help="NETWORK (every frame crossing it), HOST (all its interfaces) or HOST:NETWORK")
+    sub.add_argument("-w", "--write", required=True, metavar="FILE", help="the pcap file to write")
+    sub.add_argument("--for", dest="duration", metavar="DURATION",
+                     help="stop after this long (default: at Ctrl-C)")
+    sub.add_argument("--filter", metavar="EXPR", help="a tcpdump filter, such as 'tcp port 8443'")
+    sub = verb("run", verbs.run, "run a scenario: its steps bend the lab and check it between "
+               "the bends; the lab is restored at the end. Without a name, list the scenarios")
+    sub.add_argument("scenario", nargs="?", metavar="SCENARIO")
+    lab_file_argument(verb("down", verbs.down, "remove every container, network, volume and built "
+                           "image of the lab, and nothing else"))
+    sub = verb("doctor", verbs.doctor, "report what this machine can run, each with its fix")
+    sub.add_argument("--install", action="store_true",
+                     help="as root on Debian/Ubuntu: install and start what is missing")
+    sub.add_argument("--quiet", action="store_true", help="with --install: print only changes")
+    sub.add_argument("--json", action="store_true", help="print the findings as JSON")
+    cluster = verb_parsers.add_parser("cluster", help="the machines of a Swarm lab: join, show, leave",
+                               description="Manage the machines a cluster file names (see "
+                               "--cluster): 'up' joins them into one Swarm managed by the first, "
+                               "'status' shows each, 'down' takes them all out of the Swarm.")
+    cluster_verbs = cluster.add_subparsers(dest="cluster_verb", metavar="ACTION", required=True)
+    for action, text in (("up", "join every machine into one Swarm and label its nodes"),
+                         ("status", "show each machine: address, role, state, labels, engine"),
+                         ("down", "every machine leaves the Swarm (workers first)")):
+        sub = cluster_verbs.add_parser(action, help=text, description=text)
+        sub.set_defaults(handler=verbs.cluster, action=action)
+        if action == "status":
+            sub.add_argument("--json", action="store_true", help="print the machines as JSON")
+    image = verb_parsers.add_parser("image", help="manage the lab host image")
+    image_verbs = image.add_subparsers(dest="image_verb", metavar="ACTION", required=True)
+    sub = image_verbs.add_parser("build", help="build the lab host image if its recipe changed",
+                                 description="Build labctl's host image: from an official Python "
+                                 "image where a registry answers, else offline from this host's "
+                                 "Debian mirror. Does nothing when the image is up to date.")
+    sub.add_argument("--from", dest="source", choices=["auto", "registry", "mirror"], default="auto",
+                     help="where the base comes from (default: auto)")
+    sub.set_defaults(handler=verbs.image_build)
+    return parser

@@ -1,0 +1,235 @@
+"""The verbs: each reads its arguments, calls one operation and prints through one view.
+Operations are imported inside each verb so a verb loads only what it runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ..errors import LabError
+from . import views
+from .context import engine_choice, lab_file, load, open_lab, progress
+
+
+def validate(args) -> int:
+    print(views.validated(str(lab_file(args)), load(args)))
+    return 0
+
+
+def render(args) -> int:
+    from ..render.lab import render_lab
+    print(render_lab(load(args).topology))
+    return 0
+
+
+def up(args) -> int:
+    from ..ops import lifecycle
+    lab, engine = open_lab(args)
+    started = time.monotonic()
+    lifecycle.up(lab.topology, engine, progress, timeout=args.timeout)
+    progress(f"lab '{lab.name}' is up in {time.monotonic() - started:.1f}s "
+             f"({len(lab.topology.hosts)} hosts); run 'labctl check'")
+    return 0
+
+
+def check(args) -> int:
+    from ..ops import lifecycle
+    from .formats import result_formats
+    lab, engine = open_lab(args)
+    results, seconds = lifecycle.check(lab, engine, args.names, args.k)
+    formats = result_formats()
+    if args.junit:
+        Path(args.junit).write_text(formats["junit"].render(results, seconds, lab.name))
+    print(formats["json" if args.json else args.format].render(results, seconds, lab.name))
+    return 0 if all(result.passed for result in results) else 1
+
+
+def transcript(args) -> int:
+    from ..ops.checks import read_transcript
+    lab, engine = open_lab(args)
+    entries = read_transcript(lab.topology, engine, args.host)
+    if args.tail:
+        entries = entries[-args.tail:]
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry))
+    else:
+        print(views.transcript(args.host, entries))
+    return 0
+
+
+def status(args) -> int:
+    from ..ops.status import lab_status
+    lab, engine = open_lab(args)
+    report = lab_status(lab.topology, engine)
+    print(views.as_json(report.as_json()) if args.json else views.status(report))
+    return 0
+
+
+def exec_(args) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise LabError("give a command after the host: labctl exec HOST -- CMD [ARG...]")
+    lab, engine = open_lab(args)
+    for stdout, stderr in engine.exec_stream(lab.topology, args.host, command):
+        for stream, chunk in ((sys.stdout, stdout), (sys.stderr, stderr)):
+            if chunk:
+                stream.buffer.write(chunk)
+                stream.buffer.flush()
+    return engine.last_exit_code
+
+
+def logs(args) -> int:
+    lab, engine = open_lab(args)
+    for chunk in engine.logs(lab.topology, args.host, follow=args.follow, tail=args.tail):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def impair(args) -> int:
+    from ..model.impairment import KINDS
+    from ..ops import impairments
+    lab, engine = open_lab(args)
+    if not args.show:
+        values = {name: getattr(args, name) for name in KINDS if getattr(args, name) is not None}
+        impairments.change(lab.topology, engine, args.target, values, args.clear, progress)
+    rows = impairments.impairment_rows(lab.topology, engine)
+    print(views.as_json([row.as_json() for row in rows]) if args.show and args.json
+          else views.impairments(lab.name, rows))
+    return 0
+
+
+def host_action(args) -> int:
+    from ..ops.faults import host_action, state_of
+    lab, engine = open_lab(args)
+    for host in args.hosts:
+        host_action(lab.topology, engine, host, args.action, progress)
+        progress(f"{args.action}: {host} is {state_of(lab.topology, engine, host)}")
+    return 0
+
+
+def disconnect(args) -> int:
+    from ..ops import faults
+    lab, engine = open_lab(args)
+    if args.verb == "disconnect":
+        done = faults.disconnect(lab.topology, engine, args.target)
+    else:
+        done = faults.reconnect(lab.topology, engine, args.target, progress)
+    verb = "disconnected" if args.verb == "disconnect" else "reconnected"
+    progress(f"{verb} " + ", ".join(map(str, done)) if done
+             else f"nothing to do: {args.target} is already {verb}")
+    return 0
+
+
+def partition(args) -> int:
+    from ..model.shaping import parse_sides
+    from ..ops.faults import partition
+    lab, engine = open_lab(args)
+    sides = parse_sides(lab.topology, args.sides)
+    partition(lab.topology, engine, sides, progress)
+    progress(f"partitioned {','.join(sides[0])} from {','.join(sides[1])}; 'labctl heal' undoes it")
+    return 0
+
+
+def heal(args) -> int:
+    from ..ops.faults import heal
+    lab, engine = open_lab(args)
+    healed = heal(lab.topology, engine, progress)
+    progress("healed: " + "; ".join(healed) if healed else "nothing to heal")
+    return 0
+
+
+def capture(args) -> int:
+    from ..assets import host_tag
+    from ..model.targets import capture_label
+    from ..model.yamlsource import parse_duration
+    from ..ops.capture import Capture
+    seconds = parse_duration(args.duration) if args.duration else None
+    if args.duration and seconds is None:
+        raise LabError(f"--for: expected a duration such as 10s, got '{args.duration}'")
+    lab, engine = open_lab(args)
+    running = Capture(lab.topology, engine, host_tag(), args.target, args.filter)
+    running.start()
+    progress(f"capturing on {capture_label(lab.topology, args.target)}"
+             + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))
+    try:
+        if seconds is not None:
+            time.sleep(seconds)  # the capture's length is what the user asked for
+        else:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        data = running.stop()
+    Path(args.write).write_bytes(data)
+    progress(f"wrote {len(running.packets)} packets ({len(data)} bytes) to {args.write}")
+    return 0
+
+
+def run(args) -> int:
+    if not args.scenario:
+        print(views.scenarios(load(args)))
+        return 0
+    from ..assets import host_tag
+    from ..ops.scenarios import run_scenario
+    lab = load(args)
+    if args.scenario not in lab.scenarios:
+        raise LabError(f"no scenario named '{args.scenario}'; scenarios: "
+                       + (", ".join(lab.scenarios) or "none"))
+    lab, engine = open_lab(args)
+    chosen = lab.scenarios[args.scenario]
+    progress(f"running scenario '{chosen.name}': {len(chosen.steps)} steps")
+    results = run_scenario(lab.topology, engine, chosen, host_tag(), progress,
+                           lambda result: print(views.scenario_step(result), flush=True))
+    print(views.scenario_summary(results, chosen))
+    return 0 if len(results) == len(chosen.steps) and all(result.passed for result in results) else 1
+
+
+def down(args) -> int:
+    from ..ops import lifecycle
+    lab, engine = open_lab(args)
+    progress(views.removed(lab.name, lifecycle.down(lab.topology, engine, progress)))
+    return 0
+
+
+def cluster(args) -> int:
+    from ..engines import cluster as machines
+    choice = engine_choice(args)
+    if choice.cluster is None:
+        raise LabError("no cluster file: give --cluster FILE, set $LABCTL_CLUSTER, or put "
+                       "cluster.yaml beside the lab file")
+    inventory = machines.load_cluster(choice.cluster)
+    if args.action == "up":
+        machines.up(inventory, progress)
+    elif args.action == "down":
+        machines.down(inventory, progress)
+        return 0
+    rows = machines.status(inventory)
+    print(views.dataclasses_json(rows) if getattr(args, "json", False) else views.machines(rows))
+    return 0 if all(r.state == "ready" for r in rows) else 1
+
+
+def doctor(args) -> int:
+    from ..ops import doctor
+    if args.install:
+        changed = doctor.install(progress)
+        progress("changed: " + "; ".join(changed) if changed else "nothing to change")
+    findings = doctor.diagnose(engine_choice(args).address)
+    if args.json:
+        print(views.dataclasses_json(findings))
+    elif not (args.install and args.quiet):
+        print(views.findings(findings))
+    return 0 if doctor.healthy(findings) else 1
+
+
+def image_build(args) -> int:
+    from ..ops.lifecycle import build_image
+    started = time.monotonic()
+    tag = build_image(engine_choice(args).address, progress, args.source)
+    progress(f"done in {time.monotonic() - started:.1f}s")
+    print(tag)
+    return 0

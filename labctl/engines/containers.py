@@ -1,0 +1,349 @@
+"""A lab's containers on one Docker engine, found by their labels: state, exec, logs,
+faults and helpers. Compose deploys on top of it; a Swarm keeps one per machine."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tarfile
+import time
+from typing import Iterator
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from ..errors import EngineError, LabError
+from ..model.topology import Topology
+from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE
+from .base import READY_TIMEOUT, ExecResult, HostState, Progress
+
+def docker_client() -> docker.DockerClient:
+    """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        reason = str(exc).split("(")[0].strip() or exc.__class__.__name__
+        raise EngineError(f"no Docker engine answers ({reason}); run 'labctl doctor' "
+                          "(or 'labctl doctor --install' as root)") from None
+
+
+def _parse_summary(summary: dict) -> HostState:
+    labels = summary.get("Labels") or {}
+    status = summary.get("Status", "")
+    health = None
+    for word in ("healthy", "unhealthy", "health: starting"):
+        if f"({word})" in status:
+            health = "starting" if word == "health: starting" else word
+    exit_match = re.search(r"Exited \((-?\d+)\)", status)
+    role = labels.get(ROLE_LABEL, "host")
+    host = labels.get(HOST_LABEL)
+    # Compose names its services; a helper labctl started itself is named by role and host.
+    service = labels.get("com.docker.compose.service") or (f"lc-{role}-{host}" if host and role != "host" else "")
+    return HostState(
+        name=host or service if role == "host" else service,
+        role=role,
+        container=(summary.get("Names") or ["?"])[0].lstrip("/"),
+        state=summary.get("State", "unknown"),
+        health=health,
+        exit_code=int(exit_match.group(1)) if exit_match else None,
+        host=labels.get(HOST_LABEL),
+    )
+
+
+def _last_health_output(container) -> str:
+    """The last line the container's most recent healthcheck printed, or ''."""
+    log = (container.attrs.get("State", {}).get("Health", {}).get("Log") or [{}])[-1]
+    lines = (log.get("Output") or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+class ContainerEngine:
+    """A lab's containers on one Docker engine, found by label: state, exec, logs, faults
+    and helpers. Compose deploys on top of it; a Swarm keeps one per machine."""
+
+    def __init__(self, client: docker.DockerClient | None = None,
+                 image_source: docker.DockerClient | None = None):
+        self.client = client or docker_client()
+        # An engine over SSH gets images built where labctl runs, if an engine answers there.
+        self.image_client = image_source or self.client
+        self.last_exit_code = 0  # of the last exec_stream, once its stream is exhausted
+
+    def addresses(self, topology: Topology) -> dict[str, dict[str, str]]:
+        """Addresses the engine assigned, where the lab file could not say them: none here."""
+        return {}
+
+    def unreachable_hosts(self, topology: Topology) -> dict[str, str]:
+        """Hosts labctl cannot reach at all (on a Swarm, their machine is down): none here."""
+        return {}
+
+    def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT,
+                   only: set[str] | None = None) -> None:
+        """Wait on the engine's own signals: every host running (and healthy where it has a
+        healthcheck), every sidecar healthy and every one-shot helper exited 0; or, with
+        `only`, just those containers. Fails fast on the first failure."""
+        deadline = time.monotonic() + timeout
+        last_report = ""
+        expected_hosts = set(topology.hosts) if only is None else set(topology.hosts) & only
+        while True:
+            states = [s for s in self.states(topology) if only is None or s.name in only]
+            hosts = [s for s in states if s.role == "host"]
+            helpers = [s for s in states if s.role != "host"]
+            failed = [s for s in states if s.failed]
+            if failed:
+                raise EngineError(self._failure_reason(failed[0]))
+            pending = [s.name for s in states if not s.ready]
+            missing = sorted((expected_hosts | ((only or set()) - set(topology.hosts)))
+                             - {s.name for s in states})
+            counts = ([f"{sum(s.ready for s in hosts)}/{len(expected_hosts)} hosts"] if expected_hosts else []) \
+                + ([f"{sum(s.ready for s in helpers)}/{len(helpers)} network helpers"] if helpers or only is None else [])
+            report = ("ready: " + ", ".join(counts)
+                      + (f" (waiting for {', '.join(pending + missing)})" if pending or missing else ""))
+            if report != last_report:
+                progress(report)
+                last_report = report
+            if not pending and not missing:
+                return
+            if time.monotonic() > deadline:
+                raise EngineError(f"lab not ready after {timeout:.0f}s; still waiting for "
+                                  + ", ".join(pending + missing) + self._health_hint(topology, pending))
+            time.sleep(0.2)
+
+    def _failure_reason(self, state: HostState) -> str:
+        what = f"host '{state.name}'" if state.role == "host" else f"helper '{state.name}'"
+        try:
+            container = self.client.containers.get(state.container)
+            if state.health == "unhealthy":
+                detail = _last_health_output(container) or "its healthcheck keeps failing"
+                return f"{what} is unhealthy: {detail}"
+            tail = container.logs(tail=3).decode("utf-8", "replace").strip().splitlines()
+        except docker.errors.NotFound:
+            tail = []
+        code = f" with code {state.exit_code}" if state.exit_code is not None else ""
+        return f"{what} exited{code}" + (f": {tail[-1]}" if tail else "")
+
+    def _health_hint(self, topology: Topology, pending: list[str]) -> str:
+        for state in self.states(topology):
+            if state.name in pending and state.health == "starting":
+                output = _last_health_output(self.client.containers.get(state.container))
+                if output:
+                    return f" ({state.name}'s healthcheck says: {output})"
+        return ""
+
+    def remove(self, topology: Topology, names: list[str]) -> None:
+        """Stop (gracefully: sidecars undo their work on SIGTERM) and remove helpers by name."""
+        for state in self.states(topology):
+            if state.name in names and state.role != "host":
+                container = self.client.containers.get(state.container)
+                try:
+                    container.stop(timeout=SIDECAR_GRACE)
+                    container.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
+
+    # -- inspection and access -------------------------------------------------------------
+
+    def states(self, topology: Topology) -> list[HostState]:
+        summaries = self.client.api.containers(all=True, filters={"label": f"{LAB_LABEL}={topology.name}"})
+        return sorted((_parse_summary(s) for s in summaries), key=lambda s: (s.role != "host", s.name))
+
+    def host_container(self, topology: Topology, host: str):
+        if host not in topology.hosts:
+            raise topology.unknown_host(host)
+        found = self.client.containers.list(all=True, filters={"label": [
+            f"{LAB_LABEL}={topology.name}", f"{HOST_LABEL}={host}", f"{ROLE_LABEL}=host"]})
+        if not found:
+            raise LabError(f"host '{host}' of lab '{topology.name}' is not running; run 'labctl up'")
+        return found[0]
+
+    def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult:
+        container = self.host_container(topology, host)
+        try:
+            result = container.exec_run(argv, demux=True)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+        stdout, stderr = result.output if result.output else (b"", b"")
+        return ExecResult(result.exit_code if result.exit_code is not None else -1,
+                          stdout or b"", stderr or b"")
+
+    def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """Stream (stdout, stderr) chunks; the exit code is available from `last_exit_code`."""
+        container = self.host_container(topology, host)
+        try:
+            exec_id = self.client.api.exec_create(container.id, argv)["Id"]
+            for chunk in self.client.api.exec_start(exec_id, stream=True, demux=True):
+                yield chunk
+            self.last_exit_code = self.client.api.exec_inspect(exec_id).get("ExitCode", -1)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+
+    def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all",
+             since: float | None = None) -> Iterator[bytes]:
+        container = self.host_container(topology, host)
+        options = {"tail": tail, **({"since": since} if since is not None else {})}
+        if follow:
+            yield from container.logs(stream=True, follow=True, **options)
+        else:
+            yield container.logs(**options)
+
+    def helper_logs(self, topology: Topology, name: str) -> str:
+        """What a helper or sidecar (by service name) has printed so far, or ''."""
+        for state in self.states(topology):
+            if state.name == name and state.role != "host":
+                try:
+                    return self.client.containers.get(state.container).logs().decode("utf-8", "replace")
+                except docker.errors.NotFound:
+                    return ""
+        return ""
+
+    # -- faults --------------------------------------------------------------------------
+
+    def act(self, topology: Topology, host: str, action: str) -> None:
+        """stop | start | kill | pause | unpause | restart one host's container."""
+        container = self.host_container(topology, host)
+        operations = {"stop": lambda: container.stop(timeout=2), "start": container.start,
+                      "kill": container.kill, "pause": container.pause,
+                      "unpause": container.unpause, "restart": lambda: container.restart(timeout=2)}
+        try:
+            operations[action]()
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{action} {host}: {exc.explanation or exc}") from None
+
+    def _network(self, topology: Topology, network: str):
+        found = self.client.networks.list(filters={"label": [
+            f"{LAB_LABEL}={topology.name}", f"com.docker.compose.network={network}"]})
+        if not found:
+            raise LabError(f"network '{network}' of lab '{topology.name}' does not exist; run 'labctl up'")
+        return found[0]
+
+    def attached(self, topology: Topology, host: str) -> list[str]:
+        """The lab networks a host's container is connected to right now."""
+        container = self.host_container(topology, host)
+        names = set((container.attrs.get("NetworkSettings", {}).get("Networks") or {}))
+        return [network for network in topology.hosts[host].networks
+                if self._network(topology, network).name in names]
+
+    def disconnect(self, topology: Topology, host: str, network: str) -> None:
+        try:
+            self._network(topology, network).disconnect(self.host_container(topology, host))
+        except docker.errors.APIError as exc:
+            raise EngineError(f"disconnect {host} from {network}: {exc.explanation or exc}") from None
+
+    def connect(self, topology: Topology, host: str, network: str) -> None:
+        address = str(topology.hosts[host].address_on(network))
+        try:
+            self._network(topology, network).connect(self.host_container(topology, host),
+                                                     ipv4_address=address, aliases=[host])
+        except docker.errors.APIError as exc:
+            raise EngineError(f"reconnect {host} to {network}: {exc.explanation or exc}") from None
+
+    def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
+                         cap_add: list[str] | None = None) -> ExecResult:
+        """Run a short-lived helper in `host`'s network namespace (or the engine's, when
+        host is None), labelled with the lab so no failure can leak it."""
+        return self._run_helper(topology, image, argv, network_mode=self._namespace(topology, host),
+                                cap_add=cap_add or [])
+
+    def _namespace(self, topology: Topology, host: str | None) -> str:
+        return "host" if host is None else f"container:{self.host_container(topology, host).id}"
+
+    def _create_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
+                       cap_add: list[str]):
+        return self.client.containers.create(
+            image, argv, network_mode=network_mode, cap_add=cap_add,
+            labels={LAB_LABEL: topology.name, ROLE_LABEL: "helper"}, detach=True)
+
+    def _run_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
+                    cap_add: list[str]) -> ExecResult:
+        container = self._create_helper(topology, image, argv, network_mode, cap_add)
+        try:
+            container.start()
+            code = container.wait(timeout=300).get("StatusCode", -1)
+            return ExecResult(code, container.logs(stdout=True, stderr=False),
+                              container.logs(stdout=False, stderr=True))
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+    def start_sidecar(self, topology: Topology, host: str, role: str, image: str, argv: list[str],
+                      labels: dict[str, str], ready: list[str]) -> None:
+        """Start a long-running helper with NET_ADMIN in `host`'s namespace (on a Swarm,
+        where it cannot be a service), replacing the one of the same role there was."""
+        name = f"{topology.project}-lc-{role}-{host}"
+        try:
+            previous = self.client.containers.get(name)
+            previous.stop(timeout=SIDECAR_GRACE)  # SIGTERM: it undoes its work
+            previous.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        second = 1_000_000_000
+        container = self.client.containers.create(
+            image, argv, name=name, network_mode=self._namespace(topology, host), cap_add=["NET_ADMIN"],
+            labels={LAB_LABEL: topology.name, ROLE_LABEL: role, HOST_LABEL: host, **labels},
+            healthcheck={"test": ["CMD", *ready], "interval": second, "timeout": 2 * second, "retries": 60},
+            detach=True)
+        container.start()
+
+    def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],
+                     cap_add: list[str], ready_text: str, timeout: float = 20.0) -> str:
+        """Start a helper that runs until stopped (a capture), and return once its output
+        shows `ready_text`. Returns its id for `stop_helper`."""
+        container = self._create_helper(topology, image, argv, self._namespace(topology, host), cap_add)
+        try:
+            container.start()
+            deadline = time.monotonic() + timeout
+            while True:
+                container.reload()
+                output = container.logs().decode("utf-8", "replace")
+                if ready_text in output:
+                    return container.id
+                if container.status == "exited" or time.monotonic() > deadline:
+                    lines = output.strip().splitlines()
+                    raise EngineError("the helper did not start: "
+                                      + (lines[-1] if lines else f"no sign of '{ready_text}'"))
+                time.sleep(0.05)
+        except BaseException:
+            container.remove(force=True)
+            raise
+
+    def stop_helper(self, helper: str, path: str, signal_name: str = "SIGINT") -> tuple[str, bytes]:
+        """Signal a helper to finish, then return its output and the file at `path` in it."""
+        container = self.client.containers.get(helper)
+        try:
+            try:
+                container.kill(signal=signal_name)
+            except docker.errors.APIError:
+                pass  # it had already exited
+            container.wait(timeout=30)
+            output = container.logs().decode("utf-8", "replace")
+            try:
+                stream, _ = container.get_archive(path)
+            except docker.errors.NotFound:
+                return output, b""
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = archive.next()
+                extracted = archive.extractfile(member) if member else None
+                return output, extracted.read() if extracted else b""
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+
+
+def local_engine() -> docker.DockerClient | None:
+    """This machine's engine, where images are built before they are copied to another,
+    if one answers here."""
+    if os.environ.get("DOCKER_HOST", "").startswith("ssh://"):
+        return None
+    try:
+        return docker_client()
+    except LabError:
+        return None

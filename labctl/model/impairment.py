@@ -1,0 +1,90 @@
+"""An impairment's values: what `delay: 50ms, loss: 1%` means, read from the lab file or
+the command line alike, and the interfaces they apply to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable
+
+from .yamlsource import describe, parse_duration, parse_rate, parse_share
+
+KINDS = {"delay": "duration", "jitter": "duration", "loss": "share", "rate": "rate",
+         "duplicate": "share", "corrupt": "share", "reorder": "share"}
+
+
+@dataclass(frozen=True, order=True)
+class Interface:
+    host: str
+    network: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.network}"
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """Seconds, fractions and bits per second; None where nothing is asked."""
+    delay: float | None = None
+    jitter: float | None = None
+    loss: float | None = None
+    rate: float | None = None
+    duplicate: float | None = None
+    corrupt: float | None = None
+    reorder: float | None = None
+
+    def over(self, base: Impairment) -> Impairment:
+        """This impairment's fields laid over `base`'s."""
+        return replace(base, **{name: value for name, value in self.values().items()})
+
+    def values(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.values().values())
+
+    def describe(self) -> str:
+        return " ".join(f"{name} {format_value(name, value)}" for name, value in self.values().items()
+                        if value) or "none"
+
+
+def format_value(name: str, value: float) -> str:
+    kind = KINDS[name]
+    if kind == "duration":
+        return f"{value * 1000:g}ms"
+    if kind == "share":
+        return f"{value * 100:g}%"
+    for unit, size in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
+        if value >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}bit"
+
+
+def read_impairment(raw: dict[str, Any], fail: Callable[[str, str], Exception]) -> Impairment:
+    """Build an Impairment from text values (lab file or command line); `fail(key, message)`
+    makes the error that names where the value came from."""
+    values: dict[str, float] = {}
+    for key, value in raw.items():
+        kind = KINDS.get(key)
+        if kind is None:
+            raise fail(key, f"unknown impairment '{key}'; expected one of: " + ", ".join(KINDS))
+        parsed = {"duration": parse_duration, "share": parse_share, "rate": parse_rate}[kind](value)
+        if parsed is None:
+            example = {"duration": "80ms", "share": "5%", "rate": "10mbit"}[kind]
+            raise fail(key, f"expected a {kind} such as {example}, got {describe(value)}")
+        values[key] = parsed
+    return Impairment(**values)
+
+
+def check_consistent(impairment: Impairment, fail: Callable[[str, str], Exception]) -> None:
+    if impairment.reorder and not impairment.delay:
+        raise fail("reorder", "reorder needs a delay: reordered packets are the ones that skip it")
+    if impairment.jitter and impairment.jitter > (impairment.delay or 0):
+        raise fail("jitter", "jitter larger than the delay would need negative delays")
+
+
+@dataclass(frozen=True)
+class Declared:
+    target: str
+    interfaces: list[Interface]
+    impairment: Impairment

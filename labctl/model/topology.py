@@ -1,0 +1,413 @@
+"""The lab model: networks, hosts and their services, parsed and validated from lab.yaml.
+
+`parse_topology` reads the networks and hosts of an already parsed lab file; the whole file
+(checks and scenarios too) is read by labctl.labfile.load_lab, which this module never imports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from ..errors import LabError, LabFileError
+from ..names import RESERVED_PREFIX, project, state_folder
+from .impairment import Declared
+from .traits import EngineTraits
+from .yamlsource import KeyPath, Source, describe
+
+# Built-in services: name -> transport. The programs live in services/labsvc.py.
+SERVICE_KINDS: dict[str, str] = {
+    "tcp-echo": "tcp",
+    "udp-echo": "udp",
+    "tls-echo": "tcp",
+    "http": "tcp",
+    "https": "tcp",
+}
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+LAB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,40}$"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    subnet: IPv4Network
+    internal: bool = True
+    encrypted: bool = False   # Swarm: IPsec between machines; one machine's bridge needs none
+
+    @property
+    def gateway(self) -> IPv4Address:
+        """Docker gives the bridge itself the first address; hosts never get it."""
+        return self.subnet.network_address + 1
+
+
+@dataclass
+class Attachment:
+    network: str
+    address: IPv4Address | None  # None until addressing fills in an automatic one
+    key_path: KeyPath = ()
+
+
+@dataclass(frozen=True)
+class Service:
+    kind: str
+    port: int
+    client_cert: str = "none"   # tls-echo and https: none | optional | required (mutual TLS)
+
+    @property
+    def transport(self) -> str:
+        return SERVICE_KINDS[self.kind]
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: IPv4Network
+    via: IPv4Address
+
+
+@dataclass(frozen=True)
+class FileMount:
+    source: Path      # absolute, inside the lab folder
+    target: str       # absolute path in the container
+    writable: bool = False
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a host runs on a Swarm: a named machine, machines with these labels, or, with
+    neither, wherever the Swarm spreads it. One machine has no choice, so Compose ignores it."""
+    machine: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """How a user program says it is ready: a TCP port accepting, or a command exiting 0."""
+    tcp_port: int | None = None
+    command: str | None = None
+
+
+@dataclass
+class Host:
+    name: str
+    attachments: list[Attachment]
+    router: bool = False
+    services: list[Service] = field(default_factory=list)
+    image: str | None = None
+    build: dict[str, str] | None = None
+    command: list[str] | None = None
+    files: list[FileMount] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    ready: Readiness | None = None
+    placement: Placement = field(default_factory=Placement)
+
+    @property
+    def networks(self) -> list[str]:
+        return [attachment.network for attachment in self.attachments]
+
+    def service_at(self, transport: str, port: int) -> Service | None:
+        return next((s for s in self.services if s.transport == transport and s.port == port), None)
+
+    def address_on(self, network: str) -> IPv4Address:
+        for attachment in self.attachments:
+            if attachment.network == network:
+                assert attachment.address is not None, "addresses are resolved at load time"
+                return attachment.address
+        raise KeyError(f"{self.name} is not on {network}")
+
+    @property
+    def runs_lab_image(self) -> bool:
+        """True when the host runs labctl's own image, so probes can run inside it."""
+        return self.image is None and self.build is None
+
+
+@dataclass
+class Topology:
+    name: str
+    file: Path
+    networks: dict[str, Network]
+    hosts: dict[str, Host]
+    source: Source
+    traits: EngineTraits        # what the engine it runs on can do
+    impairments: list[Declared] = field(default_factory=list)
+    # True once the addresses are the ones the engine gave (a Swarm's), read back after deploy.
+    addresses_bound: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return self.file.parent
+
+    @property
+    def engine(self) -> str:
+        return self.traits.name
+
+    @property
+    def state_folder(self) -> Path:
+        return state_folder(self)
+
+    @property
+    def project(self) -> str:
+        return project(self)
+
+    def error(self, path: KeyPath, message: str) -> LabFileError:
+        return self.source.error(path, message)
+
+    def unknown_host(self, name: str) -> LabError:
+        return LabError(f"no host '{name}' in lab '{self.name}'; hosts: " + ", ".join(self.hosts))
+
+
+NETWORK_KEYS = ["subnet", "internal", "encrypted"]
+HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
+             "env", "routes", "ready", "placement"]
+
+
+def parse_topology(source: Source, top: dict[str, Any], file: Path, traits: EngineTraits) -> Topology:
+    """The lab's name, networks and hosts (addresses not yet resolved) from the top mapping."""
+    name = source.text(top["name"], ("name",), LAB_NAME_PATTERN,
+                       "a lab name of lowercase letters, digits, '-' and '_'")
+    networks = _parse_networks(source, top["networks"])
+    hosts = _parse_hosts(source, top["hosts"], networks, file.resolve().parent)
+    return Topology(name, file.resolve(), networks, hosts, source, traits)
+
+
+def _parse_networks(source: Source, raw: Any) -> dict[str, Network]:
+    items = source.named_mapping(raw, ("networks",), "network")
+    if not items:
+        raise source.error(("networks",), "expected at least one network")
+    networks: dict[str, Network] = {}
+    for name, body in items.items():
+        path: KeyPath = ("networks", name)
+        spec = source.mapping(body, path, NETWORK_KEYS, required=["subnet"])
+        subnet_text = spec["subnet"]
+        try:
+            subnet = ipaddress.ip_network(str(subnet_text), strict=True)
+        except ValueError as exc:
+            raise source.error(path + ("subnet",),
+                               f"expected an IPv4 subnet such as 10.10.1.0/24, got "
+                               f"{describe(subnet_text)} ({exc})") from None
+        if not isinstance(subnet, IPv4Network) or subnet.prefixlen > 29:
+            raise source.error(path + ("subnet",),
+                               f"expected an IPv4 subnet of /29 or larger, got {subnet}")
+        for other in networks.values():
+            if subnet.overlaps(other.subnet):
+                raise source.error(path + ("subnet",),
+                                   f"subnet {subnet} overlaps network '{other.name}' ({other.subnet})")
+        internal = source.boolean(spec.get("internal", True), path + ("internal",))
+        encrypted = source.boolean(spec.get("encrypted", False), path + ("encrypted",))
+        networks[name] = Network(name, subnet, internal, encrypted)
+    return networks
+
+
+def _parse_hosts(source: Source, raw: Any, networks: dict[str, Network],
+                 folder: Path) -> dict[str, Host]:
+    items = source.named_mapping(raw, ("hosts",), "host", NAME_PATTERN)
+    if not items:
+        raise source.error(("hosts",), "expected at least one host")
+    hosts: dict[str, Host] = {}
+    for name, body in items.items():
+        path: KeyPath = ("hosts", name)
+        if name.startswith(RESERVED_PREFIX):
+            raise source.error(path, f"host names may not start with '{RESERVED_PREFIX}' "
+                               "(reserved for labctl's helpers)")
+        spec = source.mapping(body, path, HOST_KEYS, required=["networks"])
+        host = Host(
+            name=name,
+            attachments=_parse_attachments(source, spec["networks"], path + ("networks",), networks),
+            router=source.boolean(spec.get("router", False), path + ("router",)),
+            services=_parse_services(source, spec.get("services"), path + ("services",)),
+            image=(source.text(spec["image"], path + ("image",)) if "image" in spec else None),
+            build=_parse_build(source, spec.get("build"), path + ("build",), folder),
+            command=_parse_command(source, spec.get("command"), path + ("command",)),
+            files=_parse_files(source, spec.get("files"), path + ("files",), folder),
+            env=_parse_env(source, spec.get("env"), path + ("env",)),
+            routes=_parse_routes(source, spec.get("routes"), path + ("routes",)),
+            ready=_parse_ready(source, spec.get("ready"), path + ("ready",)),
+            placement=_parse_placement(source, spec.get("placement"), path + ("placement",)),
+        )
+        if host.image and host.build:
+            raise source.error(path + ("build",), "give either image or build, not both")
+        if host.services and host.command:
+            raise source.error(path + ("command",), "a host runs built-in services or its own "
+                               "command, not both; put the program on a host of its own")
+        if host.services and not host.runs_lab_image:
+            raise source.error(path + ("services",),
+                               "built-in services run on labctl's own image; drop image/build, "
+                               "or run your program with command")
+        hosts[name] = host
+    return hosts
+
+
+def _parse_attachments(source: Source, raw: Any, path: KeyPath,
+                       networks: dict[str, Network]) -> list[Attachment]:
+    if isinstance(raw, list):
+        pairs = [(source.text(item, path + (index,), hint="(a network name)"), None, path + (index,))
+                 for index, item in enumerate(raw)]
+    elif isinstance(raw, dict):
+        pairs = [(str(name), value, path + (str(name),)) for name, value in raw.items()]
+    else:
+        raise source.error(path, "expected a mapping of network: address (or auto), "
+                           f"or a list of network names, got {describe(raw)}")
+    if not pairs:
+        raise source.error(path, "expected at least one network")
+    attachments: list[Attachment] = []
+    for network, value, item_path in pairs:
+        if network not in networks:
+            raise source.error(item_path, f"unknown network '{network}'; the lab declares: "
+                               + ", ".join(networks))
+        if network in [a.network for a in attachments]:
+            raise source.error(item_path, f"network '{network}' is listed twice")
+        address: IPv4Address | None = None
+        if value not in (None, "auto"):
+            try:
+                address = IPv4Address(str(value))
+            except ValueError:
+                raise source.error(item_path, "expected an IPv4 address or 'auto', got "
+                                   + describe(value)) from None
+        attachments.append(Attachment(network, address, item_path))
+    return attachments
+
+
+def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
+    services: list[Service] = []
+    used: dict[tuple[str, int], int] = {}
+    for index, item in enumerate(source.sequence(raw, path)):
+        item_path = path + (index,)
+        if not isinstance(item, dict) or len(item) != 1:
+            raise source.error(item_path, "expected one service such as {http: {port: 8080}}; "
+                               "kinds: " + ", ".join(SERVICE_KINDS))
+        kind, body = next(iter(item.items()))
+        if kind not in SERVICE_KINDS:
+            raise source.error(item_path + (str(kind),), f"unknown service '{kind}'; expected one of: "
+                               + ", ".join(SERVICE_KINDS))
+        allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else ["port"]
+        spec = source.mapping(body, item_path + (kind,), allowed, required=["port"])
+        port = source.integer(spec["port"], item_path + (kind, "port"), 1, 65535, "a port")
+        client_cert = spec.get("client_cert", "none")
+        if client_cert not in ("none", "optional", "required"):
+            raise source.error(item_path + (kind, "client_cert"),
+                               f"expected none, optional or required, got {describe(client_cert)}")
+        service = Service(kind, port, client_cert)
+        key = (service.transport, port)
+        if key in used:
+            raise source.error(item_path + (kind, "port"),
+                               f"{service.transport} port {port} is already used by "
+                               f"services[{used[key]}] on this host")
+        used[key] = index
+        services.append(service)
+    return services
+
+
+def _parse_build(source: Source, raw: Any, path: KeyPath, folder: Path) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"context": raw}
+    spec = source.mapping(raw, path, ["context", "dockerfile"], required=["context"])
+    context = _inside_folder(source, spec["context"], path + ("context",), folder)
+    if not context.is_dir():
+        raise source.error(path + ("context",), f"expected a folder, '{spec['context']}' is not one")
+    build = {"context": str(context)}
+    if "dockerfile" in spec:
+        build["dockerfile"] = source.text(spec["dockerfile"], path + ("dockerfile",))
+    return build
+
+
+def _parse_command(source: Source, raw: Any, path: KeyPath) -> list[str] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        try:
+            return shlex.split(raw)
+        except ValueError as exc:
+            raise source.error(path, f"cannot split the command: {exc}") from None
+    if isinstance(raw, list) and raw and all(isinstance(part, (str, int)) for part in raw):
+        return [str(part) for part in raw]
+    raise source.error(path, f"expected a command as text or a list of words, got {describe(raw)}")
+
+
+def _parse_files(source: Source, raw: Any, path: KeyPath, folder: Path) -> list[FileMount]:
+    mounts: list[FileMount] = []
+    for index, item in enumerate(source.sequence(raw, path)):
+        item_path = path + (index,)
+        text = source.text(item, item_path, hint="of the form ./local/path:/container/path[:rw]")
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise source.error(item_path, "expected ./local/path:/container/path[:rw], got "
+                               + describe(text))
+        local = _inside_folder(source, parts[0], item_path, folder)
+        if not local.exists():
+            raise source.error(item_path, f"'{parts[0]}' does not exist in the lab folder")
+        if not parts[1].startswith("/"):
+            raise source.error(item_path, f"the container path must be absolute, got '{parts[1]}'")
+        mounts.append(FileMount(local, parts[1], len(parts) == 3 and parts[2] == "rw"))
+    return mounts
+
+
+def _inside_folder(source: Source, raw: Any, path: KeyPath, folder: Path) -> Path:
+    relative = source.text(raw, path, hint="(a path inside the lab folder)")
+    resolved = (folder / relative).resolve()
+    if resolved != folder and folder not in resolved.parents:
+        raise source.error(path, f"'{relative}' is outside the lab folder")
+    return resolved
+
+
+def _parse_env(source: Source, raw: Any, path: KeyPath) -> dict[str, str]:
+    spec = source.named_mapping(raw, path, "variable", r"^[A-Za-z_][A-Za-z0-9_]*$")
+    env: dict[str, str] = {}
+    for key, value in spec.items():
+        if isinstance(value, (dict, list)) or value is None:
+            raise source.error(path + (key,), f"expected a text or number value, got {describe(value)}")
+        env[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def _parse_routes(source: Source, raw: Any, path: KeyPath) -> list[Route]:
+    routes: list[Route] = []
+    for index, item in enumerate(source.sequence(raw, path)):
+        item_path = path + (index,)
+        spec = source.mapping(item, item_path, ["to", "via"], required=["to", "via"])
+        try:
+            destination = IPv4Network(str(spec["to"]), strict=False)
+        except ValueError:
+            raise source.error(item_path + ("to",), "expected an IPv4 subnet, got "
+                               + describe(spec["to"])) from None
+        try:
+            via = IPv4Address(str(spec["via"]))
+        except ValueError:
+            raise source.error(item_path + ("via",), "expected an IPv4 address, got "
+                               + describe(spec["via"])) from None
+        routes.append(Route(destination, via))
+    return routes
+
+
+def _parse_placement(source: Source, raw: Any, path: KeyPath) -> Placement:
+    if raw is None or raw == "spread":
+        return Placement()
+    if isinstance(raw, str):
+        return Placement(machine=source.text(raw, path, NAME_PATTERN, "a machine name"))
+    if isinstance(raw, dict) and raw:
+        labels = []
+        for key, value in raw.items():
+            source.text(str(key), path + (str(key),), r"^[a-z0-9][a-z0-9._-]*$", "a label name")
+            if isinstance(value, (dict, list)) or value is None:
+                raise source.error(path + (str(key),), f"expected a label value, got {describe(value)}")
+            labels.append((str(key), str(value)))
+        return Placement(labels=tuple(labels))
+    raise source.error(path, "expected a machine name, a mapping of machine labels such as "
+                       f"{{zone: a}}, or spread; got {describe(raw)}")
+
+
+def _parse_ready(source: Source, raw: Any, path: KeyPath) -> Readiness | None:
+    if raw is None:
+        return None
+    spec = source.mapping(raw, path, ["tcp", "command"])
+    if len(spec) != 1:
+        raise source.error(path, "expected exactly one of tcp: PORT or command: TEXT")
+    if "tcp" in spec:
+        return Readiness(tcp_port=source.integer(spec["tcp"], path + ("tcp",), 1, 65535, "a port"))
+    return Readiness(command=source.text(spec["command"], path + ("command",)))

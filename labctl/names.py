@@ -1,0 +1,85 @@
+"""The names labctl gives things: Docker labels, helper names, paths inside hosts and
+beside the lab file. Every layer reads them from here, so they are said once.
+
+Functions take anything with a lab's `name` and `folder` (a Topology), so this module
+stays at the bottom and imports nothing of labctl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Protocol
+
+# Docker labels. Every container, network, volume and image a lab creates carries LAB_LABEL;
+# `down` and failure cleanup find the lab's resources by it and by nothing else.
+LAB_LABEL = "io.labctl.lab"
+HOST_LABEL = "io.labctl.host"
+ROLE_LABEL = "io.labctl.role"          # host | routes | fabric | net | helper | doctor
+SPEC_LABEL = "io.labctl.spec"          # a network sidecar's spec, as `impair --show` reports it
+IMAGE_LABEL = "io.labctl.image"        # base | host | node
+MACHINE_LABEL = "io.labctl.machine"    # the Swarm node label placement uses
+
+# Image repositories; tags are content hashes (see assets.py).
+BASE_REPOSITORY = "labctl-base"
+HOST_REPOSITORY = "labctl-host"
+NODE_REPOSITORY = "labctl-node"
+
+# Paths inside a lab host.
+SERVICES_PATH = "/opt/labctl/services"
+PKI_PATH = "/opt/labctl/pki"
+TRANSCRIPT = "/var/log/labctl/transcript.jsonl"
+SIDECAR_APPLIED = "/tmp/lc-applied"    # written by shaper.py once its spec is applied
+
+# Helpers: names of the services that do network administration for hosts.
+RESERVED_PREFIX = "lc-"                # hosts may not take names starting with it
+SIDECAR_GRACE = 5                      # seconds a sidecar has to undo its work when stopped
+SECRET_SOURCE = "x-labctl-file"        # a copied secret's file, relative to the document
+SHIPPED_FILE = "shipped.json"          # in a lab's state folder: images copied to other engines
+
+
+class NamedLab(Protocol):
+    name: str
+
+    @property
+    def folder(self) -> Path: ...
+
+
+def project(lab: NamedLab) -> str:
+    """The Compose project (and stack) name, which also prefixes container and network names."""
+    return f"lab-{lab.name}"
+
+
+def state_folder(lab: NamedLab) -> Path:
+    """What a lab generates (CA, keys, live changes) lives beside lab.yaml, never committed."""
+    return lab.folder / ".labctl" / lab.name
+
+
+def compose_path(lab: NamedLab) -> Path:
+    return lab.folder / "compose" / f"{lab.name}.yaml"
+
+
+def stack_path(lab: NamedLab) -> Path:
+    return lab.folder / "compose" / f"{lab.name}.stack.yaml"
+
+
+def bridge_name(lab: NamedLab, network: str) -> str:
+    """A stable Linux bridge name (at most 15 characters) so helpers can address it."""
+    return "lc" + hashlib.sha1(f"{lab.name}/{network}".encode()).hexdigest()[:11]
+
+
+def fabric_tag(lab: NamedLab) -> str:
+    """The comment on the lab's DOCKER-USER rules."""
+    return f"labctl:{lab.name}"
+
+
+def net_service(host: str) -> str:
+    return f"{RESERVED_PREFIX}net-{host}"
+
+
+def routes_service(host: str) -> str:
+    return f"{RESERVED_PREFIX}routes-{host}"
+
+
+def labels(lab: NamedLab, **extra: str) -> dict[str, str]:
+    return {LAB_LABEL: lab.name, **extra}

@@ -1,0 +1,73 @@
+"""Packet captures: the verb `labctl capture` and the captures wire checks run around.
+
+A capture runs tcpdump in a short-lived helper: in a host's namespace for `HOST` (every
+interface) or `HOST:NETWORK` (one), or in the engine's own namespace on the network's
+bridge for `NETWORK`, which sees every frame that crosses that network. The file comes back
+through the engine, so nothing is mounted from this machine. Reading it is
+labctl.checks.pcap's work.
+"""
+
+from __future__ import annotations
+
+from ..checks.pcap import Packet, merge_pcaps, read_pcap
+from ..engines.base import Engine
+from ..model.targets import capture_points
+from ..model.topology import Topology
+from ..names import SERVICES_PATH
+
+CAPTURE_FILE = "/tmp/capture.pcap"
+READY_TEXT = "listening on"
+
+
+class Capture:
+    """A running capture: `with Capture(...) as capture:` ... then `capture.packets`."""
+
+    def __init__(self, topology: Topology, engine: Engine, image: str, target: str,
+                 expression: str | None = None):
+        self.topology, self.engine, self.image = topology, engine, image
+        self.points = capture_points(topology, target)
+        self.expression = expression.split() if expression else []
+        self.helpers: list[str] = []
+        self.data = b""
+        self.output = ""
+
+    def start(self) -> Capture:
+        points = self.points
+        if len(points) > 1:
+            # A network is watched at every member that answers; one on a stopped machine
+            # cannot send anything onto it anyway.
+            away = self.engine.unreachable_hosts(self.topology)
+            points = [point for point in points if point.host not in away] or points
+        try:
+            for point in points:
+                argv = ["python3", f"{SERVICES_PATH}/netadmin.py", "capture", point.where, CAPTURE_FILE,
+                        *self.expression]
+                self.helpers.append(self.engine.start_helper(self.topology, point.host, self.image, argv,
+                                                             ["NET_ADMIN", "NET_RAW"], READY_TEXT))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> bytes:
+        files, outputs = [], []
+        while self.helpers:
+            output, data = self.engine.stop_helper(self.helpers.pop(0), CAPTURE_FILE)
+            outputs.append(output)
+            files.append(data)
+        if files:
+            self.output = "\n".join(outputs)
+            self.data = files[0] if len(files) == 1 else merge_pcaps(files)
+        return self.data
+
+    def __enter__(self) -> Capture:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def packets(self) -> list[Packet]:
+        return list(read_pcap(self.data))
+
+

@@ -1,0 +1,236 @@
+"""Run a lab's checks and judge them, from both sides of each exchange.
+
+Exchange checks are grouped by the host they run from: each group is one batch for
+services/probe.py, one round trip to the engine, and groups run concurrently. The probe
+reports what it observed, including the client port of every connection; the server's
+transcript is then read once per server host, and each check's entries are found by that
+port. labctl.checks judges both sides with what the check expects; each check's kind says
+how it runs (`runner`): through the probe, as its own command, or around a capture.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..checks.judge import client_problems, server_problems, wants_server_side
+from ..checks.probe import probe_spec
+from ..checks.result import CheckResult
+from ..checks.spec import CheckSpec
+from ..engines.base import Engine
+from ..errors import LabError
+from ..model.topology import Topology
+from ..names import SERVICES_PATH, TRANSCRIPT
+from .capture import Capture
+
+MAX_PARALLEL = 8
+RETRY_PAUSE = 0.25
+
+
+# -- running ------------------------------------------------------------------------------
+
+def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str) -> list[CheckResult]:
+    """Run `checks`; those with `within` are retried until they pass or their time runs out.
+    Wire checks run after the others, one at a time, each around its own capture.
+    Results come back in the order given."""
+    exchanges = [check for check in checks if check.kind.runner != "capture"]
+    results = iter(_run_exchanges(topology, engine, exchanges, image) if exchanges else [])
+    return [run_wire_check(topology, engine, check, image) if check.kind.runner == "capture"
+            else next(results) for check in checks]
+
+
+def run_wire_check(topology: Topology, engine: Engine, check: CheckSpec, image: str) -> CheckResult:
+    started = time.monotonic()
+    wire = check.options
+    during = wire.checks
+    try:
+        with Capture(topology, engine, image, wire.target, wire.filter) as capture:
+            traffic = _run_exchanges(topology, engine, during, image) if during else []
+    except LabError as exc:  # a host it listens at is stopped, or its machine does not answer
+        return CheckResult(check.name, "", check.target, None, check.protocol, False,
+                           (time.monotonic() - started) * 1000, f"cannot capture: {exc}")
+    packets = capture.packets
+    problems = check.kind.capture_problems(topology, check, packets)
+    failed = [f"{result.name} ({result.reason})" for result in traffic if not result.passed]
+    if failed:
+        problems.append("the traffic it watched failed: " + "; ".join(failed))
+    return CheckResult(check.name, "", check.target, None, check.protocol, not problems,
+                       (time.monotonic() - started) * 1000, "; ".join(problems),
+                       observed={"packets": len(packets)})
+
+
+def _run_exchanges(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str) -> list[CheckResult]:
+    started = time.monotonic()
+    results = _attempt(topology, engine, checks, image)
+    attempts = [1] * len(checks)
+    while True:
+        retry = [i for i, (check, result) in enumerate(zip(checks, results))
+                 if not result.passed and check.within is not None
+                 and time.monotonic() - started + RETRY_PAUSE < check.within]
+        if not retry:
+            break
+        time.sleep(RETRY_PAUSE)  # a convergence poll: the next attempt is the signal
+        again = _attempt(topology, engine, [checks[i] for i in retry], image)
+        for i, result in zip(retry, again):
+            attempts[i] += 1
+            results[i] = result
+    for result, count in zip(results, attempts):
+        result.attempts = count
+        if not result.passed and count > 1:
+            result.reason += f" (after {count} attempts)"
+    return results
+
+
+def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str) -> list[CheckResult]:
+    # Containers on one engine read the host's own clock, so the window needs no slack
+    # beyond rounding; a wider one would credit a run check with an earlier exchange.
+    window_start = time.time() - 0.01
+    observations: dict[int, dict[str, Any]] = {}
+    batches: dict[str, list[int]] = {}
+    runs: list[int] = []
+    # A host whose machine does not answer has no known address: say so, do not probe.
+    unreachable = engine.unreachable_hosts(topology)
+    for index, check in enumerate(checks):
+        away = next((host for host in (check.source, check.target) if host in unreachable), None)
+        if away:
+            observations[index] = {"error": "error", "detail": f"'{away}' is unreachable: {unreachable[away]}"}
+            continue
+        (runs if check.kind.runner == "command" else batches.setdefault(check.source, [])).append(index)
+
+    def run_batch(source: str) -> None:
+        specs = [probe_spec(topology, checks[index], index) for index in batches[source]]
+        try:
+            observations.update(_probe(topology, engine, source, specs, image))
+        except LabError as exc:  # the client host is stopped, paused or gone
+            observations.update({index: _unreachable(source, exc) for index in batches[source]})
+
+    def run_command(index: int) -> None:
+        try:
+            observations[index] = _run_command(topology, engine, checks[index])
+        except LabError as exc:
+            observations[index] = _unreachable(checks[index].source, exc)
+
+    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        futures = [pool.submit(run_batch, source) for source in batches]
+        futures += [pool.submit(run_command, index) for index in runs]
+        for future in futures:
+            future.result()
+
+    missing = {"error": "error", "detail": "the probe returned no result"}
+    client_side = [client_problems(check, observations.get(index) or missing)
+                   for index, check in enumerate(checks)]
+    # The server's side is read only where the client's side holds.
+    server_side = [i for i, check in enumerate(checks)
+                   if wants_server_side(topology, check) and not client_side[i]]
+    transcripts, unreadable = _transcripts(topology, engine, {checks[i].target for i in server_side
+                                                              if checks[i].target}, window_start)
+    logs = _logs(topology, engine, {checks[i].target for i in server_side
+                                    if checks[i].server.log is not None}, window_start)
+    results = []
+    for index, check in enumerate(checks):
+        observation = observations.get(index) or missing
+        problems = client_side[index]
+        entries: list[dict[str, Any]] = []
+        if index in server_side and check.target in unreadable:
+            problems = [f"cannot read the server's side: {unreadable[check.target]}"]
+        elif index in server_side:
+            server, entries = server_problems(topology, check, observation,
+                                              transcripts.get(check.target or "", []),
+                                              logs.get(check.target or ""))
+            problems += server
+        results.append(CheckResult(check.name, check.source, check.target, check.port, check.protocol,
+                                   not problems, float(observation.get("elapsed_ms", 0.0)),
+                                   "; ".join(problems), observation, entries))
+    return results
+
+
+def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str, Any]],
+           image: str) -> dict[int, dict[str, Any]]:
+    payload = base64.b64encode(json.dumps(specs).encode()).decode()
+    argv = ["python3", "-I", "-S", f"{SERVICES_PATH}/probe.py", payload]
+    if topology.hosts[source].runs_lab_image:
+        result = engine.exec(topology, source, argv)
+    else:
+        # The host runs the user's image, which may lack Python: probe from a helper that
+        # shares the host's network namespace, so the exchange still leaves from that host.
+        result = engine.run_in_namespace(topology, source, image, argv)
+    if result.exit_code != 0:
+        raise LabError(f"the probe on '{source}' failed: {result.last_line}")
+    try:
+        observations = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise LabError(f"the probe on '{source}' printed no result") from None
+    return {observation["id"]: observation for observation in observations}
+
+
+def _run_command(topology: Topology, engine: Engine, check: CheckSpec) -> dict[str, Any]:
+    argv = check.options.command
+    if topology.hosts[check.source].runs_lab_image:
+        argv = ["timeout", f"{check.timeout:g}", *argv]
+    started = time.monotonic()
+    result = engine.exec(topology, check.source, argv)
+    observation: dict[str, Any] = {
+        "error": None, "detail": "", "exit_code": result.exit_code,
+        "stdout": base64.b64encode(result.stdout).decode(),
+        "stderr": base64.b64encode(result.stderr).decode(),
+        "elapsed_ms": round((time.monotonic() - started) * 1000, 3),
+    }
+    if result.exit_code == 124 and check.options.exit_code != 124:
+        observation["error"], observation["detail"] = "timeout", f"the command ran over {check.timeout:g}s"
+    return observation
+
+
+def read_transcript(topology: Topology, engine: Engine, host: str,
+                    since: float | None = None) -> list[dict[str, Any]]:
+    """The host's transcript entries, or those from `since` on. The filter runs in the host
+    (awk on the leading time field) so a long-lived lab's transcript is not shipped whole."""
+    argv = ["cat", TRANSCRIPT] if since is None else \
+        ["awk", "-F", "[:,]", f"$2 >= {since:.6f}", TRANSCRIPT]
+    result = engine.exec(topology, host, argv)
+    if result.exit_code != 0:
+        return []
+    entries = []
+    for line in result.stdout.decode("utf-8", "replace").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return entries
+
+
+def _transcripts(topology: Topology, engine: Engine, hosts: set[str],
+                 since: float) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """Each host's transcript from `since` on, and why any host's could not be read."""
+    def fetch(host: str) -> tuple[str, list[dict[str, Any]] | str]:
+        if not topology.hosts[host].runs_lab_image:
+            return host, []
+        try:
+            return host, read_transcript(topology, engine, host, since)
+        except LabError as exc:
+            return host, str(exc)
+    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        fetched = dict(pool.map(fetch, sorted(hosts)))
+    return ({host: value for host, value in fetched.items() if not isinstance(value, str)},
+            {host: value for host, value in fetched.items() if isinstance(value, str)})
+
+
+def _logs(topology: Topology, engine: Engine, hosts: set[str], since: float) -> dict[str, str | None]:
+    def read(host: str) -> str | None:
+        try:
+            return b"".join(engine.logs(topology, host, since=since)).decode("utf-8", "replace")
+        except LabError:
+            return None
+    return {host: read(host) for host in hosts}
+
+
+def _unreachable(host: str, exc: LabError) -> dict[str, Any]:
+    return {"error": "error", "detail": f"cannot run on '{host}': {exc}"}
+
+
+def timed_run(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str) -> tuple[list[CheckResult], float]:
+    started = time.monotonic()
+    results = run_checks(topology, engine, checks, image)
+    return results, time.monotonic() - started

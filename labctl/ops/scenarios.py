@@ -1,0 +1,86 @@
+"""Running a scenario: its steps in order, each reported as it ends; whatever happens (a
+failed step, Ctrl-C), the lab is put back as it was before the run: faults healed and live
+impairments restored. labctl.labfile.scenarios reads scenarios from the lab file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..checks.result import CheckResult
+from ..engines.base import Engine
+from ..errors import LabError
+from ..labfile.scenarios import Scenario, Step
+from ..model.shaping import clear_impairment, load_live
+from ..model.topology import Topology
+from .checks import run_checks
+from .faults import apply_live, disconnect, heal, host_action, partition, reconnect
+from .lifecycle import shielded_from_interrupts
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class StepResult:
+    number: int
+    step: Step
+    passed: bool
+    seconds: float
+    detail: str = ""
+    checks: list[CheckResult] = field(default_factory=list)
+
+
+def run_scenario(topology: Topology, engine: Engine, scenario: Scenario, image: str,
+                 progress: Progress, report: Callable[[StepResult], None]) -> list[StepResult]:
+    """Run every step in order and report each as it ends. A step that cannot be carried
+    out stops the run; failed checks do not. The lab is restored at the end."""
+    before = load_live(topology)
+    results: list[StepResult] = []
+    try:
+        for number, step in enumerate(scenario.steps, 1):
+            started = time.monotonic()
+            try:
+                checks = _run_step(topology, engine, step, image, progress)
+            except LabError as exc:
+                result = StepResult(number, step, False, time.monotonic() - started, str(exc))
+                results.append(result)
+                report(result)
+                break
+            failed = [c for c in checks if not c.passed]
+            detail = "; ".join(f"'{c.name}': {c.reason}" for c in failed)
+            result = StepResult(number, step, not failed, time.monotonic() - started, detail, checks)
+            results.append(result)
+            report(result)
+    finally:
+        progress("restoring the lab as it was before the scenario")
+        with shielded_from_interrupts():
+            heal(topology, engine, progress)
+            apply_live(topology, engine, progress, before)
+    return results
+
+
+def _run_step(topology: Topology, engine: Engine, step: Step, image: str, progress: Progress) -> list[CheckResult]:
+    if step.kind == "impair":
+        live = load_live(topology)
+        for target, impairment in step.impairments.items():
+            if impairment is None:
+                clear_impairment(topology, live, target)
+            else:
+                live.changes.append({"target": target, "set": impairment.values()})
+        apply_live(topology, engine, progress, live)
+    elif step.kind == "fault":
+        if step.action == "partition":
+            partition(topology, engine, step.sides, progress)
+        elif step.action == "disconnect":
+            disconnect(topology, engine, step.target)
+        elif step.action == "reconnect":
+            reconnect(topology, engine, step.target, progress)
+        else:
+            host_action(topology, engine, step.target, step.action, progress)
+    elif step.kind == "heal":
+        heal(topology, engine, progress)
+    else:
+        return run_checks(topology, engine, step.checks, image)
+    return []

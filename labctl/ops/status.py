@@ -1,0 +1,70 @@
+"""What `labctl status` reports: each host's state, health, addresses, services and
+faults, and how the network helpers fare, assembled from the engine and the lab's state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..engines.base import Engine, HostState
+from ..model.topology import Topology
+from .faults import current_faults
+
+
+@dataclass
+class HostRow:
+    name: str
+    state: str
+    health: str | None
+    addresses: dict[str, str]
+    services: list[str]
+    faults: list[str]
+    machine: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class LabStatus:
+    lab: str
+    running: bool
+    shows_machines: bool             # the engine spreads hosts over machines
+    hosts: list[HostRow] = field(default_factory=list)
+    helpers: list[HostState] = field(default_factory=list)
+    states: list[HostState] = field(default_factory=list)
+    faults_by_host: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def helpers_ready(self) -> int:
+        return sum(state.ready for state in self.helpers)
+
+    @property
+    def helpers_failed(self) -> list[str]:
+        return [state.name for state in self.helpers if state.failed]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """Every container, as the engine reports it, with each host's faults."""
+        return [{**asdict(state), "faults": self.faults_by_host.get(state.name, []) if state.role == "host" else []}
+                for state in self.states]
+
+
+def lab_status(topology: Topology, engine: Engine) -> LabStatus:
+    states = engine.states(topology)
+    hosts = [state for state in states if state.role == "host" and state.name in topology.hosts]
+    faults = current_faults(topology, engine, [s.name for s in hosts if s.state == "running"])
+    status = LabStatus(topology.name, bool(states), not topology.traits.bridges, states=states,
+                       helpers=[state for state in states if state.role != "host"],
+                       faults_by_host={state.name: faults.of(state.name) for state in hosts})
+    # Where the engine assigns addresses, only running tasks have them: ask it.
+    assigned = engine.addresses(topology) if topology.traits.assigns_addresses else None
+    for state in hosts:
+        host = topology.hosts[state.name]
+        if assigned is not None:
+            addresses = dict(sorted(assigned.get(state.name, {}).items()))
+        else:
+            addresses = {a.network: str(a.address) for a in host.attachments}
+        services = (["router"] if host.router else []) + [f"{s.kind}:{s.port}" for s in host.services]
+        status.hosts.append(HostRow(state.name, state.state, state.health, addresses, services,
+                                    faults.of(state.name), state.machine, state.reason))
+    for name in sorted(set(topology.hosts) - {state.name for state in hosts}):
+        status.hosts.append(HostRow(name, "missing", None, {}, [], []))
+    return status

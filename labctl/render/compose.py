@@ -1,0 +1,247 @@
+"""Topology -> a standard Compose document that `docker compose up` runs without labctl.
+
+Besides one service per lab host, the document holds short-lived helpers (names start with
+`lc-`) that do network administration with NET_ADMIN so the hosts never need it:
+`lc-routes-<host>` joins a host's namespace and sets its routes; `lc-fabric` lets routed
+traffic cross the lab's internal bridges (see services/netadmin.py); `lc-net-<host>` is a
+sidecar in a host's namespace that applies its impairments and partitions and removes them
+when it stops (see services/shaper.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import LabError
+from ..model.addressing import computed_routes, hosts_table
+from ..model.shaping import LiveState, sidecar_specs
+from ..model.topology import Host, Topology
+from ..names import (HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SIDECAR_APPLIED,
+                     SIDECAR_GRACE, SPEC_LABEL, bridge_name, fabric_tag, labels, net_service,
+                     routes_service)
+from .pki import LabPki
+
+HEALTH_INTERVAL = "1s"
+SIDECAR_READY = ["test", "-f", SIDECAR_APPLIED]
+
+
+def sidecar_command(spec: dict[str, Any]) -> list[str]:
+    return ["python3", f"{SERVICES_PATH}/shaper.py", json.dumps(spec, separators=(",", ":"))]
+
+
+@dataclass(frozen=True)
+class CopiedFile:
+    """A file a host gets as a copy (a config, or a secret for its key) rather than a bind
+    mount: on a Swarm, and on an engine reached over SSH."""
+    name: str     # unique in the lab; shared files (the CA) share it
+    source: Path
+    target: str
+    secret: bool = False
+
+    @property
+    def mode(self) -> int:
+        if self.secret:
+            return 0o400
+        return 0o555 if os.access(self.source, os.X_OK) else 0o444
+
+
+def copied_files(host: Host, pki: LabPki) -> list[CopiedFile]:
+    """What `host` needs in its file system: the lab's CAs, its certificate and key, and its
+    `files:` (a directory becomes one copy per file in it)."""
+    credentials = pki.host(host.name)
+    copies = [CopiedFile("ca", pki.ca_certificate, f"{PKI_PATH}/ca.pem"),
+              CopiedFile("untrusted-ca", pki.untrusted_ca_certificate, f"{PKI_PATH}/untrusted-ca.pem"),
+              CopiedFile(f"{host.name}-cert", credentials.certificate, f"{PKI_PATH}/host.pem"),
+              CopiedFile(f"{host.name}-key", credentials.key, f"{PKI_PATH}/host.key", secret=True)]
+    for index, mount in enumerate(host.files):
+        if mount.source.is_dir():
+            inside = sorted(path for path in mount.source.rglob("*") if path.is_file())
+            copies += [CopiedFile(f"{host.name}-file-{index}-{number}", path,
+                                  f"{mount.target.rstrip('/')}/{path.relative_to(mount.source).as_posix()}")
+                       for number, path in enumerate(inside)]
+        else:
+            copies.append(CopiedFile(f"{host.name}-file-{index}", mount.source, mount.target))
+    return copies
+
+
+def render(topology: Topology, image: str, pki: LabPki, output: Path,
+           live: LiveState | None = None, copies_files: bool = False) -> dict[str, Any]:
+    """The lab as Compose sees it. `live` adds the impairments and partitions that live
+    commands made, so re-rendering keeps them. `copies_files` (for an engine on another
+    machine, where this machine's paths mean nothing) gives hosts their files as configs
+    and their keys as secrets instead of bind mounts."""
+    base = output.parent
+    services: dict[str, Any] = {}
+    copies: dict[str, dict[str, Any]] = {"configs": {}, "secrets": {}}
+    for host in topology.hosts.values():
+        services[host.name] = _host_service(topology, host, image, pki, base)
+        if copies_files:
+            services[host.name].pop("volumes")
+            services[host.name].update(_copied(topology, host, pki, base, copies))
+        routes = computed_routes(topology, host)
+        if routes:
+            services[routes_service(host.name)] = _helper(
+                topology, image, "routes", host=host.name,
+                network_mode=f"service:{host.name}",
+                command=["python3", f"{SERVICES_PATH}/netadmin.py", "routes",
+                         *[f"{route.destination}={route.via}" for route in routes]],
+                depends_on={host.name: {"condition": "service_started"}})
+    for host, spec in sidecar_specs(topology, live).items():
+        # Long-running: the fallback's delayer lives here, and stopping it (SIGTERM)
+        # removes what it set. Its spec label is what `impair --show` reports.
+        sidecar = _helper(topology, image, "net", host=host, network_mode=f"service:{host}",
+                          command=sidecar_command(spec),
+                          depends_on={host: {"condition": "service_started"}})
+        sidecar["labels"][SPEC_LABEL] = json.dumps(spec, separators=(",", ":"))
+        sidecar["stop_grace_period"] = f"{SIDECAR_GRACE}s"
+        sidecar["healthcheck"] = _healthcheck(SIDECAR_READY)
+        services[net_service(host)] = sidecar
+    if any(host.router or host.routes for host in topology.hosts.values()):
+        services["lc-fabric"] = _helper(
+            topology, image, "fabric", network_mode="host",
+            command=["python3", f"{SERVICES_PATH}/netadmin.py", "fabric-add", fabric_tag(topology),
+                     *[bridge_name(topology, name) for name in topology.networks]])
+    networks = {
+        name: {
+            "driver": "bridge",
+            "internal": network.internal,
+            "driver_opts": {"com.docker.network.bridge.name": bridge_name(topology, name)},
+            "ipam": {"config": [{"subnet": str(network.subnet), "gateway": str(network.gateway)}]},
+            "labels": labels(topology),
+        }
+        for name, network in topology.networks.items()
+    }
+    document = {"name": topology.project, "services": services, "networks": networks}
+    if copies_files:
+        document.update({kind: entries for kind, entries in copies.items() if entries})
+    return document
+
+
+def _copied(topology: Topology, host: Host, pki: LabPki, base: Path,
+            copies: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A host's configs and secrets for Compose, adding their definitions to `copies`.
+    Compose copies both into the container before it starts. A config carries its text;
+    a secret names an environment variable and, under SECRET_SOURCE, the file labctl fills
+    it from when it runs Compose, so no key is written into the document."""
+    references: dict[str, list[dict[str, Any]]] = {"configs": [], "secrets": []}
+    for copy in copied_files(host, pki):
+        kind = "secrets" if copy.secret else "configs"
+        if copy.secret:
+            definition = {"environment": f"LABCTL_SECRET_{copy.name.upper().replace('-', '_')}",
+                          SECRET_SOURCE: relative_path(copy.source, base)}
+        else:
+            try:
+                definition = {"content": copy.source.read_text()}
+            except UnicodeDecodeError:
+                raise LabError(f"{copy.source}: only text files can be copied to an engine on "
+                               "another machine") from None
+        copies[kind][copy.name] = {"name": f"{topology.project}-{copy.name}", **definition}
+        references[kind].append({"source": copy.name, "target": copy.target, "mode": copy.mode})
+    return {kind: entries for kind, entries in references.items() if entries}
+
+
+def relative_path(path: Path, base: Path) -> str:
+    relative = os.path.relpath(path, base)
+    return relative if relative.startswith(".") else f"./{relative}"
+
+
+def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base: Path) -> dict[str, Any]:
+    credentials = pki.host(host.name)
+    service = host_basics(topology, host, image)
+    service.update({
+        "networks": {attachment.network: {"ipv4_address": str(attachment.address)}
+                     for attachment in host.attachments},
+        "extra_hosts": [f"{name}:{address}" for name, address in
+                        sorted(hosts_table(topology, host).items())],
+        "security_opt": ["no-new-privileges:true"],
+        "volumes": [
+            f"{relative_path(pki.ca_certificate, base)}:{PKI_PATH}/ca.pem:ro",
+            f"{relative_path(pki.untrusted_ca_certificate, base)}:{PKI_PATH}/untrusted-ca.pem:ro",
+            f"{relative_path(credentials.certificate, base)}:{PKI_PATH}/host.pem:ro",
+            f"{relative_path(credentials.key, base)}:{PKI_PATH}/host.key:ro",
+            *[f"{relative_path(mount.source, base)}:{mount.target}:{'rw' if mount.writable else 'ro'}"
+              for mount in host.files],
+        ],
+    })
+    if host.build:
+        build: dict[str, Any] = {"context": relative_path(Path(host.build["context"]), base),
+                                 "labels": labels(topology)}
+        if "dockerfile" in host.build:
+            build["dockerfile"] = host.build["dockerfile"]
+        service["build"] = build
+        service["image"] = f"{topology.project}-{host.name}"
+    return service
+
+
+def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
+    """What a host's service is on any engine: its image, program, readiness and labels.
+    Networks, files and placement differ between Compose and a Swarm stack."""
+    service: dict[str, Any] = {
+        "image": host.image or image,
+        "hostname": host.name,
+        "init": True,
+        "stop_grace_period": "2s",
+        "labels": labels(topology, **{HOST_LABEL: host.name, ROLE_LABEL: "host"}),
+    }
+    if host.router:
+        service["sysctls"] = {"net.ipv4.ip_forward": 1}
+    if host.env:
+        service["environment"] = dict(host.env)
+    if host.services:
+        spec = [{"kind": s.kind, "port": s.port,
+                 **({"client_cert": s.client_cert} if s.client_cert != "none" else {})}
+                for s in host.services]
+        service["command"] = ["python3", f"{SERVICES_PATH}/labsvc.py",
+                              json.dumps(spec, separators=(",", ":"))]
+        service["healthcheck"] = _healthcheck(["python3", "-I", "-S", f"{SERVICES_PATH}/health.py",
+                                               *[f"{s.transport}:{s.port}" for s in host.services]])
+    elif host.command:
+        service["command"] = host.command
+    elif host.runs_lab_image:
+        service["command"] = ["sleep", "infinity"]
+    if host.ready and host.ready.tcp_port:
+        # User images may lack Python, so probe the port with the shell's /dev/tcp if bash
+        # exists, else nc; both are in labctl's own image.
+        port = host.ready.tcp_port
+        service["healthcheck"] = _healthcheck(
+            ["CMD-SHELL", f"nc -z 127.0.0.1 {port} || bash -c '</dev/tcp/127.0.0.1/{port}'"])
+    elif host.ready and host.ready.command:
+        service["healthcheck"] = _healthcheck(["CMD-SHELL", host.ready.command])
+    return service
+
+
+def _healthcheck(test: list[str]) -> dict[str, Any]:
+    if test[0] not in ("CMD", "CMD-SHELL"):
+        test = ["CMD", *test]
+    return {"test": test, "interval": HEALTH_INTERVAL, "timeout": "2s", "retries": 60}
+
+
+def _helper(topology: Topology, image: str, role: str, command: list[str], network_mode: str,
+            host: str | None = None, depends_on: dict[str, Any] | None = None) -> dict[str, Any]:
+    helper: dict[str, Any] = {
+        "image": image,
+        "network_mode": network_mode,
+        "cap_add": ["NET_ADMIN"],
+        "restart": "no",
+        "labels": labels(topology, **{ROLE_LABEL: role, **({HOST_LABEL: host} if host else {})}),
+        "command": command,
+    }
+    if depends_on:
+        helper["depends_on"] = depends_on
+    return helper
+
+
+def write_compose(document: dict[str, Any], output: Path, source_file: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# Rendered by labctl from {os.path.relpath(source_file, output.parent)}; "
+              "edit the lab file, not this one.\n")
+    text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
+    temporary = output.with_suffix(".tmp")
+    temporary.write_text(header + text)
+    temporary.replace(output)
