@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from .assets import host_tag
+from .checks.kinds import check_kinds
 from .checks.result import CheckResult
 from .checks.spec import CheckParser, CheckSpec
 from .engines.base import Engine, ExecResult
@@ -65,7 +66,7 @@ class RunningLab:
         raw.update({("from" if key == "from_" else key): value for key, value in fields.items()})
         raw.setdefault("name", "probe")
         source = Source("<probe>", raw)
-        parser = CheckParser(source, self.topology)
+        parser = CheckParser(source, self.topology, check_kinds())
         check = parser.parse(raw, ())
         parser.link([check], self.lab.checks, (), indexed=False)
         return self.run([check])[0]

@@ -1,4 +1,5 @@
-"""Check kinds: each is one module under kinds/ that declares a `KIND`, found by looking.
+"""Check kinds: each is one module under kinds/ that declares a `KIND`, found by looking
+(labctl.checks.kinds.check_kinds).
 
 A kind says which keys its block holds, how it parses them, what errors a check may expect
 of it, what it asks the probe inside the client host, and how it judges what the probe saw.
@@ -8,9 +9,6 @@ probe's handler table in services/probe.py; nothing else.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,15 +45,3 @@ class CheckKind:
     def problems(self, check: CheckSpec, observation: dict[str, Any]) -> list[str]:
         """Why the client's side fails, or []."""
         raise NotImplementedError
-
-
-@cache
-def check_kinds() -> dict[str, CheckKind]:
-    """Every kind, by the key a check names it with, in the order of their modules."""
-    from . import kinds
-    found = []
-    for module in pkgutil.iter_modules(kinds.__path__):
-        declared = getattr(importlib.import_module(f"{kinds.__name__}.{module.name}"), "KIND", None)
-        if isinstance(declared, CheckKind):
-            found.append(declared)
-    return {kind.name: kind for kind in sorted(found, key=lambda kind: (kind.order, kind.name))}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,9 +90,10 @@ class CheckSpec:
 class CheckParser:
     """Reads one check at a time; knows the lab (hosts, folder) the check must fit."""
 
-    def __init__(self, source: Source, topology: Topology):
+    def __init__(self, source: Source, topology: Topology, kinds: Mapping[str, CheckKind]):
         self.source = source
         self.topology = topology
+        self.kinds = kinds
 
     def parse_all(self, raw: Any) -> list[CheckSpec]:
         checks: list[CheckSpec] = []
@@ -113,9 +115,8 @@ class CheckParser:
             check.kind.link(self, check, known, path + (index,) if indexed else path)
 
     def parse(self, raw: Any, path: KeyPath) -> CheckSpec:
-        from .kind import check_kinds
         source = self.source
-        kinds = check_kinds()
+        kinds = self.kinds
         named = [name for name in kinds if isinstance(raw, dict) and name in raw]
         if len(named) != 1:
             if not isinstance(raw, dict):
@@ -280,5 +281,6 @@ class CheckParser:
         return side
 
 
-def parse_checks(source: Source, raw: Any, topology: Topology) -> list[CheckSpec]:
-    return CheckParser(source, topology).parse_all(raw)
+def parse_checks(source: Source, raw: Any, topology: Topology,
+                 kinds: Mapping[str, CheckKind]) -> list[CheckSpec]:
+    return CheckParser(source, topology, kinds).parse_all(raw)

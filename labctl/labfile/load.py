@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checks.kinds import check_kinds
 from ..checks.spec import CheckSpec, parse_checks
 from ..errors import LabError
 from ..model.addressing import resolve_addresses
@@ -58,6 +59,6 @@ def load_lab(path: str | Path, engines: Mapping[str, EngineTraits], engine: str 
     check_engine_can_run(topology, topology.traits)
     resolve_addresses(topology)
     topology.impairments = parse_impairments(source, top.get("impairments"), topology)
-    checks = parse_checks(source, top.get("checks"), topology)
+    checks = parse_checks(source, top.get("checks"), topology, check_kinds())
     scenarios = parse_scenarios(source, top.get("scenarios"), topology, checks)
     return Lab(topology, checks, scenarios)

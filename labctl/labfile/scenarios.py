@@ -22,6 +22,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks.kinds import check_kinds
 from ..checks.spec import CheckParser, CheckSpec
 from ..errors import LabError
 from ..model.faults import HOST_ACTIONS
@@ -55,7 +56,7 @@ class Scenario:
 
 def parse_scenarios(source: Source, raw: Any, topology: Topology, known: list[CheckSpec]) -> dict[str, Scenario]:
     items = source.named_mapping(raw, ("scenarios",), "scenario")
-    parser = CheckParser(source, topology)
+    parser = CheckParser(source, topology, check_kinds())
     scenarios = {}
     for name, body in items.items():
         path: KeyPath = ("scenarios", name)

@@ -1,0 +1,147 @@
+"""Installed is the product: a wheel built from the checkout, installed into a fresh virtual
+environment outside it, runs labs from a folder that is not the checkout: `labctl up`,
+`check`, `pytest lab.yaml` and the `lab` fixture in someone else's project, a lab with a
+`build:` host and `files:`, and `down`, leaving nothing behind and writing nothing into
+site-packages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from labctl.assets import host_tag
+from labctl.engines.factory import read_lab
+
+from ..conftest import REPO
+from .conftest import default_lab_copy, leftovers
+
+pytestmark = pytest.mark.integration
+
+NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+                                    ".pytest_cache", ".labctl")
+
+
+def run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("LABCTL_", "PYTEST_", "VIRTUAL_ENV"))}
+    env["PATH"] = f"{Path(argv[0]).parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return result
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"{result.args}: {result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, engine) -> Path:
+    """The bin folder of a fresh environment holding only the wheel and its dependencies."""
+    root = tmp_path_factory.mktemp("installed")
+    source = root / "source"
+    # A copy of the checkout's files (no build debris, no rendered labs), so the wheel holds
+    # exactly what the repository does.
+    shutil.copytree(REPO, source, ignore=NOT_SOURCE)
+    ok(run([sys.executable, "-m", "build", "--wheel", "--outdir", str(root / "dist"), str(source)], root))
+    [wheel] = (root / "dist").glob("labctl_net-*.whl")
+    venv.create(root / "env", with_pip=True)
+    bin_folder = root / "env" / "bin"
+    ok(run([str(bin_folder / "pip"), "install", "--quiet", str(wheel), "pytest"], root))
+    # As a user would: doctor --install fetches Compose into this environment; the engine
+    # and the image bootstrapper are there already.
+    ok(run([str(bin_folder / "labctl"), "doctor", "--install", "--quiet"], root))
+    return bin_folder
+
+
+def site_packages(bin_folder: Path) -> set[str]:
+    """What the environment holds, bytecode caches aside."""
+    [found] = (bin_folder.parent / "lib").glob("python3*/site-packages")
+    return {str(path.relative_to(found)) for path in found.rglob("*") if "__pycache__" not in path.parts}
+
+
+def test_the_wheel_runs_the_default_lab_from_any_folder(installed, engine, image, tmp_path):
+    labctl = str(installed / "labctl")
+    lab_file = default_lab_copy(tmp_path, "wheel-campus", 77)
+    assert "labctl/_data/services" in ok(run([str(installed / "python"), "-c",
+                                              "import labctl.assets as a; print(a.folder('services'))"],
+                                             tmp_path)).stdout
+    topology = read_lab(lab_file).topology
+    installed_files = site_packages(installed)
+    try:
+        ok(run([labctl, "validate", "lab.yaml"], tmp_path))
+        ok(run([labctl, "up"], tmp_path))
+        checked = ok(run([labctl, "check"], tmp_path))
+        assert "12 passed, 0 failed" in checked.stdout, checked.stdout
+        # someone else's project: the lab file as test items, and the `lab` fixture
+        (tmp_path / "test_mine.py").write_text(
+            "def test_echo_from_my_suite(lab):\n"
+            "    result = lab.check('tcp echo')\n"
+            "    assert result.passed, result.reason\n"
+            "    assert lab.transcript('echo')\n")
+        tested = run([str(installed / "pytest"), "-p", "no:cacheprovider", "lab.yaml", "test_mine.py"],
+                     tmp_path)
+        assert tested.returncode == 0 and "13 passed" in tested.stdout, tested.stdout[-3000:]
+        assert (tmp_path / "compose" / "wheel-campus.yaml").is_file()
+        assert (tmp_path / ".labctl" / "wheel-campus" / "pki" / "ca.pem").is_file()
+    finally:
+        down = run([labctl, "down"], tmp_path)
+    ok(down)
+    assert leftovers(engine, topology, image) == {}
+    assert site_packages(installed) == installed_files   # rendered files and state went beside the lab
+
+
+BUILT_LAB = """
+name: wheel-built
+networks:
+  net: {{subnet: 10.78.1.0/24}}
+hosts:
+  greeter:
+    networks: {{net: 10.78.1.10}}
+    build: ./greeter
+    files: ["./greeting.txt:/etc/greeting.txt"]
+    ready: {{tcp: 9100}}
+  visitor: {{networks: [net]}}
+checks:
+  - name: the built server greets with the mounted file
+    from: visitor
+    to: greeter:9100
+    tcp: {{send: "ada\\n", expect: "hello from the lab, ada\\n"}}
+    server: false
+"""
+
+GREETER = """\
+import socket
+server = socket.create_server(("", 9100))
+greeting = open("/etc/greeting.txt").read().strip()
+while True:
+    conn, _ = server.accept()
+    with conn:
+        name = conn.makefile().readline().strip()
+        conn.sendall(f"{greeting}, {name}\\n".encode())
+"""
+
+
+def test_a_lab_folder_with_a_build_host_and_files(installed, engine, image, tmp_path):
+    labctl = str(installed / "labctl")
+    (tmp_path / "greeter").mkdir()
+    (tmp_path / "greeter" / "Dockerfile").write_text(
+        f"FROM {host_tag()}\nCOPY greeter.py /srv/greeter.py\nCMD [\"python3\", \"-u\", \"/srv/greeter.py\"]\n")
+    (tmp_path / "greeter" / "greeter.py").write_text(GREETER)
+    (tmp_path / "greeting.txt").write_text("hello from the lab\n")
+    (tmp_path / "lab.yaml").write_text(BUILT_LAB.format())
+    topology = read_lab(tmp_path / "lab.yaml").topology
+    try:
+        ok(run([labctl, "up"], tmp_path))
+        checked = ok(run([labctl, "check"], tmp_path))
+        assert "1 passed, 0 failed" in checked.stdout
+    finally:
+        down = run([labctl, "down"], tmp_path)
+    ok(down)
+    assert "1 built image" in down.stderr
+    assert leftovers(engine, topology, image) == {}
