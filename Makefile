@@ -10,8 +10,10 @@ PYTEST_ARGS ?=
 .PHONY: lab-up lab-down lab-check test unit integration env doctor image clean bench
 
 # The virtual environment, rebuilt when the package's dependencies change.
+# The distribution was called `labctl` before it took its own name; an old one goes first.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip uninstall --quiet --yes labctl 2>/dev/null || true
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
@@ -35,17 +37,20 @@ lab-check: $(BIN)/.installed
 lab-down: $(BIN)/.installed
 	$(LABCTL) down
 
+# The import contracts first: a layer importing one above it fails in seconds.
 test: env
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS) tests examples lab.yaml
 
 unit: $(BIN)/.installed
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
 
 integration: env
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
 
 clean:
-	rm -rf $(VENV) compose/*.yaml .labctl .pytest_cache
+	rm -rf $(VENV) compose/*.yaml .labctl .pytest_cache build dist *.egg-info
 
 bench: env
 	$(BIN)/python bench/checks.py

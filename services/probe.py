@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The client side of checks: run a batch of probes and report what was observed.
 
-Usage: probe.py BASE64_JSON   (a list of probe specs, built by labctl/checks.py)
+Usage: probe.py BASE64_JSON   (a list of probe specs, built by labctl/checks/probe.py)
 Prints one JSON list of observations. It judges nothing: labctl compares what was
 observed with what the check expects. Standard library only.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bend one host's network from inside its namespace: impairments and partitions.
 
-Usage: shaper.py SPEC_JSON     (built by labctl/shaping.py)
+Usage: shaper.py SPEC_JSON     (built by labctl/model/shaping.py)
 
 Runs as the host's sidecar (`lc-net-<host>`), the only container with NET_ADMIN in that
 namespace; the host itself stays unprivileged. On start it clears whatever an earlier

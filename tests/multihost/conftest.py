@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from labctl import cluster
-from labctl.engine import docker_client
+from labctl.engines import cluster
+from labctl.engines.containers import docker_client
+from labctl.engines.images import ensure_host_image
+from labctl.engines.machines import machine_names, start_machines, stop_machines
 from labctl.errors import LabError
-from labctl.images import ensure_host_image
-from labctl.machines import machine_names, start_machines, stop_machines
-from labctl.render import LAB_LABEL
+from labctl.names import LAB_LABEL
 
 SANDBOX = "lc-multihost"
 SUBNET = "10.248.0.0/24"

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from labctl import cluster
+from labctl.engines import cluster
+from labctl.engines.base import bind_addresses
+from labctl.engines.factory import read_lab
+from labctl.engines.kinds import EngineChoice
+from labctl.engines.machines import wait_for_engine
+from labctl.engines.ssh import SshTarget, generate_key, known_hosts_line, remote_client
+from labctl.engines.swarm import SwarmEngine
 from labctl.errors import EngineError
-from labctl.images import SERVICES_PATH
-from labctl.lab import bind_addresses
-from labctl.machines import wait_for_engine
-from labctl.render import LAB_LABEL
-from labctl.swarm import SwarmEngine
-from labctl.topology import load_topology
-from labctl.ssh import SshTarget, generate_key, known_hosts_line, remote_client
+from labctl.names import LAB_LABEL, SERVICES_PATH
 
 from ..conftest import REPO
 from .conftest import names
@@ -135,9 +135,21 @@ class TestTheDefaultLabOnTheSwarm:
         assert all(passed(results).values()), [r for r in results.values() if not r["passed"]]
         assert all(PLACEMENT[r["source"]] != PLACEMENT[r["target"]] for r in results.values() if r["source"])
 
+    def test_pytest_runs_a_swarm_labs_checks(self, machines, running_lab):
+        """`pytest lab.yaml` opens the same engine as the CLI: the Swarm the environment
+        names, whose running lab it uses and leaves running."""
+        env = {**os.environ, "LABCTL_ENGINE": "swarm", "LABCTL_CLUSTER": str(machines)}
+        result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-s",
+                                 str(running_lab)], capture_output=True, text=True, timeout=300,
+                                env=env, cwd=running_lab.parent)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert "12 passed" in result.stdout
+        assert "already running; it is left running" in result.stderr + result.stdout
+        status = on_swarm(running_lab, machines, "status", "--json")
+        assert {s["name"] for s in json.loads(status.stdout) if s["role"] == "host"} == set(PLACEMENT)
 
     def test_impairments_and_faults_reach_hosts_on_other_machines(self, machines, running_lab, local_engine):
-        topology = load_topology(running_lab, engine="swarm")
+        topology = read_lab(running_lab, EngineChoice(kind="swarm")).topology
         engine = SwarmEngine.for_cluster(cluster.load_cluster(machines), local_engine)
         try:
             def echo_rtt() -> float:

@@ -4,13 +4,12 @@ print through them."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from functools import cache
 from typing import Callable
 
 from ...checks.result import CheckResult
+from ...registry import declared
 
 
 @dataclass(frozen=True)
@@ -23,9 +22,4 @@ class ResultFormat:
 
 @cache
 def result_formats() -> dict[str, ResultFormat]:
-    found = []
-    for module in pkgutil.iter_modules(__path__):
-        declared = getattr(importlib.import_module(f"{__name__}.{module.name}"), "FORMAT", None)
-        if isinstance(declared, ResultFormat):
-            found.append(declared)
-    return {item.name: item for item in sorted(found, key=lambda item: item.name)}
+    return {item.name: item for item in declared(__name__, __path__, "FORMAT", ResultFormat)}

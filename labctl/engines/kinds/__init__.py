@@ -5,14 +5,13 @@ loads docker or paramiko."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ...model.traits import EngineTraits
+from ...registry import declared
 
 if TYPE_CHECKING:
     from ...model.topology import Topology
@@ -44,9 +43,4 @@ class EngineKind:
 
 @cache
 def engine_kinds() -> dict[str, EngineKind]:
-    found = []
-    for module in pkgutil.iter_modules(__path__):
-        declared = getattr(importlib.import_module(f"{__name__}.{module.name}"), "KIND", None)
-        if isinstance(declared, EngineKind):
-            found.append(declared)
-    return {kind.name: kind for kind in sorted(found, key=lambda kind: kind.name)}
+    return {kind.name: kind for kind in declared(__name__, __path__, "KIND", EngineKind)}

@@ -6,13 +6,12 @@ needs from these declarations.
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 from dataclasses import dataclass
 from functools import cache
 
 from ...errors import LabError
+from ...registry import declared
 
 VARIABLE = "LABCTL_SHAPER"   # auto (the default), or a mechanism's name to force it
 AUTO = "auto"
@@ -31,11 +30,7 @@ class Mechanism:
 
 @cache
 def mechanisms() -> dict[str, Mechanism]:
-    found = []
-    for module in pkgutil.iter_modules(__path__):
-        declared = getattr(importlib.import_module(f"{__name__}.{module.name}"), "MECHANISM", None)
-        if isinstance(declared, Mechanism):
-            found.append(declared)
+    found = declared(__name__, __path__, "MECHANISM", Mechanism)
     return {mechanism.name: mechanism for mechanism in sorted(found, key=lambda m: m.preference)}
 
 
