@@ -73,12 +73,27 @@ def fabric_tag(lab: NamedLab) -> str:
     return f"labctl:{lab.name}"
 
 
+def helper_service(role: str, host: str | None = None) -> str:
+    """A helper's service name: lc-ROLE-HOST for one host's, lc-ROLE for the lab's."""
+    return f"{RESERVED_PREFIX}{role}" + (f"-{host}" if host else "")
+
+
 def net_service(host: str) -> str:
-    return f"{RESERVED_PREFIX}net-{host}"
+    return helper_service("net", host)
 
 
 def routes_service(host: str) -> str:
-    return f"{RESERVED_PREFIX}routes-{host}"
+    return helper_service("routes", host)
+
+
+def host_of(service: str, role: str) -> str | None:
+    """The host a helper service named by `helper_service(role, host)` serves, if it is one."""
+    prefix = helper_service(role) + "-"
+    return service[len(prefix):] if service.startswith(prefix) else None
+
+
+FABRIC_SERVICE = helper_service("fabric")
+IMAGE_SOURCE_LABEL = "io.labctl.from"   # registry | mirror: where an image's base came from
 
 
 def labels(lab: NamedLab, **extra: str) -> dict[str, str]:

@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
     except LabError as exc:
         print(f"labctl: error: {exc}", file=sys.stderr)
         return 2

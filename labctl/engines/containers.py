@@ -16,7 +16,7 @@ import requests.exceptions
 
 from ..errors import EngineError, LabError
 from ..model.topology import Topology
-from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE
+from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, helper_service
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress
 
 def docker_client() -> docker.DockerClient:
@@ -42,7 +42,7 @@ def _parse_summary(summary: dict) -> HostState:
     role = labels.get(ROLE_LABEL, "host")
     host = labels.get(HOST_LABEL)
     # Compose names its services; a helper labctl started itself is named by role and host.
-    service = labels.get("com.docker.compose.service") or (f"lc-{role}-{host}" if host and role != "host" else "")
+    service = labels.get("com.docker.compose.service") or (helper_service(role, host) if host and role != "host" else "")
     return HostState(
         name=host or service if role == "host" else service,
         role=role,
@@ -274,7 +274,7 @@ class ContainerEngine:
                       labels: dict[str, str], ready: list[str]) -> None:
         """Start a long-running helper with NET_ADMIN in `host`'s namespace (on a Swarm,
         where it cannot be a service), replacing the one of the same role there was."""
-        name = f"{topology.project}-lc-{role}-{host}"
+        name = f"{topology.project}-{helper_service(role, host)}"
         try:
             previous = self.client.containers.get(name)
             previous.stop(timeout=SIDECAR_GRACE)  # SIGTERM: it undoes its work

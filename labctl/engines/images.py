@@ -31,7 +31,7 @@ import docker.errors
 
 from ..assets import base_tag, host_tag, node_tag, packages, recipe_files, service_files
 from ..errors import LabError
-from ..names import IMAGE_LABEL, PKI_PATH, SERVICES_PATH, TRANSCRIPT
+from ..names import IMAGE_LABEL, IMAGE_SOURCE_LABEL, PKI_PATH, SERVICES_PATH, TRANSCRIPT
 
 Progress = Callable[[str], None]
 
@@ -152,7 +152,7 @@ def _build_from_registry(client: docker.DockerClient, tag: str, recipe: tuple[st
     try:
         client.images.build(fileobj=context, custom_context=True, dockerfile="Dockerfile", tag=tag,
                             pull=False, rm=True, forcerm=True,
-                            labels={IMAGE_LABEL: kind, "io.labctl.from": "registry"})
+                            labels={IMAGE_LABEL: kind, IMAGE_SOURCE_LABEL: "registry"})
     except (docker.errors.BuildError, docker.errors.APIError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise LabError(message[:200]) from None
@@ -228,7 +228,7 @@ def _bootstrap_from_mirror(client: docker.DockerClient, tag: str, progress: Prog
             raise LabError("no registry answered and neither mmdebstrap nor debootstrap is installed; "
                            "run 'labctl doctor --install'")
         progress("image: importing the root filesystem")
-        changes = [f"CMD {command}", f"LABEL {IMAGE_LABEL}={kind} io.labctl.from=mirror",
+        changes = [f"CMD {command}", f"LABEL {IMAGE_LABEL}={kind} {IMAGE_SOURCE_LABEL}=mirror",
                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         with open(rootfs_tar, "rb") as handle:
             try:

@@ -19,7 +19,7 @@ from ..model.impairment import Interface
 from ..model.shaping import LiveState, effective, load_live, save_live, sidecar_specs
 from ..model.targets import resolve_target
 from ..model.topology import Topology
-from ..names import net_service, routes_service
+from ..names import host_of, net_service, routes_service
 from ..render.lab import render_lab
 
 Progress = Callable[[str], None]
@@ -40,7 +40,7 @@ def apply_live(topology: Topology, engine: Engine, progress: Progress, live: Liv
     engine.remove(topology, sorted(current - wanted))
     # A stopped host's sidecar cannot join its namespace; `start` brings it along later.
     engine.update(topology, document, sorted(name for name in wanted
-                                              if name.removeprefix("lc-net-") in running), progress)
+                                              if host_of(name, "net") in running), progress)
 
 
 def reattach(topology: Topology, engine: Engine, host: str, progress: Progress) -> None:

@@ -22,7 +22,7 @@ from ..errors import LabError
 from ..model.addressing import computed_routes, hosts_table
 from ..model.shaping import LiveState, sidecar_specs
 from ..model.topology import Host, Topology
-from ..names import (HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SIDECAR_APPLIED,
+from ..names import (FABRIC_SERVICE, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SIDECAR_APPLIED,
                      SIDECAR_GRACE, SPEC_LABEL, bridge_name, fabric_tag, labels, net_service,
                      routes_service)
 from .pki import LabPki
@@ -103,7 +103,7 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
         sidecar["healthcheck"] = _healthcheck(SIDECAR_READY)
         services[net_service(host)] = sidecar
     if any(host.router or host.routes for host in topology.hosts.values()):
-        services["lc-fabric"] = _helper(
+        services[FABRIC_SERVICE] = _helper(
             topology, image, "fabric", network_mode="host",
             command=["python3", f"{SERVICES_PATH}/netadmin.py", "fabric-add", fabric_tag(topology),
                      *[bridge_name(topology, name) for name in topology.networks]])
