@@ -14,11 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from labctl import lab
-from labctl.checks import run_checks
-from labctl.engine import ComposeEngine
-from labctl.images import ensure_host_image, host_tag
-from labctl.topology import load_topology
+from labctl.assets import host_tag
+from labctl.engines.compose import ComposeEngine
+from labctl.engines.factory import open_engine, read_lab
+from labctl.engines.images import ensure_host_image
+from labctl.labfile.load import Lab
+from labctl.ops import lifecycle
+from labctl.ops.checks import run_checks
 
 REPO = Path(__file__).resolve().parent.parent
 REPEATS = 15
@@ -39,31 +41,34 @@ def timed(action) -> float:
 
 
 def main() -> int:
-    engine = ComposeEngine()
-    ensure_host_image(engine.client, progress)
-    image = host_tag()
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as folder:
         text = (REPO / "lab.yaml").read_text().replace("name: campus", "name: bench")
         text = text.replace("10.10.", "10.250.").replace(r"10\.10\.", r"10\.250\.")
         path = Path(folder) / "lab.yaml"
         path.write_text(text)
-        topology = load_topology(path)
-        lab.up(topology, engine, progress)
+        lab = read_lab(path)
+        topology = lab.topology
+        engine = open_engine(topology)
+        assert isinstance(engine, ComposeEngine)  # the bench compares with `docker exec` on this engine
+        ensure_host_image(engine.image_client, progress)
+        image = host_tag()
+        lifecycle.up(topology, engine, progress)
         try:
-            report(topology, engine, image)
+            report(lab, engine, image)
         finally:
-            lab.down(topology, engine, progress)
+            lifecycle.down(topology, engine, progress)
     return 0
 
 
-def report(topology, engine: ComposeEngine, image: str) -> None:
+def report(lab: Lab, engine: ComposeEngine, image: str) -> None:
     """Per-check overhead is the wall time of a run less the exchanges themselves; for a
     batch, the wall time shared out over its checks (which include the server's side)."""
     container = engine.client.containers.list(filters={"label": ["io.labctl.lab=bench", "io.labctl.host=alice"]})[0]
     container.exec_run(["true"])  # warm up
     bare = median_ms([timed(lambda: container.exec_run(["true"])) for _ in range(REPEATS)])
 
-    single = next(check for check in topology.checks if check.name == "tcp echo")
+    topology = lab.topology
+    single = next(check for check in lab.checks if check.name == "tcp echo")
     without_server = copy.deepcopy(single)
     without_server.server.mode = "off"
     rows = []
@@ -88,7 +93,7 @@ def report(topology, engine: ComposeEngine, image: str) -> None:
     for count in (10, 100, 500):
         checks = []
         for index in range(count):
-            check = copy.deepcopy(topology.checks[index % len(topology.checks)])
+            check = copy.deepcopy(lab.checks[index % len(lab.checks)])
             check.name = f"{check.name} #{index}"
             checks.append(check)
         started = time.perf_counter()

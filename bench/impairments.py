@@ -15,12 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labctl import lab
-from labctl.engine import ComposeEngine
-from labctl.faults import apply_live
-from labctl.images import SERVICES_PATH, ensure_host_image
-from labctl.shaping import LiveState, change_impairment
-from labctl.topology import load_topology
+from labctl.engines.factory import open_engine, read_lab
+from labctl.engines.images import ensure_host_image
+from labctl.model.shaping import LiveState, change_impairment
+from labctl.names import SERVICES_PATH
+from labctl.ops import lifecycle
+from labctl.ops.faults import apply_live
 
 LAB = """\
 name: bench-bend
@@ -39,17 +39,17 @@ def quiet(_message: str) -> None:
 
 
 def main() -> int:
-    engine = ComposeEngine()
-    ensure_host_image(engine.client, quiet)
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as folder:
         path = Path(folder) / "lab.yaml"
         path.write_text(LAB)
-        topology = load_topology(path)
-        lab.up(topology, engine, quiet)
+        topology = read_lab(path).topology
+        engine = open_engine(topology)
+        ensure_host_image(engine.image_client, quiet)
+        lifecycle.up(topology, engine, quiet)
         try:
             report(topology, engine)
         finally:
-            lab.down(topology, engine, quiet)
+            lifecycle.down(topology, engine, quiet)
     return 0
 
 

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engine import ComposeEngine, compose_command, docker_client
+from labctl.assets import host_tag
+from labctl.engines.compose import ComposeEngine, compose_command
+from labctl.engines.containers import docker_client
+from labctl.engines.factory import read_lab
+from labctl.engines.images import ensure_host_image
 from labctl.errors import LabError
-from labctl.images import ensure_host_image
-from labctl.render import LAB_LABEL, fabric_tag
-from labctl.topology import Topology, load_topology
+from labctl.labfile.load import Lab
+from labctl.model.topology import Topology
+from labctl.names import LAB_LABEL, fabric_tag
 
 from ..conftest import REPO
 
@@ -38,7 +42,6 @@ def engine() -> ComposeEngine:
 
 @pytest.fixture(scope="session")
 def image(engine) -> str:
-    from labctl.images import host_tag
     return host_tag()
 
 
@@ -75,8 +78,10 @@ def leftovers(engine: ComposeEngine, topology: Topology, image: str) -> dict[str
     return {kind: items for kind, items in found.items() if items}
 
 
-def load(path: Path) -> Topology:
-    return load_topology(path)
+def load(path: Path) -> Lab:
+    """The lab file as labctl reads it for this machine's engine: `.topology`, `.checks`,
+    `.scenarios`."""
+    return read_lab(path)
 
 
 def quiet(_message: str) -> None:

@@ -15,11 +15,11 @@ import textwrap
 
 import pytest
 
-from labctl import lab
-from labctl.capture import read_pcap
-from labctl.checks import read_transcript, run_checks
-from labctl.doctor import probe_kernel
-from labctl.images import SERVICES_PATH
+from labctl.checks.pcap import read_pcap
+from labctl.names import SERVICES_PATH
+from labctl.ops import lifecycle
+from labctl.ops.checks import read_transcript, run_checks
+from labctl.ops.doctor import probe_kernel
 
 from .conftest import leftovers, load, quiet, run_cli
 
@@ -63,19 +63,19 @@ checks:
 def bent(engine, image, tmp_path_factory):
     folder = tmp_path_factory.mktemp("bend")
     (folder / "lab.yaml").write_text(textwrap.dedent(LAB).lstrip())
-    topology = load(folder / "lab.yaml")
+    lab = load(folder / "lab.yaml")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LABCTL_SHAPER", "fallback")
-        lab.up(topology, engine, quiet)
+        lifecycle.up(lab.topology, engine, quiet)
         try:
-            yield topology
+            yield lab
         finally:
-            lab.down(topology, engine, quiet)
-    assert leftovers(engine, topology, image) == {}
+            lifecycle.down(lab.topology, engine, quiet)
+    assert leftovers(engine, lab.topology, image) == {}
 
 
-def cli(topology, *args: str):
-    result = run_cli("-f", str(topology.file), *args)
+def cli(lab, *args: str):
+    result = run_cli("-f", str(lab.file), *args)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -99,16 +99,16 @@ def binomial_bound(count: int, share: float) -> float:
     return 4 * math.sqrt(share * (1 - share) / count)
 
 
-def only(topology, **values: str) -> None:
+def only(lab, **values: str) -> None:
     """Exactly these impairments on client:net, nothing else anywhere."""
-    cli(topology, "impair", "--clear")
+    cli(lab, "impair", "--clear")
     if values:
-        cli(topology, "impair", "client:net", *[f"--{key}={value}" for key, value in values.items()])
+        cli(lab, "impair", "client:net", *[f"--{key}={value}" for key, value in values.items()])
 
 
 def test_declared_delay_is_applied_by_up_and_live_changes_keep_the_rest(engine, bent):
-    baseline = median_rtt(engine, bent, "bystander")
-    added = median_rtt(engine, bent, "client") - baseline
+    baseline = median_rtt(engine, bent.topology, "bystander")
+    added = median_rtt(engine, bent.topology, "client") - baseline
     assert abs(added - 0.060) <= 0.2 * 0.060, f"declared 60ms, measured {added * 1000:.1f}ms"
 
     cli(bent, "impair", "client:net", "--jitter", "10ms")
@@ -117,7 +117,7 @@ def test_declared_delay_is_applied_by_up_and_live_changes_keep_the_rest(engine, 
     assert shown == [{"interface": "client:net", "delay": 0.03, "jitter": 0.01, "loss": None, "rate": None,
                       "duplicate": None, "corrupt": None, "reorder": None, "mechanism": "fallback",
                       "applied": "yes"}]
-    rtts = measure(engine, bent, "client", "rtt", 40)
+    rtts = measure(engine, bent.topology, "client", "rtt", 40)
     added = statistics.median(rtts) - baseline
     assert abs(added - 0.030) <= 0.2 * 0.030, f"asked 30ms, measured {added * 1000:.1f}ms"
     assert max(rtts) - min(rtts) > 0.010, "10ms of jitter should spread round trips over more than 10ms"
@@ -127,25 +127,25 @@ def test_declared_delay_is_applied_by_up_and_live_changes_keep_the_rest(engine, 
 def test_loss_ratio_is_within_the_binomial_interval(engine, bent):
     only(bent, loss="20%")
     sent = 600
-    received = len(measure(engine, bent, "client", "udp", sent))
+    received = len(measure(engine, bent.topology, "client", "udp", sent))
     lost = 1 - received / sent
     assert abs(lost - 0.20) <= binomial_bound(sent, 0.20), f"declared 20% loss, measured {lost:.1%}"
 
 
 def test_tcp_delivers_every_byte_under_loss_while_udp_loses(engine, bent):
     only(bent, loss="20%")
-    received = len(measure(engine, bent, "client", "udp", 300))
+    received = len(measure(engine, bent.topology, "client", "udp", 300))
     assert received < 300 * 0.9
-    bulk = measure(engine, bent, "client", "bulk", 1_000_000)
+    bulk = measure(engine, bent.topology, "client", "bulk", 1_000_000)
     assert bulk["intact"]
-    entries = [entry for entry in read_transcript(bent, engine, "server")
+    entries = [entry for entry in read_transcript(bent.topology, engine, "server")
                if entry["peer_port"] == bulk["port"] and entry["protocol"] == "tcp"]
     assert [(entry["bytes_in"], entry["sha256"]) for entry in entries] == [(1_000_000, bulk["sha256"])]
 
 
 def test_throughput_under_a_rate_limit_is_within_20_percent(engine, bent):
     only(bent, rate="8mbit")
-    bulk = measure(engine, bent, "client", "bulk", 2_000_000)
+    bulk = measure(engine, bent.topology, "client", "bulk", 2_000_000)
     rate = 2_000_000 * 8 / bulk["seconds"]
     assert bulk["intact"]
     assert abs(rate - 8e6) <= 0.2 * 8e6, f"declared 8mbit, measured {rate / 1e6:.2f}mbit"
@@ -153,20 +153,20 @@ def test_throughput_under_a_rate_limit_is_within_20_percent(engine, bent):
 
 def test_duplication_reordering_and_corruption(engine, bent):
     only(bent, duplicate="50%")
-    replies = measure(engine, bent, "client", "udp", 200)
+    replies = measure(engine, bent.topology, "client", "udp", 200)
     assert abs(len(replies) / 200 - 1.5) <= binomial_bound(200, 0.5), f"{len(replies)} replies to 200"
     assert len(set(replies)) == 200
 
     only(bent, delay="20ms", reorder="50%")
-    replies = measure(engine, bent, "client", "udp", 100)
+    replies = measure(engine, bent.topology, "client", "udp", 100)
     overtaken = sum(1 for earlier, later in zip(replies, replies[1:]) if later < earlier)
     assert sorted(replies) == list(range(100)) and overtaken >= 10, replies
 
     only(bent, corrupt="30%")
-    received = len(measure(engine, bent, "client", "udp", 800))
+    received = len(measure(engine, bent.topology, "client", "udp", 800))
     assert abs(received / 800 - 0.70) <= binomial_bound(800, 0.30), \
         f"declared 30% corruption: corrupted datagrams fail their checksum, yet {received} of 800 were answered"
-    assert measure(engine, bent, "client", "bulk", 300_000)["intact"]
+    assert measure(engine, bent.topology, "client", "bulk", 300_000)["intact"]
 
 
 def test_partition_times_out_and_heal_restores(engine, image, bent):
@@ -176,11 +176,11 @@ def test_partition_times_out_and_heal_restores(engine, image, bent):
     faults = {entry["name"]: entry["faults"] for entry in status if entry["role"] == "host"}
     assert faults["client"] == ["partitioned from server"] and faults["bystander"] == []
     by_name = {check.name: check for check in bent.checks}
-    client, bystander = run_checks(bent, engine, [by_name["client echoes"], by_name["bystander echoes"]], image)
+    client, bystander = run_checks(bent.topology, engine, [by_name["client echoes"], by_name["bystander echoes"]], image)
     assert not client.passed and client.reason.startswith("timeout")
     assert bystander.passed
     cli(bent, "heal")
-    assert run_checks(bent, engine, [by_name["client echoes"]], image)[0].passed
+    assert run_checks(bent.topology, engine, [by_name["client echoes"]], image)[0].passed
 
 
 def test_host_faults_are_shown_and_reversible(engine, image, bent):
@@ -195,26 +195,26 @@ def test_host_faults_are_shown_and_reversible(engine, image, bent):
                                ("pause", "unpause", "paused")):
         cli(bent, fault, "server")
         assert status()["server"]["state"] == state
-        assert not run_checks(bent, engine, [check], image)[0].passed
+        assert not run_checks(bent.topology, engine, [check], image)[0].passed
         cli(bent, undo, "server")
         assert status()["server"]["state"] == "running"
-        assert run_checks(bent, engine, [check], image)[0].passed
+        assert run_checks(bent.topology, engine, [check], image)[0].passed
 
     cli(bent, "disconnect", "client")
     assert status()["client"]["faults"] == ["disconnected from net", "net: delay 60ms"]
-    assert not run_checks(bent, engine, [check], image)[0].passed
+    assert not run_checks(bent.topology, engine, [check], image)[0].passed
     cli(bent, "reconnect", "client")
     # A reconnected or restarted host gets its impairment back from a fresh sidecar.
-    assert median_rtt(engine, bent, "client", 10) > 0.05
+    assert median_rtt(engine, bent.topology, "client", 10) > 0.05
     cli(bent, "restart", "client")
-    assert median_rtt(engine, bent, "client", 10) > 0.05
+    assert median_rtt(engine, bent.topology, "client", 10) > 0.05
 
     cli(bent, "stop", "server")
     cli(bent, "pause", "bystander")
     cli(bent, "heal")
     assert {name: entry["state"] for name, entry in status().items()} == {
         "client": "running", "bystander": "running", "server": "running"}
-    assert run_checks(bent, engine, [check], image)[0].passed
+    assert run_checks(bent.topology, engine, [check], image)[0].passed
 
 
 def test_capture_file_reads_back_with_tcpdump(engine, image, bent, tmp_path):
@@ -225,7 +225,7 @@ def test_capture_file_reads_back_with_tcpdump(engine, image, bent, tmp_path):
                                stderr=subprocess.PIPE, text=True)
     assert "capturing on network net" in capture.stderr.readline()
     check = next(check for check in bent.checks if check.name == "bystander echoes")
-    assert run_checks(bent, engine, [check], image)[0].passed
+    assert run_checks(bent.topology, engine, [check], image)[0].passed
     assert capture.wait(timeout=30) == 0
     shown = engine.client.containers.run(image, ["tcpdump", "-nr", "/capture.pcap"], remove=True,
                                          network_mode="none",
@@ -240,7 +240,7 @@ def test_capture_file_reads_back_with_tcpdump(engine, image, bent, tmp_path):
     capture = subprocess.Popen([sys.executable, "-m", "labctl", "-f", str(bent.file), "capture", "server",
                                 "-w", str(host_pcap)], stderr=subprocess.PIPE, text=True)
     assert "capturing on server" in capture.stderr.readline()
-    assert run_checks(bent, engine, [check], image)[0].passed
+    assert run_checks(bent.topology, engine, [check], image)[0].passed
     capture.send_signal(signal.SIGINT)
     assert capture.wait(timeout=30) == 0
     packets = list(read_pcap(host_pcap.read_bytes()))
@@ -250,7 +250,7 @@ def test_capture_file_reads_back_with_tcpdump(engine, image, bent, tmp_path):
 def test_wire_check_fails_on_plaintext_where_tls_was_promised(engine, image, bent):
     only(bent)
     wire = next(check for check in bent.checks if check.name == "the tls port is really tls")
-    result = run_checks(bent, engine, [wire], image)[0]
+    result = run_checks(bent.topology, engine, [wire], image)[0]
     assert not result.passed
     assert "expected a TLS ClientHello naming server: saw no ClientHello" in result.reason
     assert "plaintext matching 'secret' crossed the wire" in result.reason
@@ -264,9 +264,9 @@ def test_netem_path_where_the_kernel_has_it(engine, bent, monkeypatch):
     only(bent, delay="40ms")
     shown = json.loads(cli(bent, "impair", "--show", "--json").stdout)
     assert shown[0]["mechanism"] == "netem"
-    added = median_rtt(engine, bent, "client") - median_rtt(engine, bent, "bystander")
+    added = median_rtt(engine, bent.topology, "client") - median_rtt(engine, bent.topology, "bystander")
     assert abs(added - 0.040) <= 0.2 * 0.040
     only(bent, loss="20%")
-    received = len(measure(engine, bent, "client", "udp", 600))
+    received = len(measure(engine, bent.topology, "client", "udp", 600))
     assert abs(1 - received / 600 - 0.20) <= binomial_bound(600, 0.20)
 

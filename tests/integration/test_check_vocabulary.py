@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from labctl import lab
-from labctl.checks import run_checks
+from labctl.ops import lifecycle
+from labctl.ops.checks import run_checks
 
 from .conftest import REPO, leftovers, load, quiet, run_cli
 
@@ -23,18 +23,18 @@ def vocab(engine, tmp_path_factory):
     for item in VOCAB.iterdir():
         if item.is_file():
             shutil.copy(item, folder / item.name)
-    topology = load(folder / "lab.yaml")
-    lab.up(topology, engine, quiet)
-    yield topology
-    lab.down(topology, engine, quiet)
+    lab = load(folder / "lab.yaml")
+    lifecycle.up(lab.topology, engine, quiet)
+    yield lab
+    lifecycle.down(lab.topology, engine, quiet)
 
 
-def named(topology, name):
-    return copy.deepcopy(next(check for check in topology.checks if check.name == name))
+def named(lab, name):
+    return copy.deepcopy(next(check for check in lab.checks if check.name == name))
 
 
 def test_every_declared_check_passes(engine, vocab):
-    results, _ = lab.check(vocab, engine)
+    results, _ = lifecycle.check(vocab, engine)
     failures = [(r.name, r.reason) for r in results if not r.passed]
     assert not failures
     by_name = {r.name: r for r in results}
@@ -53,37 +53,37 @@ def test_every_declared_check_passes(engine, vocab):
 def test_a_run_check_fails_when_the_server_never_saw_it(engine, vocab, image):
     # The command succeeds without touching the server, so only the server's side can tell.
     check = named(vocab, "curl from alice shows in the server's transcript")
-    check.run.command = ["sh", "-c", "echo 'status 201'"]
-    [result] = run_checks(vocab, engine, [check], image)
+    check.options.command = ["sh", "-c", "echo 'status 201'"]
+    [result] = run_checks(vocab.topology, engine, [check], image)
     assert not result.passed
     assert "the server saw no such exchange from alice (10.238.1.2)" in result.reason
 
 
 def test_a_client_behind_nat_fails_on_the_server_side(engine, vocab, image):
     check = named(vocab, "echo is quick")
-    lan = str(vocab.networks["lan"].subnet)
+    lan = str(vocab.topology.networks["lan"].subnet)
     nat = ["sh", "-c", "nft add table ip lcnat && nft add chain ip lcnat post "
            "'{ type nat hook postrouting priority 100; }' && "
            f"nft add rule ip lcnat post ip saddr {lan} masquerade"]
-    assert engine.run_in_namespace(vocab, "gw", image, nat, cap_add=["NET_ADMIN"]).exit_code == 0
+    assert engine.run_in_namespace(vocab.topology, "gw", image, nat, cap_add=["NET_ADMIN"]).exit_code == 0
     try:
-        [result] = run_checks(vocab, engine, [check], image)
+        [result] = run_checks(vocab.topology, engine, [check], image)
         # The client still got its echo; only the server's side shows the wrong address.
         assert result.observed["error"] is None
         assert not result.passed
         assert "the server saw it from 10.238.2.254, expected alice (10.238.1.2)" in result.reason \
             or "the server saw no such exchange from alice (10.238.1.2); it saw 10.238.2.254" in result.reason
     finally:
-        engine.run_in_namespace(vocab, "gw", image, ["nft", "delete", "table", "ip", "lcnat"],
+        engine.run_in_namespace(vocab.topology, "gw", image, ["nft", "delete", "table", "ip", "lcnat"],
                                 cap_add=["NET_ADMIN"])
-    [result] = run_checks(vocab, engine, [check], image)
+    [result] = run_checks(vocab.topology, engine, [check], image)
     assert result.passed, result.reason
 
 
 def test_the_wrong_expected_client_fails(engine, vocab, image):
     check = named(vocab, "echo is quick")
     check.server.mode, check.server.peer = "on", "bob"
-    [result] = run_checks(vocab, engine, [check], image)
+    [result] = run_checks(vocab.topology, engine, [check], image)
     assert not result.passed and "expected bob (10.238.1.3)" in result.reason
 
 
@@ -95,7 +95,7 @@ def test_bounds_that_cannot_hold_fail(engine, vocab, image):
     load_check.load.min_throughput = 10 ** 9
     udp = named(vocab, "udp datagrams mostly come back")
     udp.server.count = 51
-    results = run_checks(vocab, engine, [quick, load_check, udp], image)
+    results = run_checks(vocab.topology, engine, [quick, load_check, udp], image)
     assert "over the 0ms bound" in results[0].reason
     assert "below 1e+09/s" in results[1].reason
     assert "expected 51" in results[2].reason
@@ -105,14 +105,14 @@ def test_bounds_that_cannot_hold_fail(engine, vocab, image):
 def test_a_stopped_student_server_fails_the_grading(engine, vocab, image):
     graded = named(vocab, "the student's client is graded")
     steps = named(vocab, "chat session in steps")
-    assert engine.exec(vocab, "chat", ["pkill", "-STOP", "-f", "chat_server.py"]).exit_code == 0
+    assert engine.exec(vocab.topology, "chat", ["pkill", "-STOP", "-f", "chat_server.py"]).exit_code == 0
     try:
         steps.timeout = graded.timeout = 2.0
-        results = run_checks(vocab, engine, [graded, steps], image)
+        results = run_checks(vocab.topology, engine, [graded, steps], image)
         assert not any(r.passed for r in results), [(r.name, r.reason) for r in results]
     finally:
-        engine.exec(vocab, "chat", ["pkill", "-CONT", "-f", "chat_server.py"])
-    assert all(r.passed for r in run_checks(vocab, engine, [graded, steps], image))
+        engine.exec(vocab.topology, "chat", ["pkill", "-CONT", "-f", "chat_server.py"])
+    assert all(r.passed for r in run_checks(vocab.topology, engine, [graded, steps], image))
 
 
 def test_within_waits_for_convergence(engine, vocab, image):
@@ -121,15 +121,15 @@ def test_within_waits_for_convergence(engine, vocab, image):
     late = named(vocab, "headers as JSON")
     late.port, late.target, late.within = 9999, "chat", 15.0
     late.steps[0].expect = None
-    late.http.response_headers = {}
-    late.http.path = "/"
+    late.options.response_headers = {}
+    late.options.path = "/"
     late.server.mode = "off"
     without = copy.deepcopy(late)
     without.within = None
-    assert engine.exec(vocab, "chat", starter).exit_code == 0
-    [first] = run_checks(vocab, engine, [without], image)
+    assert engine.exec(vocab.topology, "chat", starter).exit_code == 0
+    [first] = run_checks(vocab.topology, engine, [without], image)
     assert not first.passed and "refused" in first.reason
-    [result] = run_checks(vocab, engine, [late], image)
+    [result] = run_checks(vocab.topology, engine, [late], image)
     assert result.passed and result.attempts > 1, result.reason
 
 
@@ -148,5 +148,5 @@ def test_junit_subset_and_transcript_from_the_cli(vocab, tmp_path):
 
 
 def test_nothing_is_left(engine, vocab, image):
-    lab.down(vocab, engine, quiet)
-    assert leftovers(engine, vocab, image) == {}
+    lifecycle.down(vocab.topology, engine, quiet)
+    assert leftovers(engine, vocab.topology, image) == {}

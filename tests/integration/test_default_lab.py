@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from labctl import lab
-from labctl.checks import run_checks
+from labctl.ops import lifecycle
+from labctl.ops.checks import run_checks
 
 from .conftest import default_lab_copy, leftovers, load, quiet, run_cli
 
@@ -17,14 +17,14 @@ from .conftest import default_lab_copy, leftovers, load, quiet, run_cli
 def campus(engine, image, tmp_path_factory):
     folder = tmp_path_factory.mktemp("campus")
     path = default_lab_copy(folder, "itest-campus", 231)
-    topology = load(path)
-    lab.up(topology, engine, quiet)
-    yield topology
-    lab.down(topology, engine, quiet)
+    lab = load(path)
+    lifecycle.up(lab.topology, engine, quiet)
+    yield lab
+    lifecycle.down(lab.topology, engine, quiet)
 
 
 def test_every_check_passes_with_the_outcome_it_declares(engine, campus):
-    results, _seconds = lab.check(campus, engine)
+    results, _seconds = lifecycle.check(campus, engine)
     by_name = {result.name: result for result in results}
     assert len(results) == len(campus.checks) >= 6
     failures = [f"{r.name}: {r.reason}" for r in results if not r.passed]
@@ -46,45 +46,45 @@ def test_exchanges_cross_the_router_and_fail_without_it(engine, campus, image):
                     and check.expect_error is None]
     for check in alice_checks:
         check.timeout = 1.0
-    dmz = str(campus.networks["dmz"].subnet)
-    gateway = str(campus.hosts["gw"].address_on("lan"))
-    removed = engine.run_in_namespace(campus, "alice", image, ["ip", "route", "del", dmz],
+    dmz = str(campus.topology.networks["dmz"].subnet)
+    gateway = str(campus.topology.hosts["gw"].address_on("lan"))
+    removed = engine.run_in_namespace(campus.topology, "alice", image, ["ip", "route", "del", dmz],
                                       cap_add=["NET_ADMIN"])
     assert removed.exit_code == 0, removed.stderr
     try:
-        results = run_checks(campus, engine, alice_checks, image)
+        results = run_checks(campus.topology, engine, alice_checks, image)
         assert results and not any(result.passed for result in results), \
             [(r.name, r.reason) for r in results]
     finally:
-        restored = engine.run_in_namespace(campus, "alice", image,
+        restored = engine.run_in_namespace(campus.topology, "alice", image,
                                            ["ip", "route", "replace", dmz, "via", gateway],
                                            cap_add=["NET_ADMIN"])
         assert restored.exit_code == 0, restored.stderr
-    assert all(result.passed for result in run_checks(campus, engine, alice_checks, image))
+    assert all(result.passed for result in run_checks(campus.topology, engine, alice_checks, image))
 
 
 def test_the_server_saw_the_client_from_across_the_router(engine, campus):
-    lab.check(campus, engine, names=["tcp echo"])
-    transcript = engine.exec(campus, "echo", ["cat", "/var/log/labctl/transcript.jsonl"])
+    lifecycle.check(campus, engine, names=["tcp echo"])
+    transcript = engine.exec(campus.topology, "echo", ["cat", "/var/log/labctl/transcript.jsonl"])
     entries = [json.loads(line) for line in transcript.stdout.decode().splitlines()]
-    alice = str(campus.hosts["alice"].address_on("lan"))
+    alice = str(campus.topology.hosts["alice"].address_on("lan"))
     assert any(e["service"] == "tcp-echo" and e["peer"] == alice and e["preview"] == "hello\n"
                for e in entries), entries
 
 
 def test_hosts_are_unprivileged(engine, campus):
-    result = engine.exec(campus, "alice", ["ip", "link", "add", "x0", "type", "dummy"])
+    result = engine.exec(campus.topology, "alice", ["ip", "link", "add", "x0", "type", "dummy"])
     assert result.exit_code != 0 and b"Operation not permitted" in result.stderr
 
 
 def test_up_is_idempotent(engine, campus):
-    before = {s.container: s.state for s in engine.states(campus) if s.role == "host"}
+    before = {s.container: s.state for s in engine.states(campus.topology) if s.role == "host"}
     result = run_cli("-f", str(campus.file), "up")
     assert result.returncode == 0, result.stderr
-    after = {s.container: s.state for s in engine.states(campus) if s.role == "host"}
+    after = {s.container: s.state for s in engine.states(campus.topology) if s.role == "host"}
     assert after == before
     ids = {c.id for c in engine.client.containers.list(filters={"label": "io.labctl.lab=itest-campus"})}
-    assert len(ids) == len(campus.hosts)
+    assert len(ids) == len(campus.topology.hosts)
 
 
 def test_cli_check_status_exec_logs(campus):
@@ -127,5 +127,5 @@ def test_default_scenarios_pass_and_leave_the_lab_as_it_was(engine, campus, scen
 def test_down_leaves_nothing(engine, campus, image):
     result = run_cli("-f", str(campus.file), "down")
     assert result.returncode == 0, result.stderr
-    assert leftovers(engine, campus, image) == {}
+    assert leftovers(engine, campus.topology, image) == {}
 

@@ -10,10 +10,10 @@ import textwrap
 
 import pytest
 
-from labctl import lab
-from labctl.engine import compose_command
+from labctl.engines.compose import compose_command
 from labctl.errors import EngineError
-from labctl.lab import render_lab
+from labctl.ops import lifecycle
+from labctl.render.lab import render_lab
 
 from .conftest import default_lab_copy, leftovers, load, quiet, run_cli
 
@@ -35,9 +35,9 @@ def write(folder, text: str):
 def test_failed_up_names_the_host_and_leaves_nothing(engine, image, tmp_path):
     path = write(tmp_path, BASE.format(name="itest-fail", octet=232) +
                  "  crasher: {networks: [net], command: \"sh -c 'echo giving up; exit 3'\"}\n")
-    topology = load(path)
+    topology = load(path).topology
     with pytest.raises(EngineError) as caught:
-        lab.up(topology, engine, quiet, timeout=60)
+        lifecycle.up(topology, engine, quiet, timeout=60)
     assert "host 'crasher' exited with code 3: giving up" in str(caught.value)
     assert leftovers(engine, topology, image) == {}
 
@@ -50,14 +50,14 @@ def test_missing_image_fails_cleanly_from_the_cli(engine, image, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("labctl: error:")]
     assert len(errors) == 1 and "docker compose up failed" in errors[0]
     assert "Traceback" not in result.stderr
-    assert leftovers(engine, load(path), image) == {}
+    assert leftovers(engine, load(path).topology, image) == {}
 
 
 def test_interrupted_up_leaves_nothing(engine, image, tmp_path):
     # 'never' is never healthy, so up waits until the interrupt arrives.
     path = write(tmp_path, BASE.format(name="itest-interrupt", octet=234) +
                  "  never: {networks: [net], command: 'sleep infinity', ready: {command: 'false'}}\n")
-    topology = load(path)
+    topology = load(path).topology
     process = subprocess.Popen([sys.executable, "-m", "labctl", "-f", str(path), "up"],
                                stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
@@ -76,7 +76,8 @@ def test_interrupted_up_leaves_nothing(engine, image, tmp_path):
 
 def test_rendered_compose_file_runs_without_labctl(engine, image, tmp_path):
     path = default_lab_copy(tmp_path, "itest-standalone", 235)
-    topology = load(path)
+    lab = load(path)
+    topology = lab.topology
     document = render_lab(topology, image)
     compose = compose_command()
     assert compose is not None
@@ -85,10 +86,10 @@ def test_rendered_compose_file_runs_without_labctl(engine, image, tmp_path):
                                 text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         engine.wait_ready(topology, quiet, timeout=60)
-        results, _ = lab.check(topology, engine)
+        results, _ = lifecycle.check(lab, engine)
         assert all(r.passed for r in results), [(r.name, r.reason) for r in results if not r.passed]
     finally:
-        lab.down(topology, engine, quiet)
+        lifecycle.down(topology, engine, quiet)
     assert leftovers(engine, topology, image) == {}
 
 
@@ -121,16 +122,17 @@ def test_a_students_program_is_checked_like_a_built_in_service(engine, image, tm
           - {name: shouts back, from: grader, to: student:9000, tcp: {send: "quiet\\n", expect: "QUIET\\n"}}
           - {name: nothing on 9001, from: grader, to: student:9001, tcp: {expect_error: refused}}
         """)
-    topology = load(path)
+    lab = load(path)
+    topology = lab.topology
     try:
-        lab.up(topology, engine, quiet, timeout=60)
-        results, _ = lab.check(topology, engine)
+        lifecycle.up(topology, engine, quiet, timeout=60)
+        results, _ = lifecycle.check(lab, engine)
         assert all(r.passed for r in results), [(r.name, r.reason) for r in results]
         grader = str(topology.hosts["grader"].address_on("net"))
         logs = b"".join(engine.logs(topology, "student")).decode()
         assert f"served {grader}" in logs
     finally:
-        lab.down(topology, engine, quiet)
+        lifecycle.down(topology, engine, quiet)
     assert leftovers(engine, topology, image) == {}
 
 
@@ -146,12 +148,13 @@ def test_a_host_built_from_the_lab_folder(engine, image, tmp_path):
         checks:
           - {name: built host reaches peer, from: custom, to: peer:5000, udp: {send: hi, expect: hi}}
         """)
-    topology = load(path)
+    lab = load(path)
+    topology = lab.topology
     try:
-        lab.up(topology, engine, quiet, timeout=120)
+        lifecycle.up(topology, engine, quiet, timeout=120)
         assert engine.exec(topology, "custom", ["cat", "/built.txt"]).stdout == b"built-here\n"
-        results, _ = lab.check(topology, engine)
+        results, _ = lifecycle.check(lab, engine)
         assert all(r.passed for r in results), [(r.name, r.reason) for r in results]
     finally:
-        lab.down(topology, engine, quiet)
+        lifecycle.down(topology, engine, quiet)
     assert leftovers(engine, topology, image) == {}

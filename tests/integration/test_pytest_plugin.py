@@ -18,17 +18,17 @@ def test_pytest_collects_each_check_of_a_lab_file(engine, image, tmp_path):
     path = default_lab_copy(tmp_path, "itest-collect", 239)
     path.write_text(path.read_text().replace('tcp: {send: "hello\\n", expect: "hello\\n"}',
                                              'tcp: {send: "hello\\n", expect: "HELLO\\n"}'))
-    topology = load(path)
+    lab = load(path)
     result = pytest_in(tmp_path, "lab.yaml")
     assert result.returncode == 1, result.stdout
     # The wire check that watches the tcp echo fails with it, and says why.
-    assert f"{len(topology.checks) - 2} passed" in result.stdout and "2 failed" in result.stdout
+    assert f"{len(lab.checks) - 2} passed" in result.stdout and "2 failed" in result.stdout
     assert "lab.yaml::tcp echo FAILED" in result.stdout
     assert "lab.yaml::the tcp echo crosses the dmz FAILED" in result.stdout
     assert "the traffic it watched failed: tcp echo" in result.stdout
     assert "alice → echo:7 tcp: expected exactly 'HELLO\\n', got 'hello\\n'" in result.stdout
     assert "lab.yaml::wrong CA is rejected PASSED" in result.stdout
-    assert leftovers(engine, topology, image) == {}
+    assert leftovers(engine, lab.topology, image) == {}
 
 
 def test_the_lab_fixture_is_torn_down_after_ctrl_c(engine, image, tmp_path):
@@ -47,4 +47,4 @@ def test_the_lab_fixture_is_torn_down_after_ctrl_c(engine, image, tmp_path):
     assert "test_it.py::test_uses_the_lab PASSED" in result.stdout, result.stdout + result.stderr
     assert "KeyboardInterrupt" in result.stdout + result.stderr
     assert "removing" in result.stderr
-    assert leftovers(engine, load(path), image) == {}
+    assert leftovers(engine, load(path).topology, image) == {}

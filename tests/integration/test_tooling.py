@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from labctl.doctor import probe_kernel
+from labctl.ops.doctor import probe_kernel
 
 from .conftest import run_cli
 

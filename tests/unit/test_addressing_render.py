@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
-from labctl.addressing import address_for, computed_routes
-from labctl.pki import LabPki
-from labctl.render import LAB_LABEL, bridge_name, render
-from labctl.topology import load_topology
+from labctl.engines.factory import read_lab
+from labctl.model.addressing import address_for, computed_routes
+from labctl.names import LAB_LABEL, bridge_name
+from labctl.render.compose import render
+from labctl.render.pki import LabPki
 
 CHAIN = """
 name: chain
@@ -30,7 +31,7 @@ hosts:
 
 def load_chain(write_lab, tmp_path):
     (tmp_path / "srv.py").write_text("print('hi')\n")
-    return load_topology(write_lab(CHAIN.replace("10.5.2.1}", "10.5.2.2}")))
+    return read_lab(write_lab(CHAIN.replace("10.5.2.1}", "10.5.2.2}"))).topology
 
 
 def test_routes_follow_the_shortest_router_path(write_lab, tmp_path):

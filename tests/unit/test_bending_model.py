@@ -8,12 +8,13 @@ import struct
 
 import pytest
 
-from labctl.capture import client_hello_server_name, read_pcap
+from labctl.checks.pcap import client_hello_server_name, read_pcap
+from labctl.engines.factory import read_lab
 from labctl.errors import LabError, LabFileError
-from labctl.shaping import (Impairment, Interface, LiveState, change_impairment, clear_impairment,
-                            effective, parse_sides, sidecar_specs)
-from labctl.topology import load_topology
-from labctl.yamlsource import parse_rate
+from labctl.model.impairment import Impairment, Interface
+from labctl.model.shaping import (LiveState, change_impairment, clear_impairment, effective, parse_sides,
+                                  sidecar_specs)
+from labctl.model.yamlsource import parse_rate
 
 LAB = """
 name: t
@@ -34,8 +35,12 @@ checks:
 """
 
 
+def read(write_lab, text: str = LAB):
+    return read_lab(write_lab(text))
+
+
 def load(write_lab, text: str = LAB):
-    return load_topology(write_lab(text))
+    return read(write_lab, text).topology
 
 
 def error_for(write_lab, text: str) -> str:
@@ -122,12 +127,12 @@ scenarios:
 
 
 def test_scenarios_parse_into_steps_that_say_what_they_do(write_lab):
-    scenario = load(write_lab, SCENARIO).scenarios["s"]
+    scenario = read(write_lab, SCENARIO).scenarios["s"]
     assert [step.text for step in scenario.steps] == [
         "impair lan loss 20%", "partition alice -- web", "check 'tls'", "heal every fault",
         "wait for 'tls'", "pause web", "check 'inline'"]
     assert scenario.steps[4].checks[0].within == 5.0
-    assert load(write_lab, SCENARIO).checks[0].within is None  # the lab's own check is untouched
+    assert read(write_lab, SCENARIO).checks[0].within is None  # the lab's own check is untouched
 
 
 @pytest.mark.parametrize("step, expected", [

@@ -9,9 +9,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from labctl.checks import CheckResult, judge, probe_spec, server_problems, summary, table, to_json, to_junit
+from labctl.checks.judge import judge, server_problems
+from labctl.checks.probe import probe_spec
+from labctl.checks.result import CheckResult, summary
+from labctl.cli.formats import result_formats
+from labctl.engines.factory import read_lab
 from labctl.errors import LabFileError
-from labctl.topology import load_topology
 
 LAB = """
 name: j
@@ -30,7 +33,7 @@ checks:
 def lab_with(write_lab):
     def load(check: str):
         text = LAB + textwrap.indent(textwrap.dedent(check).strip(), "  ") + "\n"
-        return load_topology(write_lab(text))
+        return read_lab(write_lab(text))
     return load
 
 
@@ -53,8 +56,8 @@ def test_expectation_kinds(lab_with):
         "{length: 4}": ("abcd", "abc", "expected 4 bytes, got 3"),
     }
     for expect, (good, bad, words) in cases.items():
-        topology = lab_with(f"- {{from: a, to: b:7, tcp: {{send: x, expect: {expect}}}}}")
-        check = topology.checks[0]
+        lab = lab_with(f"- {{from: a, to: b:7, tcp: {{send: x, expect: {expect}}}}}")
+        check = lab.checks[0]
         assert judge(check, observed(good)) == (True, ""), expect
         passed, reason = judge(check, observed(bad))
         assert not passed and words in reason, (expect, reason)
@@ -62,7 +65,7 @@ def test_expectation_kinds(lab_with):
 
 def test_send_forms_and_steps(lab_with, tmp_path):
     (tmp_path / "payload.bin").write_bytes(b"\x00\x01file")
-    topology = lab_with("""
+    lab = lab_with("""
         - {name: hex, from: a, to: b:7, tcp: {send: {hex: "00ff10"}, expect: {length: 3}}}
         - {name: file, from: a, to: b:7, tcp: {send: {file: ./payload.bin}}}
         - name: chat
@@ -73,10 +76,10 @@ def test_send_forms_and_steps(lab_with, tmp_path):
               - {send: "HELLO\\n", expect: {contains: WELCOME}}
               - {send: "BYE\\n", expect: "OK\\n"}
         """)
-    hex_check, file_check, chat = topology.checks
+    hex_check, file_check, chat = lab.checks
     assert hex_check.steps[0].send == b"\x00\xff\x10"
     assert file_check.steps[0].send == b"\x00\x01file"
-    spec = probe_spec(topology, chat, 0)
+    spec = probe_spec(lab.topology, chat, 0)
     assert spec["steps"][0]["read"] == {"mode": "regex", "pattern": "WELCOME"}
     assert spec["steps"][1]["read"] == {"mode": "bytes", "n": 3}
     assert spec["address"] == "10.7.2.6"
@@ -86,11 +89,11 @@ def test_send_forms_and_steps(lab_with, tmp_path):
 
 
 def test_expected_errors_and_reasons(lab_with):
-    topology = lab_with("""
+    lab = lab_with("""
         - {name: refused, from: a, to: b:9, tcp: {expect_error: refused}}
         - {name: rejected, from: a, to: b:7, tls: {expect_error: rejected, reason: {contains: certificate required}}}
         """)
-    refused, rejected = topology.checks
+    refused, rejected = lab.checks
     assert judge(refused, observed(error="refused", detail="connection refused")) == (True, "")
     passed, reason = judge(refused, observed(error="timeout", detail="no answer in time"))
     assert not passed and "expected refused, got timeout" in reason
@@ -102,7 +105,7 @@ def test_expected_errors_and_reasons(lab_with):
 
 
 def test_latency_udp_share_tls_facts_and_http(lab_with):
-    topology = lab_with("""
+    lab = lab_with("""
         - {name: fast, from: a, to: b:7, latency: 50ms, tcp: {send: x, expect: x}}
         - {name: udp, from: a, to: b:7, udp: {send: x, count: 100, min_share: 90%}}
         - {name: tls, from: a, to: b:7, tls: {min_version: 1.3, subject: {contains: CN=b}, san: [DNS:b, IP:10.7.2.6]}}
@@ -111,7 +114,7 @@ def test_latency_udp_share_tls_facts_and_http(lab_with):
           to: b:80
           http: {method: POST, path: /echo, body: hi, expect: hi, response_headers: {Content-Type: {contains: text/plain}}}
         """)
-    fast, udp, tls, http = topology.checks
+    fast, udp, tls, http = lab.checks
     assert judge(fast, observed("x", elapsed_ms=10.0))[0]
     passed, reason = judge(fast, observed("x", elapsed_ms=80.0))
     assert not passed and "over the 50ms bound" in reason
@@ -129,7 +132,7 @@ def test_latency_udp_share_tls_facts_and_http(lab_with):
 
 
 def test_load_and_run(lab_with):
-    topology = lab_with("""
+    lab = lab_with("""
         - name: load
           from: a
           to: b:80
@@ -137,12 +140,12 @@ def test_load_and_run(lab_with):
           load: {clients: 4, requests: 100, min_throughput: 50/s, max_error_rate: 1%, max_p99: 20ms}
         - {name: run, from: a, to: b:7, run: {command: "./client b 7", exit_code: 0, stdout: {contains: done}}}
         """)
-    load, run = topology.checks
+    load, run = lab.checks
     stats = {"requests": 100, "errors": 0, "throughput": 400.0, "p99_ms": 5.0}
     assert judge(load, observed(load=stats))[0]
     passed, reason = judge(load, observed(load={**stats, "errors": 5, "throughput": 10.0, "p99_ms": 30.0}))
     assert not passed and "error rate 5.0% over 1.0%" in reason and "below 50/s" in reason and "p99 30.0ms" in reason
-    assert run.run.command == ["sh", "-c", "./client b 7"]
+    assert run.options.command == ["sh", "-c", "./client b 7"]
     ok = {"exit_code": 0, "stdout": reply("all done\n"), "stderr": reply("")}
     assert judge(run, ok)[0]
     passed, reason = judge(run, {**ok, "exit_code": 2, "stderr": reply("boom\n")})
@@ -150,17 +153,17 @@ def test_load_and_run(lab_with):
 
 
 def test_server_side_matches_the_clients_port_and_address(lab_with):
-    topology = lab_with("- {name: echo, from: a, to: b:7, tcp: {send: x, expect: x}, server: {count: 1, received: x}}")
-    check = topology.checks[0]
+    lab = lab_with("- {name: echo, from: a, to: b:7, tcp: {send: x, expect: x}, server: {count: 1, received: x}}")
+    check = lab.checks[0]
     entry = {"port": 7, "protocol": "tcp", "peer": "10.7.1.5", "peer_port": 40000, "bytes_in": 1,
              "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", "preview": "x"}
-    problems, mine = server_problems(topology, check, observed("x"), [entry], None)
+    problems, mine = server_problems(lab.topology, check, observed("x"), [entry], None)
     assert problems == [] and mine == [entry]
     # Through a NAT the server sees the router's address: the check must fail on that.
     natted = {**entry, "peer": "10.7.2.254"}
-    problems, _ = server_problems(topology, check, observed("x"), [natted], None)
+    problems, _ = server_problems(lab.topology, check, observed("x"), [natted], None)
     assert problems == ["the server saw it from 10.7.2.254, expected a (10.7.1.5)"]
-    problems, _ = server_problems(topology, check, observed("x"), [{**entry, "peer_port": 1}], None)
+    problems, _ = server_problems(lab.topology, check, observed("x"), [{**entry, "peer_port": 1}], None)
     assert problems and "saw no such exchange from a (10.7.1.5); it saw 10.7.1.5" in problems[0]
 
 
@@ -181,13 +184,15 @@ def test_bad_check_vocabulary_is_a_one_line_error(lab_with):
 def test_reports():
     results = [CheckResult("one", "a", "b", 7, "tcp", True, 3.2),
                CheckResult("two", "a", "b", 9, "tcp", False, 1.0, "refused: connection refused")]
-    text = table(results)
+    formats = result_formats()
+    text, last = formats["table"].render(results, 1.5, "lab").rsplit("\n", 1)
+    assert last == summary(results, 1.5)
     assert "a → b:9" in text and "FAIL" in text and "refused" in text
     assert summary(results, 1.5) == "1 passed, 1 failed in 1.50s"
-    payload = json.loads(to_json(results, 1.5))
+    payload = json.loads(formats["json"].render(results, 1.5, "lab"))
     assert payload["passed"] == 1 and payload["failed"] == 1
     assert payload["checks"][1]["reason"] == "refused: connection refused"
-    suite = ET.fromstring(to_junit(results, 1.5, "lab").split("\n", 1)[1]).find("testsuite")
+    suite = ET.fromstring(formats["junit"].render(results, 1.5, "lab").split("\n", 1)[1]).find("testsuite")
     assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = suite.findall("testcase")[1].find("failure")
     assert failure is not None and failure.get("message") == "refused: connection refused"

@@ -8,10 +8,10 @@ from ipaddress import IPv4Address
 import pytest
 from cryptography import x509
 
+from labctl.engines.factory import read_lab
+from labctl.engines.images import host_mirror
 from labctl.errors import LabError
-from labctl.images import host_mirror
-from labctl.pki import ensure_pki
-from labctl.topology import load_topology
+from labctl.render.pki import ensure_pki
 
 LAB = """
 name: p
@@ -22,7 +22,7 @@ hosts:
 
 
 def test_ca_signs_host_certificates_and_keys_stay_private(write_lab, tmp_path):
-    topology = load_topology(write_lab(LAB))
+    topology = read_lab(write_lab(LAB)).topology
     pki = ensure_pki(topology, tmp_path / "pki")
     ca = x509.load_pem_x509_certificate(pki.ca_certificate.read_bytes())
     host = x509.load_pem_x509_certificate(pki.host("web").certificate.read_bytes())
@@ -40,7 +40,7 @@ def test_ca_signs_host_certificates_and_keys_stay_private(write_lab, tmp_path):
     before = pki.host("web").certificate.read_bytes()
     ensure_pki(topology, tmp_path / "pki")
     assert pki.host("web").certificate.read_bytes() == before
-    topology = load_topology(write_lab(LAB.replace("10.6.0.10", "10.6.0.11")))
+    topology = read_lab(write_lab(LAB.replace("10.6.0.10", "10.6.0.11"))).topology
     ensure_pki(topology, tmp_path / "pki")
     assert pki.host("web").certificate.read_bytes() != before
 

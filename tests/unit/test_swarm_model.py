@@ -12,15 +12,17 @@ import struct
 import pytest
 import yaml
 
-from labctl.capture import merge_pcaps, read_pcap
-from labctl.cluster import MACHINE_LABEL, load_cluster
-from labctl.engine import _secret_values
+from labctl.checks.pcap import merge_pcaps, read_pcap
+from labctl.engines.cluster import load_cluster
+from labctl.engines.compose import _secret_values
+from labctl.engines.factory import read_lab
+from labctl.engines.kinds import EngineChoice
 from labctl.errors import LabFileError
-from labctl.pki import ensure_pki
-from labctl.render import compose_path, render, write_compose
-from labctl.shaping import LiveState
-from labctl.stack import HELPERS_KEY, render_stack, stack_path
-from labctl.topology import check_files_copyable, load_topology
+from labctl.model.shaping import LiveState
+from labctl.names import MACHINE_LABEL, compose_path, stack_path
+from labctl.render.compose import render, write_compose
+from labctl.render.pki import ensure_pki
+from labctl.render.stack import HELPERS_KEY, render_stack
 
 from ..conftest import REPO
 
@@ -43,7 +45,7 @@ hosts:
 def swarm_error(write_lab, text: str) -> str:
     path = write_lab(text)
     with pytest.raises(LabFileError) as caught:
-        load_topology(path)
+        read_lab(path)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(str(path))
     return message
@@ -67,10 +69,10 @@ def test_what_a_stack_cannot_express_is_refused_with_the_alternative(write_lab, 
 def test_the_same_file_runs_on_compose_and_an_engine_flag_overrides_the_file(write_lab):
     static = SWARM_LAB.replace("engine: swarm\n", "").replace("networks: [dmz]\n    placement",
                                                               "networks: {dmz: 10.1.2.10}\n    placement")
-    assert load_topology(write_lab(static)).engine == "compose"
+    assert read_lab(write_lab(static)).topology.engine == "compose"
     with pytest.raises(LabFileError, match="not available on Swarm"):
-        load_topology(write_lab(static), engine="swarm")
-    assert load_topology(REPO / "lab.yaml", engine="swarm").engine == "swarm"
+        read_lab(write_lab(static), EngineChoice(kind="swarm"))
+    assert read_lab(REPO / "lab.yaml", EngineChoice(kind="swarm")).topology.engine == "swarm"
 
 
 def test_bad_engine_and_placement_name_the_key(write_lab):
@@ -80,7 +82,7 @@ def test_bad_engine_and_placement_name_the_key(write_lab):
 
 
 def test_stack_has_overlays_dnsrr_placement_and_no_addresses(write_lab):
-    topology = load_topology(write_lab(SWARM_LAB))
+    topology = read_lab(write_lab(SWARM_LAB)).topology
     pki = ensure_pki(topology, topology.state_folder / "pki")
     stack = render_stack(topology, "labctl-host:x", pki, stack_path(topology))
     lan, dmz = stack["networks"]["lan"], stack["networks"]["dmz"]
@@ -163,7 +165,7 @@ def test_an_engine_elsewhere_gets_files_as_copies_and_keys_stay_out_of_the_docum
     (tmp_path / "exercise" / "server.py").chmod(0o755)
     (tmp_path / "exercise" / "lib" / "util.py").write_text("X = 1\n")
     (tmp_path / "notes.txt").write_text("notes\n")
-    topology = load_topology(path)
+    topology = read_lab(path).topology
     pki = ensure_pki(topology, topology.state_folder / "pki")
     document = render(topology, "labctl-host:x", pki, compose_path(topology), copies_files=True)
     server = document["services"]["server"]
@@ -192,18 +194,18 @@ def test_a_stack_copies_every_file_of_a_directory_and_writable_files_are_refused
     (tmp_path / "exercise").mkdir()
     (tmp_path / "exercise" / "server.py").write_text("print('hi')\n")
     (tmp_path / "notes.txt").write_text("notes\n")
-    topology = load_topology(path)
+    topology = read_lab(path).topology
     stack = render_stack(topology, "labctl-host:x", ensure_pki(topology, topology.state_folder / "pki"),
                          stack_path(topology))
     assert "/exercise/server.py" in {c["target"] for c in stack["services"]["server"]["configs"]}
     writable = write_lab(COPIED_LAB.replace("./notes.txt:/notes.txt", "./notes.txt:/notes.txt:rw"), "rw.yaml")
     with pytest.raises(LabFileError, match=r"rw.yaml:7: hosts.server.files\[1\]: writable files are not "
                                            r"available on an engine over SSH"):
-        check_files_copyable(load_topology(writable), "on an engine over SSH")
+        read_lab(writable, EngineChoice(address="ssh://root@192.0.2.1", address_named=True))
 
 
 def test_stack_sidecars_appear_once_the_swarms_addresses_are_known(write_lab):
-    topology = load_topology(write_lab(SWARM_LAB + "impairments:\n  web:dmz: {delay: 40ms}\n"))
+    topology = read_lab(write_lab(SWARM_LAB + "impairments:\n  web:dmz: {delay: 40ms}\n")).topology
     pki = ensure_pki(topology, topology.state_folder / "pki")
     assert "lc-net-web" not in render_stack(topology, "i", pki, stack_path(topology))[HELPERS_KEY]
     topology.hosts["web"].attachments[0].address = ipaddress.IPv4Address("10.1.2.77")

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from labctl.errors import LabFileError
-from labctl.topology import load_topology
+from labctl.engines.factory import read_lab
 
 from ..conftest import REPO
 
@@ -33,7 +33,7 @@ checks:
 def error_for(write_lab, text: str) -> LabFileError:
     path = write_lab(text)
     with pytest.raises(LabFileError) as caught:
-        load_topology(path)
+        read_lab(path)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(str(path))
@@ -41,21 +41,22 @@ def error_for(write_lab, text: str) -> LabFileError:
 
 
 def test_default_lab_loads():
-    topology = load_topology(REPO / "lab.yaml")
+    lab = read_lab(REPO / "lab.yaml")
+    topology = lab.topology
     assert topology.name == "campus"
-    assert len(topology.hosts) >= 4 and len(topology.checks) >= 6
-    assert {check.protocol for check in topology.checks} == {"tcp", "udp", "tls", "http", "wire"}
-    assert set(topology.scenarios) == {"udp-loses-tcp-delivers", "partition"}
-    assert sum(check.expect_error is not None for check in topology.checks) >= 2
+    assert len(topology.hosts) >= 4 and len(lab.checks) >= 6
+    assert {check.protocol for check in lab.checks} == {"tcp", "udp", "tls", "http", "wire"}
+    assert set(lab.scenarios) == {"udp-loses-tcp-delivers", "partition"}
+    assert sum(check.expect_error is not None for check in lab.checks) >= 2
     router = next(host for host in topology.hosts.values() if host.router)
     assert len(router.networks) == 2
 
 
 def test_good_lab_resolves_auto_addresses(write_lab):
-    topology = load_topology(write_lab(GOOD))
+    lab = read_lab(write_lab(GOOD))
     # .1 is Docker's bridge; the first automatic address is .2.
-    assert topology.hosts["alice"].address_on("lan") == IPv4Address("10.1.1.2")
-    assert topology.checks[0].http.status == 200
+    assert lab.topology.hosts["alice"].address_on("lan") == IPv4Address("10.1.1.2")
+    assert lab.checks[0].options.status == 200
 
 
 @pytest.mark.parametrize("text, line, path, words", [
@@ -98,11 +99,11 @@ def test_bad_input_names_file_line_and_key(write_lab, text, line, path, words):
 
 def test_missing_and_empty_files(tmp_path, write_lab):
     with pytest.raises(LabFileError, match="no such file"):
-        load_topology(tmp_path / "absent.yaml")
+        read_lab(tmp_path / "absent.yaml")
     with pytest.raises(LabFileError, match="empty"):
-        load_topology(write_lab(""))
+        read_lab(write_lab(""))
     with pytest.raises(LabFileError, match="expected a mapping"):
-        load_topology(write_lab("- just\n- a list\n"))
+        read_lab(write_lab("- just\n- a list\n"))
 
 
 def test_files_must_stay_inside_the_lab_folder(write_lab):
