@@ -209,6 +209,7 @@ def _bootstrap_from_mirror(client: docker.DockerClient, tag: str, progress: Prog
         rootfs_tar = Path(work) / "rootfs.tar"
         for name, data in (files or {}).items():
             (Path(work) / name).write_bytes(data)
+            (Path(work) / name).chmod(0o755 if name.endswith(".sh") else 0o644)
         hooks = [hook.replace("{work}", work) for hook in hooks or []]
         if shutil.which("mmdebstrap"):
             progress(f"image: mmdebstrap {codename} with {len(include)} packages (about 30 s)")
