@@ -65,7 +65,7 @@ class ComposeEngine(ContainerEngine):
                       if "build" not in service}
             for image in sorted(images):
                 if ship_image(self.image_client, {REMOTE: self.client}, image, progress):
-                    record_shipped(topology.state_folder / SHIPPED_FILE, {REMOTE: [image]})
+                    record_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {REMOTE: [image]})
         progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
         self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
         self.wait_ready(topology, progress, timeout)
@@ -84,7 +84,7 @@ class ComposeEngine(ContainerEngine):
         compose = compose_command()
         if compose is None:
             raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
-        env = {**os.environ, "COMPOSE_STATUS_STDOUT": "0", **_secret_values(document)}
+        env = {**compose_environment(), **_secret_values(document)}
         with ExitStack() as stack:
             if is_ssh(self.client):
                 # Compose reaches the remote engine through labctl's verified connection.
@@ -138,7 +138,7 @@ class ComposeEngine(ContainerEngine):
                 self.client.images.remove(image.id, force=True)
             except docker.errors.APIError:
                 pass
-        copied = remove_shipped(topology.state_folder / SHIPPED_FILE, {REMOTE: self.client}) \
+        copied = remove_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {REMOTE: self.client}) \
             if self.image_client is not self.client else 0
         return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes),
                 "images": len(images), "copied images": copied}
@@ -150,6 +150,18 @@ class ComposeEngine(ContainerEngine):
         if result.exit_code != 0:
             raise EngineError("could not remove the lab's forwarding rules: "
                               + result.stderr.decode("utf-8", "replace").strip())
+
+
+# What Compose may see of labctl's environment: where the engine is and how to reach it,
+# nothing else. A lab's values are literal (the document escapes `$`), so Compose has
+# nothing of the operator's to read anyway.
+PASSED_TO_COMPOSE = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG",
+                     "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")
+
+
+def compose_environment() -> dict[str, str]:
+    return {**{name: os.environ[name] for name in PASSED_TO_COMPOSE if name in os.environ},
+            "COMPOSE_STATUS_STDOUT": "0"}
 
 
 def _secret_values(document: Path) -> dict[str, str]:

@@ -31,6 +31,7 @@ import docker.errors
 
 from ..assets import base_tag, host_tag, node_tag, packages, recipe_files, service_files
 from ..errors import LabError
+from ..files import remove_file, write_file
 from ..names import IMAGE_LABEL, IMAGE_SOURCE_LABEL, PKI_PATH, SERVICES_PATH, TRANSCRIPT
 
 Progress = Callable[[str], None]
@@ -291,16 +292,16 @@ def ship_image(source: docker.DockerClient, machines: dict[str, docker.DockerCli
 
 
 
-def record_shipped(path: Path, shipped: dict[str, list[str]]) -> None:
-    """Note in `path` which images were copied to which machine, for remove_shipped."""
+def record_shipped(root: Path, path: Path, shipped: dict[str, list[str]]) -> None:
+    """Note in `path` (inside the lab folder `root`) which images were copied to which
+    machine, for remove_shipped."""
     known = json.loads(path.read_text()) if path.exists() else {}
     for machine, images in shipped.items():
         known[machine] = sorted(set(known.get(machine, [])) | set(images))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(known, indent=2))
+    write_file(root, path, json.dumps(known, indent=2))
 
 
-def remove_shipped(path: Path, machines: dict[str, docker.DockerClient]) -> int:
+def remove_shipped(root: Path, path: Path, machines: dict[str, docker.DockerClient]) -> int:
     """Remove the images `path` says were copied to machines, where no container uses them now."""
     if not path.exists():
         return 0
@@ -324,7 +325,7 @@ def remove_shipped(path: Path, machines: dict[str, docker.DockerClient]) -> int:
                 continue
         del known[machine]
     if known:
-        path.write_text(json.dumps(known, indent=2))
+        write_file(root, path, json.dumps(known, indent=2))
     else:
-        path.unlink()
+        remove_file(root, path)
     return removed

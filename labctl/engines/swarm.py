@@ -26,6 +26,7 @@ import yaml
 
 from ..assets import host_tag
 from ..errors import EngineError, LabError
+from ..files import remove_file, write_file
 from ..model.topology import Topology
 from ..names import (HOST_LABEL, LAB_LABEL, MACHINE_LABEL, ROLE_LABEL, SERVICES_PATH, SHIPPED_FILE,
                      SPEC_LABEL)
@@ -94,7 +95,7 @@ class SwarmEngine:
             for machine in ship_image(self.image_client, {name: engine.client for name, engine in self.machines.items()},
                                       image, progress):
                 shipped.setdefault(machine, []).append(image)
-        record_shipped(topology.state_folder / SHIPPED_FILE, shipped)
+        record_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, shipped)
         progress(f"deploying {len(topology.hosts)} hosts and {len(topology.networks)} overlay "
                  f"networks on {len(self.machines)} machines")
         self._stack_deploy(topology, document)
@@ -222,8 +223,8 @@ class SwarmEngine:
         networks = self._remove_when_free(self.manager.networks.list(filters=selector), deadline)
         configs = self._remove_when_free(self.manager.configs.list(filters=selector), deadline)
         secrets = self._remove_when_free(self.manager.secrets.list(filters=selector), deadline)
-        images = remove_shipped(topology.state_folder / SHIPPED_FILE, {name: m.client for name, m in self.machines.items()})
-        _disconnected_file(topology).unlink(missing_ok=True)
+        images = remove_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {name: m.client for name, m in self.machines.items()})
+        remove_file(topology.folder, _disconnected_file(topology))
         for name in self.unreachable:
             progress(f"machine '{name}' does not answer; anything of the lab left there stays")
         return {"containers": containers, "services": len(services), "networks": networks,
@@ -504,8 +505,7 @@ def _save_disconnected(topology: Topology, record: dict[str, list[str]]) -> None
     record = {host: networks for host, networks in record.items() if networks}
     path = _disconnected_file(topology)
     if not record:
-        path.unlink(missing_ok=True)
+        remove_file(topology.folder, path)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
+    write_file(topology.folder, path, json.dumps(record, indent=1))
 

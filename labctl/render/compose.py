@@ -25,6 +25,7 @@ from ..model.topology import Host, Topology
 from ..names import (FABRIC_SERVICE, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SIDECAR_APPLIED,
                      SIDECAR_GRACE, SPEC_LABEL, bridge_name, fabric_tag, labels, net_service,
                      routes_service)
+from ..files import write_file
 from .pki import LabPki
 
 HEALTH_INTERVAL = "1s"
@@ -238,10 +239,23 @@ def _helper(topology: Topology, image: str, role: str, command: list[str], netwo
 
 
 def write_compose(document: dict[str, Any], output: Path, source_file: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
+    """Write the document beside the lab file. Every `$` in it is doubled: Compose reads
+    `$NAME` and `${NAME}` from the environment of whoever runs it, and a lab's values are
+    literal, so the lab runs the same for everyone and reads nothing of theirs."""
     header = (f"# Rendered by labctl from {os.path.relpath(source_file, output.parent)}; "
               "edit the lab file, not this one.\n")
-    text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
-    temporary = output.with_suffix(".tmp")
-    temporary.write_text(header + text)
-    temporary.replace(output)
+    text = yaml.safe_dump(literal(document), sort_keys=False, default_flow_style=False, width=100)
+    write_file(source_file.parent, output, header + text)
+
+
+def literal(value: Any, key: str = "") -> Any:
+    """`value` with `$` escaped as `$$` in every string Compose interpolates. Extension
+    fields (`x-…`) are labctl's own and read back by labctl, so they stay as they are."""
+    if isinstance(value, dict):
+        return {name: item if str(name).startswith("x-") else literal(item, str(name))
+                for name, item in value.items()}
+    if isinstance(value, list):
+        return [literal(item, key) for item in value]
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    return value

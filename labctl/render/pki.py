@@ -11,7 +11,6 @@ reissued only when the names or addresses it must cover change.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..files import ensure_folder, write_file
 from ..model.topology import Topology
 
 VALIDITY = dt.timedelta(days=825)
@@ -49,23 +49,14 @@ class LabPki:
                                self.folder / "hosts" / f"{name}.key")
 
 
-def _private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def _write_key(root: Path, path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
+    write_file(root, path, data, 0o600)
 
 
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    os.chmod(path, 0o644)
+def _write_cert(root: Path, path: Path, cert: x509.Certificate) -> None:
+    write_file(root, path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def _name(common_name: str, lab: str) -> x509.Name:
@@ -109,16 +100,17 @@ def _sans(cert: x509.Certificate) -> set[str]:
 def ensure_pki(topology: Topology, folder: Path) -> LabPki:
     """Create the lab CA and host certificates that are missing or out of date."""
     pki = LabPki(folder)
-    _private_dir(folder)
-    _private_dir(folder / "hosts")
+    root = topology.folder
+    ensure_folder(root, folder, 0o700)
+    ensure_folder(root, folder / "hosts", 0o700)
     if not (pki.ca_certificate.exists() and (folder / "ca.key").exists()):
         key, cert = _new_ca(f"labctl {topology.name} CA", topology.name)
-        _write_key(folder / "ca.key", key)
-        _write_cert(pki.ca_certificate, cert)
+        _write_key(root, folder / "ca.key", key)
+        _write_cert(root, pki.ca_certificate, cert)
     if not pki.untrusted_ca_certificate.exists():
         # Its key is thrown away: nothing will ever be signed by it.
         _key, cert = _new_ca("labctl untrusted CA", topology.name)
-        _write_cert(pki.untrusted_ca_certificate, cert)
+        _write_cert(root, pki.untrusted_ca_certificate, cert)
     ca_key, ca_cert = _load_ca(pki)
     for host in topology.hosts.values():
         addresses = [attachment.address for attachment in host.attachments]
@@ -128,12 +120,12 @@ def ensure_pki(topology: Topology, folder: Path) -> LabPki:
             current = x509.load_pem_x509_certificate(credentials.certificate.read_bytes())
             if _sans(current) == wanted and current.issuer == ca_cert.subject:
                 continue
-        _issue(credentials, host.name, [a for a in addresses if a is not None], topology.name,
+        _issue(root, credentials, host.name, [a for a in addresses if a is not None], topology.name,
                ca_key, ca_cert)
     return pki
 
 
-def _issue(credentials: HostCredentials, name: str, addresses: list[IPv4Address], lab: str,
+def _issue(root: Path, credentials: HostCredentials, name: str, addresses: list[IPv4Address], lab: str,
            ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
@@ -149,5 +141,5 @@ def _issue(credentials: HostCredentials, name: str, addresses: list[IPv4Address]
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write_key(credentials.key, key)
-    _write_cert(credentials.certificate, cert)
+    _write_key(root, credentials.key, key)
+    _write_cert(root, credentials.certificate, cert)
