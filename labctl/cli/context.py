@@ -33,6 +33,12 @@ def load(args: argparse.Namespace) -> Lab:
     return read_lab(lab_file(args), engine_choice(args))
 
 
+def locked(args: argparse.Namespace, lab: Lab, engine, operation: str):
+    """The lab's lock for an operation that changes it (waits, or refuses with --no-wait)."""
+    from ..ops.lock import hold
+    return hold(lab.topology, engine, operation, progress, wait=not getattr(args, "no_wait", False))
+
+
 def open_lab(args: argparse.Namespace):
     """The lab and its engine, connected: (lab, engine)."""
     from ..engines.factory import open_engine

@@ -19,7 +19,9 @@ def _terminate(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    # A terminal closed under labctl, or a kill, cleans up as Ctrl-C does.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _terminate)
     try:
         code = args.handler(args)
         sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cluster", metavar="FILE",
                         help="the cluster file a Swarm lab runs on (default: cluster.yaml beside "
                         "the lab file, or $LABCTL_CLUSTER)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="refuse at once, instead of waiting, when another labctl is working on the lab")
     parser.add_argument("--version", action="version", version=f"labctl {__version__}")
     verb_parsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import LabError
 from . import views
-from .context import engine_choice, lab_file, load, open_lab, progress
+from .context import engine_choice, lab_file, load, locked, open_lab, progress
 
 
 def validate(args) -> int:
@@ -29,9 +29,11 @@ def up(args) -> int:
     from ..ops import lifecycle
     lab, engine = open_lab(args)
     started = time.monotonic()
-    lifecycle.up(lab.topology, engine, progress, timeout=args.timeout)
+    with locked(args, lab, engine, "up"):
+        lifecycle.up(lab.topology, engine, progress, timeout=args.timeout)
     progress(f"lab '{lab.name}' is up in {time.monotonic() - started:.1f}s "
              f"({len(lab.topology.hosts)} hosts); run 'labctl check'")
+    _name_leftovers(lab)
     return 0
 
 
@@ -39,12 +41,19 @@ def check(args) -> int:
     from ..ops import lifecycle
     from .formats import result_formats
     lab, engine = open_lab(args)
+    _name_leftovers(lab)
     results, seconds = lifecycle.check(lab, engine, args.names, args.k)
     formats = result_formats()
     if args.junit:
         Path(args.junit).write_text(formats["junit"].render(results, seconds, lab.name))
     print(formats["json" if args.json else args.format].render(results, seconds, lab.name))
     return 0 if all(result.passed for result in results) else 1
+
+
+def _name_leftovers(lab) -> None:
+    from ..ops.leftovers import leftovers
+    for note in leftovers(lab.topology):
+        progress(note)
 
 
 def transcript(args) -> int:
@@ -96,7 +105,8 @@ def impair(args) -> int:
     lab, engine = open_lab(args)
     if not args.show:
         values = {name: getattr(args, name) for name in KINDS if getattr(args, name) is not None}
-        impairments.change(lab.topology, engine, args.target, values, args.clear, progress)
+        with locked(args, lab, engine, "impair"):
+            impairments.change(lab.topology, engine, args.target, values, args.clear, progress)
     rows = impairments.impairment_rows(lab.topology, engine)
     print(views.as_json([row.as_json() for row in rows]) if args.show and args.json
           else views.impairments(lab.name, rows))
@@ -107,7 +117,8 @@ def host_action(args) -> int:
     from ..ops.faults import host_action, state_of
     lab, engine = open_lab(args)
     for host in args.hosts:
-        host_action(lab.topology, engine, host, args.action, progress)
+        with locked(args, lab, engine, args.action):
+            host_action(lab.topology, engine, host, args.action, progress)
         progress(f"{args.action}: {host} is {state_of(lab.topology, engine, host)}")
     return 0
 
@@ -115,10 +126,11 @@ def host_action(args) -> int:
 def disconnect(args) -> int:
     from ..ops import faults
     lab, engine = open_lab(args)
-    if args.verb == "disconnect":
-        done = faults.disconnect(lab.topology, engine, args.target)
-    else:
-        done = faults.reconnect(lab.topology, engine, args.target, progress)
+    with locked(args, lab, engine, args.verb):
+        if args.verb == "disconnect":
+            done = faults.disconnect(lab.topology, engine, args.target)
+        else:
+            done = faults.reconnect(lab.topology, engine, args.target, progress)
     verb = "disconnected" if args.verb == "disconnect" else "reconnected"
     progress(f"{verb} " + ", ".join(map(str, done)) if done
              else f"nothing to do: {args.target} is already {verb}")
@@ -130,7 +142,8 @@ def partition(args) -> int:
     from ..ops.faults import partition
     lab, engine = open_lab(args)
     sides = parse_sides(lab.topology, args.sides)
-    partition(lab.topology, engine, sides, progress)
+    with locked(args, lab, engine, "partition"):
+        partition(lab.topology, engine, sides, progress)
     progress(f"partitioned {','.join(sides[0])} from {','.join(sides[1])}; 'labctl heal' undoes it")
     return 0
 
@@ -138,7 +151,8 @@ def partition(args) -> int:
 def heal(args) -> int:
     from ..ops.faults import heal
     lab, engine = open_lab(args)
-    healed = heal(lab.topology, engine, progress)
+    with locked(args, lab, engine, "heal"):
+        healed = heal(lab.topology, engine, progress)
     progress("healed: " + "; ".join(healed) if healed else "nothing to heal")
     return 0
 
@@ -152,19 +166,20 @@ def capture(args) -> int:
     if args.duration and seconds is None:
         raise LabError(f"--for: expected a duration such as 10s, got '{args.duration}'")
     lab, engine = open_lab(args)
-    running = Capture(lab.topology, engine, host_tag(), args.target, args.filter)
-    running.start()
-    progress(f"capturing on {capture_label(lab.topology, args.target)}"
-             + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))
-    try:
-        if seconds is not None:
-            time.sleep(seconds)  # the capture's length is what the user asked for
-        else:
-            signal.pause()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        data = running.stop()
+    with locked(args, lab, engine, "capture"):
+        running = Capture(lab.topology, engine, host_tag(), args.target, args.filter)
+        running.start()
+        progress(f"capturing on {capture_label(lab.topology, args.target)}"
+                 + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))
+        try:
+            if seconds is not None:
+                time.sleep(seconds)  # the capture's length is what the user asked for
+            else:
+                signal.pause()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            data = running.stop()
     Path(args.write).write_bytes(data)
     progress(f"wrote {len(running.packets)} packets ({len(data)} bytes) to {args.write}")
     return 0
@@ -183,8 +198,9 @@ def run(args) -> int:
     lab, engine = open_lab(args)
     chosen = lab.scenarios[args.scenario]
     progress(f"running scenario '{chosen.name}': {len(chosen.steps)} steps")
-    results = run_scenario(lab.topology, engine, chosen, host_tag(), progress,
-                           lambda result: print(views.scenario_step(result), flush=True))
+    with locked(args, lab, engine, f"run {chosen.name}"):
+        results = run_scenario(lab.topology, engine, chosen, host_tag(), progress,
+                               lambda result: print(views.scenario_step(result), flush=True))
     print(views.scenario_summary(results, chosen))
     return 0 if len(results) == len(chosen.steps) and all(result.passed for result in results) else 1
 
@@ -192,7 +208,9 @@ def run(args) -> int:
 def down(args) -> int:
     from ..ops import lifecycle
     lab, engine = open_lab(args)
-    progress(views.removed(lab.name, lifecycle.down(lab.topology, engine, progress)))
+    with locked(args, lab, engine, "down"):
+        removed = lifecycle.down(lab.topology, engine, progress)
+    progress(views.removed(lab.name, removed))
     return 0
 
 

@@ -53,7 +53,7 @@ def status(report) -> str:
         failed = report.helpers_failed
         text += (f"\nnetwork helpers: {report.helpers_ready}/{len(report.helpers)} done or applied"
                  + (f"; failed: {', '.join(failed)}" if failed else ""))
-    return text
+    return text + "".join(f"\nleft behind: {note}" for note in report.leftovers)
 
 
 def impairments(lab_name: str, rows) -> str:

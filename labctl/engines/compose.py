@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import shutil
 import subprocess
 import sys
@@ -16,9 +17,10 @@ from pathlib import Path
 import docker.errors
 import yaml
 
+from ..assets import host_tag
 from ..errors import EngineError
 from ..model.topology import Topology
-from ..names import LAB_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SHIPPED_FILE, fabric_tag
+from ..names import IMAGE_LABEL, LAB_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SHIPPED_FILE, fabric_tag
 from .base import READY_TIMEOUT, Progress
 from .containers import ContainerEngine
 from .images import record_shipped, remove_shipped, ship_image
@@ -66,6 +68,7 @@ class ComposeEngine(ContainerEngine):
             for image in sorted(images):
                 if ship_image(self.image_client, {REMOTE: self.client}, image, progress):
                     record_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {REMOTE: [image]})
+        self._clear_stale_networks(topology)
         progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
         self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
         self.wait_ready(topology, progress, timeout)
@@ -99,30 +102,24 @@ class ComposeEngine(ContainerEngine):
 
     def destroy(self, topology: Topology, progress: Progress) -> dict[str, int]:
         """Remove every container, network and volume labelled with this lab, and the
-        lab's fabric rules. Touches nothing else."""
+        lab's fabric rules (whether or not their helper is still there). Touches nothing
+        else. What the engine refuses to remove is retried, then named in the error."""
         selector = {"label": f"{LAB_LABEL}={topology.name}"}
-        containers = self.client.containers.list(all=True, filters=selector)
-        if any(c.labels.get(ROLE_LABEL) == "fabric" for c in containers):
-            image = next(c.image for c in containers if c.labels.get(ROLE_LABEL) == "fabric")
-            self._remove_fabric(topology, image.id)
-        # Re-list: the fabric cleanup helper is itself labelled and removes itself.
-        containers = self.client.containers.list(all=True, filters=selector)
-        if containers:
-            progress(f"removing {len(containers)} containers")
-
-        def remove(container) -> None:
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
+        containers = self.client.api.containers(all=True, filters=selector)
+        fabric_image = next((c.get("ImageID") for c in containers
+                             if (c.get("Labels") or {}).get(ROLE_LABEL) == "fabric"), None) or self._any_host_image()
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(remove, containers))
+            # The rules go whatever removed their helper before (a prune, a bare
+            # `docker compose down`): found by the lab's exact tag, never by a prefix.
+            fabric = pool.submit(self._remove_fabric, topology, fabric_image) if fabric_image else None
+            if containers:
+                progress(f"removing {len(containers)} containers")
+            list(pool.map(self._remove_container, [c["Id"] for c in containers]))
+            if fabric is not None:
+                fabric.result()
+        # The fabric cleanup helper is itself labelled and removed by _run_helper.
         networks = self.client.networks.list(filters=selector)
-        for network in networks:
-            try:
-                network.remove()
-            except docker.errors.NotFound:
-                pass
+        refused = [problem for network in networks if (problem := self._remove_network(network))]
         volumes = self.client.volumes.list(filters=selector)
         for volume in volumes:
             try:
@@ -140,8 +137,58 @@ class ComposeEngine(ContainerEngine):
                 pass
         copied = remove_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {REMOTE: self.client}) \
             if self.image_client is not self.client else 0
+        if refused:
+            raise EngineError("down removed the rest, but " + "; ".join(refused))
         return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes),
                 "images": len(images), "copied images": copied}
+
+    def _clear_stale_networks(self, topology: Topology) -> None:
+        """Networks of the lab with none of its containers are what a `down` the engine
+        refused left behind: remove them now, or say which stands in the way."""
+        selector = {"label": f"{LAB_LABEL}={topology.name}"}
+        if self.client.api.containers(all=True, filters=selector):
+            return
+        refused = [problem for network in self.client.networks.list(filters=selector)
+                   if (problem := self._remove_network(network))]
+        if refused:
+            raise EngineError("a network of an earlier run of the lab is in the way: " + "; ".join(refused))
+
+    def _remove_container(self, identifier: str) -> None:
+        try:
+            self.client.api.remove_container(identifier, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+
+    def _remove_network(self, network, attempts: int = 6) -> str | None:
+        """Remove a network; where the engine says it still has endpoints (Docker 20.10 can,
+        with no container attached), disconnect them by force and try again. Returns what
+        is left and how to remove it, or None."""
+        for attempt in range(attempts):
+            try:
+                network.remove()
+                return None
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError as exc:
+                reason = exc.explanation or str(exc)
+                try:
+                    network.reload()
+                    for endpoint in (network.attrs.get("Containers") or {}).values():
+                        self.client.api.disconnect_container_from_network(
+                            endpoint.get("Name"), network.id, force=True)
+                except docker.errors.APIError:
+                    pass
+                time.sleep(0.2 * (attempt + 1))  # the engine releases endpoints on its own time
+        return (f"the engine refuses to remove network {network.name} ({reason}); remove it with "
+                f"'docker network rm {network.name}', restarting the engine first if it still refuses")
+
+    def _any_host_image(self) -> str | None:
+        """An image that can run the fabric cleanup when the lab's own helper is gone."""
+        try:
+            return self.client.images.get(host_tag()).id
+        except docker.errors.ImageNotFound:
+            found = self.client.images.list(filters={"label": f"{IMAGE_LABEL}=host"})
+            return found[0].id if found else None
 
     def _remove_fabric(self, topology: Topology, image: str) -> None:
         result = self._run_helper(topology, image, ["python3", f"{SERVICES_PATH}/netadmin.py",

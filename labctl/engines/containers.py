@@ -71,6 +71,31 @@ class ContainerEngine:
         # An engine over SSH gets images built where labctl runs, if an engine answers there.
         self.image_client = image_source or self.client
         self.last_exit_code = 0  # of the last exec_stream, once its stream is exhausted
+        self._identity: str | None = None
+
+    def snapshot(self, topology: Topology) -> set[str]:
+        """What of the lab exists now, by kind and name, for `discard`."""
+        selector = {"label": f"{LAB_LABEL}={topology.name}"}
+        return ({f"container {c['Id']}" for c in self.client.api.containers(all=True, filters=selector)}
+                | {f"network {n['Id']}" for n in self.client.api.networks(filters=selector)})
+
+    def discard(self, topology: Topology, kept: set[str]) -> None:
+        """Remove what of the lab is not in `kept` (a snapshot taken before)."""
+        for item in sorted(self.snapshot(topology) - kept):  # containers before networks
+            kind, identifier = item.split(" ", 1)
+            try:
+                if kind == "container":
+                    self.client.api.remove_container(identifier, force=True, v=True)
+                else:
+                    self.client.api.remove_network(identifier)
+            except docker.errors.APIError:
+                pass
+
+    def identity(self) -> str:
+        """The engine's own ID: the same engine, reached from any folder, has the same one."""
+        if self._identity is None:
+            self._identity = str(self.client.info().get("ID") or self.client.api.base_url)
+        return self._identity
 
     def addresses(self, topology: Topology) -> dict[str, dict[str, str]]:
         """Addresses the engine assigned, where the lab file could not say them: none here."""

@@ -272,6 +272,23 @@ class SwarmEngine:
                 placed[host] = Task(machine_of_node.get(newest["NodeID"], "?"), newest["ID"], service.id)
         return placed
 
+    def snapshot(self, topology: Topology) -> set[str]:
+        return {f"service {service.id}" for service in self._services(topology)}
+
+    def discard(self, topology: Topology, kept: set[str]) -> None:
+        """Remove the lab's services that are not in `kept` (a snapshot taken before)."""
+        for service in self._services(topology):
+            if f"service {service.id}" not in kept:
+                try:
+                    service.remove()
+                except docker.errors.NotFound:
+                    pass
+
+    def identity(self) -> str:
+        """The Swarm's cluster ID (its manager's engine ID before it is in one)."""
+        info = self.manager.info()
+        return str((info.get("Swarm") or {}).get("Cluster", {}).get("ID") or info.get("ID"))
+
     def unreachable_hosts(self, topology: Topology) -> dict[str, str]:
         """Hosts whose machine does not answer, each with that reason."""
         return {host: f"it runs on machine '{task.machine}', which does not answer"

@@ -147,3 +147,17 @@ def source_address_toward(topology: Topology, source: Host, destination: IPv4Add
                     assert attachment.address is not None
                     return attachment.address
     return source.address_on(source.networks[0])
+
+
+def routers_between(topology: Topology, source: Host, target: Host) -> list[Host]:
+    """The lab's routers a packet from `source` to `target` crosses, in order."""
+    crossed: list[Host] = []
+    here = source
+    while not set(here.networks) & set(target.networks):
+        hops = _first_hops(topology, here)
+        step = next((hops[network] for network in target.networks if network in hops), None)
+        if step is None or step[0] in crossed or step[0] is target:
+            break
+        crossed.append(step[0])
+        here = step[0]
+    return crossed

@@ -25,6 +25,7 @@ from ..errors import LabError
 from ..model.topology import Topology
 from ..names import SERVICES_PATH, TRANSCRIPT
 from .capture import Capture
+from .causes import explain
 
 MAX_PARALLEL = 8
 RETRY_PAUSE = 0.25
@@ -38,8 +39,10 @@ def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], imag
     Results come back in the order given."""
     exchanges = [check for check in checks if check.kind.runner != "capture"]
     results = iter(_run_exchanges(topology, engine, exchanges, image) if exchanges else [])
-    return [run_wire_check(topology, engine, check, image) if check.kind.runner == "capture"
-            else next(results) for check in checks]
+    ordered = [run_wire_check(topology, engine, check, image) if check.kind.runner == "capture"
+               else next(results) for check in checks]
+    explain(topology, engine, ordered)
+    return ordered
 
 
 def run_wire_check(topology: Topology, engine: Engine, check: CheckSpec, image: str) -> CheckResult:

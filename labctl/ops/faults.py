@@ -21,6 +21,7 @@ from ..model.targets import resolve_target
 from ..model.topology import Topology
 from ..names import host_of, net_service, routes_service
 from ..render.lab import render_lab
+from .leftovers import end_run, interrupted_run
 
 Progress = Callable[[str], None]
 
@@ -120,13 +121,20 @@ def partition(topology: Topology, engine: Engine, sides: list[list[str]], progre
 
 
 def heal(topology: Topology, engine: Engine, progress: Progress) -> list[str]:
-    """Undo every fault: partitions, disconnections, paused and stopped hosts. Impairments
-    stay; 'labctl impair --clear' removes those."""
+    """Undo every fault: partitions, disconnections, paused and stopped hosts, and whatever
+    an interrupted run left (its impairment changes too). Impairments made on purpose stay;
+    'labctl impair --clear' removes those."""
     healed: list[str] = []
     live = load_live(topology)
+    interrupted = interrupted_run(topology)
+    changed = bool(live.partitions) or (interrupted is not None and bool(live.changes))
+    if interrupted is not None and live.changes:
+        healed.append(f"impairment changes left by an interrupted run of '{interrupted.get('scenario', '?')}'")
+        live.changes = []
     if live.partitions:
         healed += [f"partition {','.join(a)} -- {','.join(b)}" for a, b in live.partitions]
         live.partitions = []
+    if changed:
         apply_live(topology, engine, progress, live)
     for state in engine.states(topology):
         if state.role != "host" or state.name not in topology.hosts:
@@ -140,6 +148,8 @@ def heal(topology: Topology, engine: Engine, progress: Progress) -> list[str]:
         elif state.state == "running":
             for interface in reconnect(topology, engine, state.name, progress):
                 healed.append(f"reconnected {interface}")
+    if interrupted is not None:
+        end_run(topology)
     return healed
 
 

@@ -49,9 +49,11 @@ def prepare(topology: Topology, engine: Engine, progress: Progress) -> Prepared:
 
 def up(topology: Topology, engine: Engine, progress: Progress,
        timeout: float = READY_TIMEOUT) -> Prepared:
-    """Bring the lab up and wait until it is ready. On any failure, or Ctrl-C, remove
-    whatever was created before passing the error on."""
-    if not engine.states(topology):
+    """Bring the lab up and wait until it is ready. On any failure, or Ctrl-C, remove what
+    this `up` created before passing the error on: the whole lab if it was not running,
+    else only what it added, so a running lab survives a second `up` that fails."""
+    before = engine.snapshot(topology)
+    if not before:
         forget_live(topology)  # left by a lab that did not go down through labctl
     prepared = prepare(topology, engine, progress)
     try:
@@ -61,9 +63,13 @@ def up(topology: Topology, engine: Engine, progress: Progress,
             _start_sidecars(topology, engine, prepared, progress)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "up failed"
-        progress(f"{reason}: removing what was created")
         with shielded_from_interrupts():
-            engine.destroy(topology, progress)
+            if before:
+                progress(f"{reason}: the lab was running before; removing only what this up added")
+                engine.discard(topology, before)
+            else:
+                progress(f"{reason}: removing what was created")
+                engine.destroy(topology, progress)
         raise
     return prepared
 
@@ -107,10 +113,10 @@ def select_checks(checks: list[CheckSpec], names: list[str] | None, pattern: str
 
 
 class shielded_from_interrupts:
-    """Cleanup must finish: hold Ctrl-C and SIGTERM until it has."""
+    """Cleanup must finish: hold Ctrl-C, SIGTERM and SIGHUP until it has."""
 
     def __enter__(self):
-        self._previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self._previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             for sig in self._previous:
                 signal.signal(sig, signal.SIG_IGN)

@@ -13,10 +13,11 @@ from ..checks.result import CheckResult
 from ..engines.base import Engine
 from ..errors import LabError
 from ..labfile.scenarios import Scenario, Step
-from ..model.shaping import clear_impairment, load_live
+from ..model.shaping import LiveState, clear_impairment, load_live
 from ..model.topology import Topology
 from .checks import run_checks
 from .faults import apply_live, disconnect, heal, host_action, partition, reconnect
+from .leftovers import begin_run, end_run, leftovers
 from .lifecycle import shielded_from_interrupts
 
 Progress = Callable[[str], None]
@@ -35,9 +36,14 @@ class StepResult:
 def run_scenario(topology: Topology, engine: Engine, scenario: Scenario, image: str,
                  progress: Progress, report: Callable[[StepResult], None]) -> list[StepResult]:
     """Run every step in order and report each as it ends. A step that cannot be carried
-    out stops the run; failed checks do not. The lab is restored at the end."""
-    before = load_live(topology)
+    out stops the run; failed checks do not. At the end, whatever happened (a failed step,
+    Ctrl-C, SIGTERM, a closed terminal), the lab is put back as its file declares it: faults
+    healed, live impairments and partitions cleared. While it runs, the lab is marked, so a
+    run killed outright is named by the next command (labctl.ops.leftovers)."""
+    for note in leftovers(topology):
+        progress(note)
     results: list[StepResult] = []
+    begin_run(topology, scenario.name)
     try:
         for number, step in enumerate(scenario.steps, 1):
             started = time.monotonic()
@@ -54,10 +60,11 @@ def run_scenario(topology: Topology, engine: Engine, scenario: Scenario, image: 
             results.append(result)
             report(result)
     finally:
-        progress("restoring the lab as it was before the scenario")
+        progress("restoring the lab as its file declares it")
         with shielded_from_interrupts():
             heal(topology, engine, progress)
-            apply_live(topology, engine, progress, before)
+            apply_live(topology, engine, progress, LiveState())
+            end_run(topology)
     return results
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from ..engines.base import Engine, HostState
 from ..model.topology import Topology
 from .faults import current_faults
+from .leftovers import leftovers
 
 
 @dataclass
@@ -32,6 +33,7 @@ class LabStatus:
     helpers: list[HostState] = field(default_factory=list)
     states: list[HostState] = field(default_factory=list)
     faults_by_host: dict[str, list[str]] = field(default_factory=dict)
+    leftovers: list[str] = field(default_factory=list)   # what an interrupted run left in force
 
     @property
     def helpers_ready(self) -> int:
@@ -53,7 +55,8 @@ def lab_status(topology: Topology, engine: Engine) -> LabStatus:
     faults = current_faults(topology, engine, [s.name for s in hosts if s.state == "running"])
     status = LabStatus(topology.name, bool(states), not topology.traits.bridges, states=states,
                        helpers=[state for state in states if state.role != "host"],
-                       faults_by_host={state.name: faults.of(state.name) for state in hosts})
+                       faults_by_host={state.name: faults.of(state.name) for state in hosts},
+                       leftovers=leftovers(topology))
     # Where the engine assigns addresses, only running tasks have them: ask it.
     assigned = engine.addresses(topology) if topology.traits.assigns_addresses else None
     for state in hosts:
