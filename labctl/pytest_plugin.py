@@ -12,6 +12,7 @@ through the same factory as the CLI's: Compose, a Swarm, or an engine over SSH.
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from .model.topology import Topology
 from .model.yamlsource import Source
 from .ops import lifecycle
 from .ops.checks import read_transcript, run_checks
+from .ops.lock import hold
+from .ops.reaper import Reaper
 
 
 def _progress(message: str) -> None:
@@ -80,11 +83,16 @@ class RunningLab:
 
 
 class LabRegistry:
-    """One running lab per lab file per session; tears down those it brought up."""
+    """One running lab per lab file per session; tears down those it brought up. A lab it
+    brings up is held (no other labctl changes it meanwhile) and watched by a reaper that
+    takes it down if this process dies without doing so, unless the run keeps labs."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
         self.labs: dict[Path, RunningLab] = {}
         self.started: list[RunningLab] = []
+        self.keep = keep
+        self.held = ExitStack()
+        self.reapers: list[Reaper] = []
 
     def get(self, path: Path) -> RunningLab:
         path = path.resolve()
@@ -98,26 +106,41 @@ class LabRegistry:
             if len(running) == len(topology.hosts):
                 _progress(f"using lab '{topology.name}', already running; it is left running")
             else:
+                self.held.enter_context(hold(topology, engine, "pytest", _progress, for_children=True))
+                if not self.keep:
+                    self.reapers.append(Reaper(path, choice, topology.state_folder / "reaper.log"))
                 lifecycle.up(topology, engine, _progress)
                 self.started.append(handle)
             self.labs[path] = handle
         return self.labs[path]
 
     def close(self) -> None:
-        while self.started:
-            handle = self.started.pop()
-            lifecycle.down(handle.topology, handle.engine, _progress)
+        try:
+            while self.started and not self.keep:
+                handle = self.started.pop()
+                lifecycle.down(handle.topology, handle.engine, _progress)
+            if self.keep:
+                for handle in self.started:
+                    _progress(f"lab '{handle.topology.name}' is kept running (--keep-lab); "
+                              "'labctl down' removes it")
+        finally:
+            for reaper in self.reapers:
+                reaper.release()
+            self.held.close()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("labctl")
     group.addoption("--lab", metavar="FILE", help="the lab file the `lab` fixture brings up "
                     "(default: the nearest lab.yaml above the test)")
+    group.addoption("--keep-lab", action="store_true",
+                    help="leave the labs this run brings up running at its end, and do not reap "
+                    "them if it dies")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab(file): the lab file for the `lab` fixture in this test")
-    config._labctl_registry = LabRegistry()  # type: ignore[attr-defined]
+    config._labctl_registry = LabRegistry(keep=config.getoption("--keep-lab"))  # type: ignore[attr-defined]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

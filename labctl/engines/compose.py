@@ -4,8 +4,10 @@ rest goes through the docker SDK (labctl.engines.containers)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import time
 import shutil
 import subprocess
@@ -94,7 +96,8 @@ class ComposeEngine(ContainerEngine):
                 forward = stack.enter_context(CliForward(self.client, topology.state_folder / "engine.sock"))
                 env["DOCKER_HOST"] = forward.docker_host
             result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                    preexec_fn=die_with_parent)
         if result.returncode != 0:
             lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
             errors = [line for line in lines if "rror" in line] or lines[-1:]
@@ -117,7 +120,11 @@ class ComposeEngine(ContainerEngine):
             list(pool.map(self._remove_container, [c["Id"] for c in containers]))
             if fabric is not None:
                 fabric.result()
-        # The fabric cleanup helper is itself labelled and removed by _run_helper.
+            # Once more: an engine may finish creating a container whose client died (a
+            # killed `up`'s Compose) after the first listing.
+            late = self.client.api.containers(all=True, filters=selector)
+            list(pool.map(self._remove_container, [c["Id"] for c in late]))
+            containers += [c for c in late if c["Id"] not in {known["Id"] for known in containers}]
         networks = self.client.networks.list(filters=selector)
         refused = [problem for network in networks if (problem := self._remove_network(network))]
         volumes = self.client.volumes.list(filters=selector)
@@ -204,6 +211,16 @@ class ComposeEngine(ContainerEngine):
 # nothing of the operator's to read anyway.
 PASSED_TO_COMPOSE = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG",
                      "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")
+
+
+def die_with_parent() -> None:
+    """In a child before it runs: die when labctl does, however labctl dies, so a killed
+    `up` leaves no Compose creating containers behind the next `down`'s back."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def compose_environment() -> dict[str, str]:

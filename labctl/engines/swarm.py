@@ -33,6 +33,7 @@ from ..names import (HOST_LABEL, LAB_LABEL, MACHINE_LABEL, ROLE_LABEL, SERVICES_
 from ..render.stack import helpers_of
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress
 from .cluster import Cluster, connect
+from .compose import die_with_parent
 from .containers import ContainerEngine
 from .images import record_shipped, remove_shipped, ship_image
 from .ssh import CONNECTION_ERRORS, CliForward, is_ssh
@@ -124,7 +125,8 @@ class SwarmEngine:
             result = subprocess.run(
                 [docker_cli, "stack", "deploy", "--compose-file", str(document),
                  "--resolve-image", "never", "--prune", topology.project],
-                cwd=document.parent, env=env, capture_output=True, text=True, timeout=300)
+                cwd=document.parent, env=env, capture_output=True, text=True, timeout=300,
+                preexec_fn=die_with_parent)
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines()
             raise EngineError(f"docker stack deploy failed: {lines[-1] if lines else 'no output'}")

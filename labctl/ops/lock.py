@@ -27,6 +27,9 @@ from ..errors import LabError
 from ..model.topology import Topology
 
 Progress = Callable[[str], None]
+# Locks a process holds for its children too (a pytest run's tests may call labctl on the
+# lab the run holds): "path:pid" entries, separated by os.pathsep.
+HELD_VARIABLE = "LABCTL_HELD_LOCKS"
 LOCK_FOLDERS = (Path("/run/lock/labctl"), Path(tempfile.gettempdir()) / "labctl-locks")
 
 
@@ -63,10 +66,21 @@ def _holder(handle) -> str:
             f"since {since})")
 
 
+def _held_for_us(path: Path, handle) -> bool:
+    """True when the lock's holder is a process that holds it for its children, us among them."""
+    handle.seek(0)
+    try:
+        pid = json.loads(handle.read() or "{}").get("pid")
+    except ValueError:
+        return False
+    return f"{path}:{pid}" in os.environ.get(HELD_VARIABLE, "").split(os.pathsep)
+
+
 @contextmanager
 def hold(topology: Topology, engine: Engine, operation: str, progress: Progress,
-         wait: bool = True) -> Iterator[None]:
-    """Hold the lab's lock for `operation`; wait for it, or refuse when `wait` is False."""
+         wait: bool = True, for_children: bool = False) -> Iterator[None]:
+    """Hold the lab's lock for `operation`; wait for it, or refuse when `wait` is False.
+    `for_children`: processes this one starts may work on the lab meanwhile."""
     path = lock_path(topology, engine)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     with os.fdopen(descriptor, "r+") as handle:
@@ -77,6 +91,9 @@ def hold(topology: Topology, engine: Engine, operation: str, progress: Progress,
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if _held_for_us(path, handle):
+                yield
+                return
             holder = _holder(handle)
             if not wait:
                 raise LabError(f"lab '{topology.name}' is busy: {holder} is working on it; "
@@ -89,9 +106,17 @@ def hold(topology: Topology, engine: Engine, operation: str, progress: Progress,
         handle.write(json.dumps({"operation": operation, "pid": os.getpid(), "user": _user(),
                                  "since": time.time(), "argv": sys.argv[1:8]}))
         handle.flush()
+        exported = os.environ.get(HELD_VARIABLE)
+        if for_children:
+            os.environ[HELD_VARIABLE] = os.pathsep.join(filter(None, [exported, f"{path}:{os.getpid()}"]))
         try:
             yield
         finally:
+            if for_children:
+                if exported is None:
+                    os.environ.pop(HELD_VARIABLE, None)
+                else:
+                    os.environ[HELD_VARIABLE] = exported
             handle.seek(0)
             handle.truncate()
             fcntl.flock(descriptor, fcntl.LOCK_UN)
