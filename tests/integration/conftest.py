@@ -61,9 +61,10 @@ def leftovers(engine: ComposeEngine, topology: Topology, image: str) -> dict[str
     client = engine.client
     selector = {"label": f"{LAB_LABEL}={topology.name}"}
     found = {
-        "containers": [c.name for c in client.containers.list(all=True, filters=selector)],
-        "containers by name": [c.name for c in client.containers.list(all=True)
-                               if c.name.startswith(topology.project + "-")],
+        # The low-level listing: a container another process removes meanwhile is not inspected.
+        "containers": [c["Names"][0] for c in client.api.containers(all=True, filters=selector)],
+        "containers by name": [c["Names"][0] for c in client.api.containers(all=True)
+                               if c["Names"][0].lstrip("/").startswith(topology.project + "-")],
         "networks": [n.name for n in client.networks.list(filters=selector)],
         "networks by name": [n.name for n in client.networks.list() if n.name.startswith(topology.project + "_")],
         "volumes": [v.name for v in client.volumes.list(filters=selector)],
