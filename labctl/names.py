@@ -19,6 +19,7 @@ ROLE_LABEL = "io.labctl.role"          # host | routes | fabric | net | helper |
 SPEC_LABEL = "io.labctl.spec"          # a network sidecar's spec, as `impair --show` reports it
 IMAGE_LABEL = "io.labctl.image"        # base | host | node
 MACHINE_LABEL = "io.labctl.machine"    # the Swarm node label placement uses
+SOURCE_LABEL = "io.labctl.source"      # which lab file a lab came from (a digest of its path)
 
 # Image repositories; tags are content hashes (see assets.py).
 BASE_REPOSITORY = "labctl-base"
@@ -40,6 +41,7 @@ SHIPPED_FILE = "shipped.json"          # in a lab's state folder: images copied 
 
 class NamedLab(Protocol):
     name: str
+    file: Path
 
     @property
     def folder(self) -> Path: ...
@@ -96,5 +98,10 @@ FABRIC_SERVICE = helper_service("fabric")
 IMAGE_SOURCE_LABEL = "io.labctl.from"   # registry | mirror: where an image's base came from
 
 
+def source_digest(lab: NamedLab) -> str:
+    """Names the lab file without writing its path into the engine's labels."""
+    return hashlib.sha256(str(lab.file).encode()).hexdigest()[:16]
+
+
 def labels(lab: NamedLab, **extra: str) -> dict[str, str]:
-    return {LAB_LABEL: lab.name, **extra}
+    return {LAB_LABEL: lab.name, SOURCE_LABEL: source_digest(lab), **extra}

@@ -29,11 +29,11 @@ def up(args) -> int:
     from ..ops import lifecycle
     lab, engine = open_lab(args)
     started = time.monotonic()
+    _name_leftovers(lab, engine)
     with locked(args, lab, engine, "up"):
         lifecycle.up(lab.topology, engine, progress, timeout=args.timeout)
     progress(f"lab '{lab.name}' is up in {time.monotonic() - started:.1f}s "
              f"({len(lab.topology.hosts)} hosts); run 'labctl check'")
-    _name_leftovers(lab)
     return 0
 
 
@@ -41,7 +41,7 @@ def check(args) -> int:
     from ..ops import lifecycle
     from .formats import result_formats
     lab, engine = open_lab(args)
-    _name_leftovers(lab)
+    _name_leftovers(lab, engine)
     results, seconds = lifecycle.check(lab, engine, args.names, args.k)
     formats = result_formats()
     if args.junit:
@@ -50,9 +50,9 @@ def check(args) -> int:
     return 0 if all(result.passed for result in results) else 1
 
 
-def _name_leftovers(lab) -> None:
-    from ..ops.leftovers import leftovers
-    for note in leftovers(lab.topology):
+def _name_leftovers(lab, engine) -> None:
+    from ..ops.leftovers import leftovers, renamed_labs
+    for note in leftovers(lab.topology) + renamed_labs(lab.topology, engine):
         progress(note)
 
 

@@ -16,7 +16,7 @@ import requests.exceptions
 
 from ..errors import EngineError, LabError
 from ..model.topology import Topology
-from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, helper_service
+from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, SOURCE_LABEL, helper_service
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress
 
 def docker_client() -> docker.DockerClient:
@@ -90,6 +90,11 @@ class ContainerEngine:
                     self.client.api.remove_network(identifier)
             except docker.errors.APIError:
                 pass
+
+    def labs_from(self, source: str) -> set[str]:
+        """The names of the labs whose containers came from the lab file `source` names."""
+        return {(c.get("Labels") or {}).get(LAB_LABEL, "?")
+                for c in self.client.api.containers(all=True, filters={"label": f"{SOURCE_LABEL}={source}"})}
 
     def identity(self) -> str:
         """The engine's own ID: the same engine, reached from any folder, has the same one."""

@@ -29,7 +29,7 @@ from ..errors import EngineError, LabError
 from ..files import remove_file, write_file
 from ..model.topology import Topology
 from ..names import (HOST_LABEL, LAB_LABEL, MACHINE_LABEL, ROLE_LABEL, SERVICES_PATH, SHIPPED_FILE,
-                     SPEC_LABEL)
+                     SOURCE_LABEL, SPEC_LABEL)
 from ..render.stack import helpers_of
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress
 from .cluster import Cluster, connect
@@ -285,6 +285,10 @@ class SwarmEngine:
                     service.remove()
                 except docker.errors.NotFound:
                     pass
+
+    def labs_from(self, source: str) -> set[str]:
+        return {service.attrs["Spec"].get("Labels", {}).get(LAB_LABEL, "?") for service in
+                self.manager.services.list(filters={"label": f"{SOURCE_LABEL}={source}"})}
 
     def identity(self) -> str:
         """The Swarm's cluster ID (its manager's engine ID before it is in one)."""

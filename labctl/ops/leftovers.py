@@ -10,10 +10,12 @@ import os
 import socket
 import time
 
+from ..engines.base import Engine
 from ..files import remove_file, write_file
 from ..model.impairment import Impairment
 from ..model.shaping import load_live
 from ..model.topology import Topology
+from ..names import LAB_LABEL, source_digest
 
 RUN_FILE = "run.json"
 
@@ -72,3 +74,13 @@ def leftovers(topology: Topology) -> list[str]:
         notes.append(f"{what} on {change['target']} {origin}")
     return notes or [f"a run of '{mark.get('scenario', '?')}' was interrupted at {when}; "
                      "'labctl heal' undoes any host fault it left"]
+
+
+def renamed_labs(topology: Topology, engine: Engine) -> list[str]:
+    """Labs still running from this same lab file under another name (its `name:` changed
+    since they came up): `down` under the new name cannot see them."""
+    found = engine.labs_from(source_digest(topology))
+    return [f"lab '{name}' from this same file is still running under its old name; "
+            f"remove it with: docker rm -f $(docker ps -aq --filter label={LAB_LABEL}={name}) "
+            f"&& docker network prune --filter label={LAB_LABEL}={name}"
+            for name in sorted(found - {topology.name})]

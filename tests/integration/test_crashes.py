@@ -177,3 +177,17 @@ def test_a_pytest_run_killed_outright_has_its_lab_reaped(tmp_path, engine, image
     assert time.monotonic() - killed < 60
     log = (tmp_path / ".labctl" / lab.name / "reaper.log").read_text()
     assert "its owner is gone" in log and "is down" in log
+
+
+def test_a_lab_renamed_while_up_is_named_by_the_next_command(crash_lab):
+    folder = crash_lab.topology.folder
+    assert cli("up", cwd=folder).returncode == 0
+    file = folder / "lab.yaml"
+    original = file.read_text()
+    file.write_text(original.replace("name: itest-crash", "name: itest-renamed"))
+    try:
+        again = cli("up", cwd=folder)
+        assert "lab 'itest-crash' from this same file is still running under its old name" in again.stderr
+    finally:
+        cli("down", cwd=folder)
+        file.write_text(original)
