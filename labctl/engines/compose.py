@@ -5,21 +5,24 @@ rest goes through the docker SDK (labctl.engines.containers)."""
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import re
 import signal
+import tarfile
 import time
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import docker.errors
 import yaml
 
 from ..assets import host_tag
+from ..render.compose import KEYS_KEY
 from ..errors import EngineError
 from ..model.topology import Topology
 from ..names import IMAGE_LABEL, LAB_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SHIPPED_FILE, fabric_tag
@@ -72,8 +75,32 @@ class ComposeEngine(ContainerEngine):
                     record_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {REMOTE: [image]})
         self._clear_stale_networks(topology)
         progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
+        keys = (yaml.safe_load(document.read_text()) or {}).get(KEYS_KEY) or {}
+        if keys:
+            # Keys go into the created containers through the engine's API, before they start.
+            self._compose(topology, document, "up", "--no-start", "--remove-orphans", "--quiet-pull")
+            self._put_keys(topology, document.parent, keys)
         self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
         self.wait_ready(topology, progress, timeout)
+
+    def _put_keys(self, topology: Topology, base: Path, keys: dict[str, list[dict]]) -> None:
+        for host, files in keys.items():
+            archive = io.BytesIO()
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                folders = set()
+                for item in files:
+                    data = (base / item[SECRET_SOURCE]).read_bytes()
+                    target = PurePosixPath(item["target"].lstrip("/"))
+                    for parent in reversed(target.parents[:-1]):
+                        if parent not in folders:
+                            folders.add(parent)
+                            entry = tarfile.TarInfo(str(parent))
+                            entry.type, entry.mode = tarfile.DIRTYPE, 0o755
+                            tar.addfile(entry)
+                    entry = tarfile.TarInfo(str(target))
+                    entry.size, entry.mode = len(data), item["mode"]
+                    tar.addfile(entry, io.BytesIO(data))
+            self.host_container(topology, host).put_archive("/", archive.getvalue())
 
     def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
                recreate: bool = False, timeout: float = READY_TIMEOUT) -> None:
@@ -89,7 +116,7 @@ class ComposeEngine(ContainerEngine):
         compose = compose_command()
         if compose is None:
             raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
-        env = {**compose_environment(), **_secret_values(document)}
+        env = compose_environment()
         with ExitStack() as stack:
             if is_ssh(self.client):
                 # Compose reaches the remote engine through labctl's verified connection.
@@ -226,14 +253,3 @@ PR_SET_PDEATHSIG = 1
 def compose_environment() -> dict[str, str]:
     return {**{name: os.environ[name] for name in PASSED_TO_COMPOSE if name in os.environ},
             "COMPOSE_STATUS_STDOUT": "0"}
-
-
-def _secret_values(document: Path) -> dict[str, str]:
-    """The environment a copied document's secrets are read from: each names the file
-    labctl keeps it in, so the key itself never lands in the rendered document."""
-    try:
-        secrets = (yaml.safe_load(document.read_text()) or {}).get("secrets") or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-    return {secret["environment"]: (document.parent / secret[SECRET_SOURCE]).read_text()
-            for secret in secrets.values() if SECRET_SOURCE in secret and "environment" in secret}

@@ -79,7 +79,7 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
     and their keys as secrets instead of bind mounts."""
     base = output.parent
     services: dict[str, Any] = {}
-    copies: dict[str, dict[str, Any]] = {"configs": {}, "secrets": {}}
+    copies: dict[str, dict[str, Any]] = {"configs": {}}
     for host in topology.hosts.values():
         services[host.name] = _host_service(topology, host, image, pki, base)
         if copies_files:
@@ -124,26 +124,28 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
     return document
 
 
+KEYS_KEY = "x-labctl-keys"   # keys labctl itself puts into hosts on an engine elsewhere
+
+
 def _copied(topology: Topology, host: Host, pki: LabPki, base: Path,
             copies: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """A host's configs and secrets for Compose, adding their definitions to `copies`.
-    Compose copies both into the container before it starts. A config carries its text;
-    a secret names an environment variable and, under SECRET_SOURCE, the file labctl fills
-    it from when it runs Compose, so no key is written into the document."""
-    references: dict[str, list[dict[str, Any]]] = {"configs": [], "secrets": []}
+    """A host's configs for Compose, adding their definitions to `copies`: Compose copies
+    each into the container before it starts. Its key goes under KEYS_KEY instead, naming
+    the file labctl keeps it in: labctl copies it into the created container itself, so no
+    key passes through the document or Compose's environment."""
+    references: dict[str, list[dict[str, Any]]] = {"configs": []}
     for copy in copied_files(host, pki):
-        kind = "secrets" if copy.secret else "configs"
         if copy.secret:
-            definition = {"environment": f"LABCTL_SECRET_{copy.name.upper().replace('-', '_')}",
-                          SECRET_SOURCE: relative_path(copy.source, base)}
-        else:
-            try:
-                definition = {"content": copy.source.read_text()}
-            except UnicodeDecodeError:
-                raise LabError(f"{copy.source}: only text files can be copied to an engine on "
-                               "another machine") from None
-        copies[kind][copy.name] = {"name": f"{topology.project}-{copy.name}", **definition}
-        references[kind].append({"source": copy.name, "target": copy.target, "mode": copy.mode})
+            copies.setdefault(KEYS_KEY, {}).setdefault(host.name, []).append(
+                {SECRET_SOURCE: relative_path(copy.source, base), "target": copy.target, "mode": copy.mode})
+            continue
+        try:
+            definition = {"content": copy.source.read_text()}
+        except UnicodeDecodeError:
+            raise LabError(f"{copy.source}: only text files can be copied to an engine on "
+                           "another machine") from None
+        copies["configs"][copy.name] = {"name": f"{topology.project}-{copy.name}", **definition}
+        references["configs"].append({"source": copy.name, "target": copy.target, "mode": copy.mode})
     return {kind: entries for kind, entries in references.items() if entries}
 
 

@@ -14,13 +14,12 @@ import yaml
 
 from labctl.checks.pcap import merge_pcaps, read_pcap
 from labctl.engines.cluster import load_cluster
-from labctl.engines.compose import _secret_values
 from labctl.engines.factory import read_lab
 from labctl.engines.kinds import EngineChoice
 from labctl.errors import LabFileError
 from labctl.model.shaping import LiveState
-from labctl.names import MACHINE_LABEL, compose_path, stack_path
-from labctl.render.compose import render, write_compose
+from labctl.names import MACHINE_LABEL, SECRET_SOURCE, compose_path, stack_path
+from labctl.render.compose import KEYS_KEY, render, write_compose
 from labctl.render.pki import ensure_pki
 from labctl.render.stack import HELPERS_KEY, render_stack
 
@@ -176,14 +175,15 @@ def test_an_engine_elsewhere_gets_files_as_copies_and_keys_stay_out_of_the_docum
                             "/notes.txt"}
     assert targets["/exercise/server.py"]["mode"] == 0o555 and targets["/notes.txt"]["mode"] == 0o444
     assert document["configs"][targets["/exercise/lib/util.py"]["source"]]["content"] == "X = 1\n"
-    # The key travels as a secret read from labctl's own file when Compose runs.
+    # The key stays in labctl's own file; labctl copies it into the created container, so it
+    # passes neither through the document nor through Compose's environment.
     output = compose_path(topology)
     write_compose(document, output, path)
     assert "PRIVATE KEY" not in output.read_text()
-    values = _secret_values(output)
-    key = pki.host("server").key.read_text()
-    assert key in values.values() and len(values) == 2
-    assert server["secrets"] == [{"source": "server-key", "target": "/opt/labctl/pki/host.key", "mode": 0o400}]
+    assert "secrets" not in server and "secrets" not in document
+    keys = document[KEYS_KEY]["server"]
+    assert [(k["target"], k["mode"]) for k in keys] == [("/opt/labctl/pki/host.key", 0o400)]
+    assert (output.parent / keys[0][SECRET_SOURCE]).resolve() == pki.host("server").key.resolve()
     # On this machine's engine the same lab bind-mounts them.
     local = render(topology, "labctl-host:x", pki, compose_path(topology))
     assert "configs" not in local and any(v.endswith(":/exercise:ro") for v in local["services"]["server"]["volumes"])
