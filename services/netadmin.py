@@ -12,7 +12,8 @@ with NET_ADMIN, so lab hosts themselves never hold it.
                                        ADDRESS down, or up again
   netadmin.py capture WHERE FILE [FILTER...]
                                        tcpdump on WHERE (an interface name, `any`, or an
-                                       address, meaning the interface that holds it) into FILE
+                                       address, meaning the interface that holds it) into FILE;
+                                       FILTER is a BPF expression, never tcpdump options
 
 Docker drops packets on an `internal` network whose destination lies outside that
 network's subnet, which is exactly what a lab router forwards. The fabric rule accepts,
@@ -143,8 +144,16 @@ def capture(where: str, file: str, expression: list[str]) -> None:
         interface = interface_holding(where)
     # exec, so tcpdump itself gets the SIGINT that ends the capture and flushes the file;
     # immediate mode, so packets seen just before that SIGINT are not still in its buffer.
-    os.execvp("tcpdump", ["tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-s", "0", "-i", interface,
-                          "-w", file, *expression])
+    os.execvp("tcpdump", tcpdump_argv(interface, file, expression))
+
+
+def tcpdump_argv(interface: str, file: str, expression: list[str]) -> list[str]:
+    """tcpdump's argv: the filter comes after `--`, as one argument, so no word of it can
+    be read as an option (-z would run a program, -w write elsewhere); tcpdump joins
+    the words of its expression with spaces anyway."""
+    argv = ["tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-s", "0", "-i", interface, "-w", file]
+    filter_text = " ".join(word for word in expression if word)
+    return argv + ["--", filter_text] if filter_text.strip() else argv
 
 
 def interface_holding(address: str) -> str:

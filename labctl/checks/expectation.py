@@ -12,6 +12,54 @@ from ..model.yamlsource import KeyPath, Source, describe
 
 MATCH_KINDS = ("exact", "contains", "regex", "json", "length")
 
+# A regular expression in a lab file is compiled at validation, so it is held to a size and
+# a nesting that Python's compiler takes in its stride (1000 nested groups exhaust its
+# recursion; a{4294967296} overflows it).
+MAX_REGEX = 1000                # characters
+MAX_REGEX_NESTING = 32          # groups inside groups
+
+
+def regex_problem(pattern: str, binary: bool = False) -> str | None:
+    """None when `pattern` compiles (as bytes, with `binary`), else why not, in one line."""
+    if len(pattern) > MAX_REGEX:
+        return f"a regular expression of {len(pattern)} characters; at most {MAX_REGEX}"
+    if group_nesting(pattern) > MAX_REGEX_NESTING:
+        return f"a regular expression nesting groups more than {MAX_REGEX_NESTING} deep"
+    try:
+        re.compile(pattern.encode() if binary else pattern)
+    except re.error as exc:
+        return f"bad regular expression: {exc}"
+    except (OverflowError, RecursionError, ValueError, TypeError) as exc:
+        # OverflowError: a repeat count beyond what re counts; ValueError: text that is not UTF-8
+        return f"bad regular expression: {type(exc).__name__}: {exc}"
+    return None
+
+
+def group_nesting(pattern: str) -> int:
+    """How deep the pattern's groups nest: escapes and character classes skipped."""
+    depth = deepest = 0
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[index + 1:index + 2] == "^":
+                index += 1
+            if pattern[index + 1:index + 2] == "]":     # []...] and [^]...] hold a ]
+                index += 1
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth = max(0, depth - 1)
+        index += 1
+    return deepest
+
 
 @dataclass(frozen=True)
 class Expectation:
@@ -110,9 +158,6 @@ def parse_expectation(source: Source, raw: Any, path: KeyPath) -> Expectation:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise source.error(path + (kind,), f"expected text, got {describe(value)}")
     text = str(value)
-    if kind == "regex":
-        try:
-            re.compile(text)
-        except re.error as exc:
-            raise source.error(path + (kind,), f"bad regular expression: {exc}") from None
+    if kind == "regex" and (problem := regex_problem(text)):
+        raise source.error(path + (kind,), problem)
     return Expectation(kind, text)

@@ -12,20 +12,27 @@ observed.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..model.topology import Topology
-from ..model.yamlsource import KeyPath, Source, describe
+from ..model.topology import Topology, checked_path
+from ..model.yamlsource import KeyPath, Source, describe, quote
 from .expectation import Expectation, parse_expectation
 
 if TYPE_CHECKING:
     from .kind import CheckKind
 
 DEFAULT_TIMEOUT = 3.0
+
+# What a lab's checks may send. A probe's request travels base64-encoded in the argv of a
+# `docker exec`, so one payload stays modest; the lab's total bounds what validation makes.
+# The repository's largest is {random: 65536}.
+MAX_PAYLOAD = 1 << 20           # bytes in one payload (send, body, a step)
+MAX_LAB_PAYLOAD = 8 << 20       # bytes in all of a lab file's payloads together
 
 
 @dataclass
@@ -94,6 +101,14 @@ class CheckParser:
         self.source = source
         self.topology = topology
         self.kinds = kinds
+        self._memo: dict[Any, Any] = {}
+
+    def memo(self, key: Any, compute: Any) -> Any:
+        """`compute()` once per key for this parser: what every check naming the same
+        thing asks again (a capture target, the lab's exchange checks by name)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def parse_all(self, raw: Any) -> list[CheckSpec]:
         checks: list[CheckSpec] = []
@@ -101,7 +116,7 @@ class CheckParser:
         for index, item in enumerate(self.source.sequence(raw, ("checks",))):
             check = self.parse(item, ("checks", index))
             if check.name in names:
-                raise self.source.error(("checks", index, "name"), f"duplicate check name '{check.name}'")
+                raise self.source.error(("checks", index, "name"), f"duplicate check name {quote(check.name)}")
             names.add(check.name)
             checks.append(check)
         self.link(checks, checks)
@@ -132,7 +147,7 @@ class CheckParser:
         elif "to" in kind.required:
             raise source.error(path, "missing required key 'to' (host:port of the server)")
         default_name = f"{client} -> {target}:{port} {kind.name}" if target else f"{client} runs a command"
-        name = source.text(spec.get("name", default_name), path + ("name",))
+        name = source.name(spec.get("name", default_name), path + ("name",), hint="(a check name)")
         check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind)
         if "timeout" in spec:
             check.timeout = source.duration(spec["timeout"], path + ("timeout",))
@@ -152,12 +167,12 @@ class CheckParser:
     def host(self, raw: Any, path: KeyPath) -> str:
         name = self.source.text(raw, path, hint="(a host name)")
         if name not in self.topology.hosts:
-            raise self.source.error(path, f"unknown host '{name}'; the lab declares: "
+            raise self.source.error(path, f"unknown host {quote(name)}; the lab declares: "
                                     + ", ".join(self.topology.hosts))
         return name
 
     def endpoint(self, raw: Any, path: KeyPath) -> tuple[str, int]:
-        match = re.fullmatch(r"([a-z0-9][a-z0-9-]*):(\d+)", raw) if isinstance(raw, str) else None
+        match = re.fullmatch(r"([a-z0-9][a-z0-9-]*):([0-9]{1,9})", raw) if isinstance(raw, str) else None
         if not match:
             raise self.source.error(path, f"expected host:port such as web:8080, got {describe(raw)}")
         target = self.host(match.group(1), path)
@@ -168,31 +183,53 @@ class CheckParser:
 
     def payload(self, raw: Any, path: KeyPath) -> bytes:
         """Text, {hex: "0aff"}, {file: ./path/in/the/lab}, or {random: BYTES}: that many
-        pseudo-random bytes, the same on every run."""
+        pseudo-random bytes, the same on every run. At most MAX_PAYLOAD bytes each, and
+        MAX_LAB_PAYLOAD for the whole lab file."""
+        data = self._payload(raw, path)
+        if len(data) > MAX_PAYLOAD:
+            raise self.source.error(path, f"a payload of {len(data)} bytes; at most {MAX_PAYLOAD}")
+        self.source.payload_bytes += len(data)
+        if self.source.payload_bytes > MAX_LAB_PAYLOAD:
+            raise self.source.error(path, f"the lab's payloads add up to more than {MAX_LAB_PAYLOAD >> 20} MiB; "
+                                    "send less, or fewer times")
+        return data
+
+    def _payload(self, raw: Any, path: KeyPath) -> bytes:
         source = self.source
         if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
-            return str(raw).encode()
+            return str(raw).encode("utf-8", "surrogateescape")
         spec = source.mapping(raw, path, ["text", "hex", "file", "random"])
         if len(spec) != 1:
             raise source.error(path, "expected text, or exactly one of: text, hex, file, random")
         kind, value = next(iter(spec.items()))
         if kind == "random":
-            size = source.integer(value, path + (kind,), 1, 64 << 20, "a byte count")
+            size = source.integer(value, path + (kind,), 1, MAX_PAYLOAD, "a byte count")
+            if source.payload_bytes + size > MAX_LAB_PAYLOAD:
+                raise source.error(path + (kind,), f"the lab's payloads add up to more than "
+                                   f"{MAX_LAB_PAYLOAD >> 20} MiB; send less, or fewer times")
             return random.Random(size).randbytes(size)
         if kind == "text":
-            return source.text(value, path + (kind,)).encode()
+            return source.text(value, path + (kind,), allow_nul=True).encode("utf-8", "surrogateescape")
         if kind == "hex":
             text = source.text(value, path + (kind,), hint="(hexadecimal bytes)")
             try:
                 return bytes.fromhex(text)
             except ValueError:
                 raise source.error(path + (kind,), f"expected hexadecimal bytes, got {describe(text)}") from None
-        relative = source.text(value, path + (kind,), hint="(a path inside the lab folder)")
+        relative = checked_path(source, value, path + (kind,))
         folder = self.topology.folder
-        file = (folder / relative).resolve()
-        if folder not in file.parents or not file.is_file():
-            raise source.error(path + (kind,), f"'{relative}' is not a file inside the lab folder")
-        return file.read_bytes()
+        try:
+            file = (folder / relative).resolve()
+            if folder not in file.parents or not file.is_file():
+                raise source.error(path + (kind,), f"{quote(relative)} is not a file inside the lab folder")
+            if file.stat().st_size > MAX_PAYLOAD:
+                raise source.error(path + (kind,), f"{quote(relative)} holds more than {MAX_PAYLOAD} "
+                                   "bytes, the most one payload may")
+            with open(file, "rb") as handle:
+                return handle.read(MAX_PAYLOAD + 1)
+        except (OSError, ValueError, RuntimeError) as exc:     # RuntimeError: a symlink loop
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise source.error(path + (kind,), f"cannot read {quote(relative)}: {reason}") from None
 
     def expectation(self, raw: Any, path: KeyPath) -> Expectation:
         return parse_expectation(self.source, raw, path)
@@ -248,11 +285,12 @@ class CheckParser:
             options.duration = source.duration(body["duration"], path + ("duration",))
         if "min_throughput" in body:
             value = body["min_throughput"]
-            text = str(value).removesuffix("/s")
             try:
-                options.min_throughput = float(text)
-            except ValueError:
-                raise source.error(path + ("min_throughput",), f"expected exchanges per second such as 200/s, got {describe(value)}") from None
+                options.min_throughput = float(str(value).removesuffix("/s"))
+            except (ValueError, OverflowError):
+                options.min_throughput = math.nan
+            if isinstance(value, bool) or not math.isfinite(options.min_throughput):
+                raise source.error(path + ("min_throughput",), f"expected exchanges per second such as 200/s, got {describe(value)}")
         if "max_error_rate" in body:
             options.max_error_rate = source.share(body["max_error_rate"], path + ("max_error_rate",))
         if "max_p99" in body:

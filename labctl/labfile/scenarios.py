@@ -30,7 +30,7 @@ from ..model.impairment import KINDS, Impairment, check_consistent, read_impairm
 from ..model.shaping import parse_sides
 from ..model.targets import resolve_target
 from ..model.topology import Topology
-from ..model.yamlsource import KeyPath, Source, describe
+from ..model.yamlsource import KeyPath, Source, describe, quote
 
 STEP_KINDS = ("impair", "fault", "heal", "check", "wait-for")
 FAULT_ACTIONS = (*HOST_ACTIONS, "disconnect", "reconnect", "partition")
@@ -80,7 +80,7 @@ def _parse_step(source: Source, raw: Any, path: KeyPath, topology: Topology, par
             raise source.error(path, "expected {TARGET: {delay: 50ms, loss: 5%}} or {TARGET: clear}")
         impairments: dict[str, Impairment | None] = {}
         for target, fields in targets.items():
-            _resolve(source, topology, target, path + (target,))
+            _resolve(source, topology, target, path + (target,), parser)
             if fields == "clear":
                 impairments[target] = None
                 continue
@@ -106,7 +106,7 @@ def _parse_step(source: Source, raw: Any, path: KeyPath, topology: Topology, par
         target = source.text(target, path + (action,))
         if action in HOST_ACTIONS and target not in topology.hosts:
             raise source.error(path + (action,), str(topology.unknown_host(target)))
-        _resolve(source, topology, target, path + (action,))
+        _resolve(source, topology, target, path + (action,), parser)
         return Step(kind, f"{action} {target}", action=action, target=target)
     if kind == "heal":
         return Step(kind, "heal every fault")
@@ -129,24 +129,31 @@ def _with_within(check: CheckSpec, within: float | None) -> CheckSpec:
     return again
 
 
-def _resolve(source: Source, topology: Topology, target: str, path: KeyPath) -> None:
-    try:
-        resolve_target(topology, target)
-    except LabError as exc:
-        raise source.error(path, str(exc)) from None
+def _resolve(source: Source, topology: Topology, target: str, path: KeyPath, parser: CheckParser) -> None:
+    """Refuse a target that names no interface; each target is looked up once per lab."""
+    def problem() -> str | None:
+        try:
+            resolve_target(topology, target)
+        except LabError as exc:
+            return str(exc)
+        return None
+    reason = parser.memo(("target", target), problem)
+    if reason:
+        raise source.error(path, reason)
 
 
 def _checks(source: Source, raw: Any, path: KeyPath, parser: CheckParser,
             checks_of_lab: list[CheckSpec]) -> list[CheckSpec]:
     """Check names of the lab, or inline checks (which `labctl check` never runs alone)."""
-    known = {check.name: check for check in checks_of_lab}
+    known = parser.memo(("checks by name", id(checks_of_lab), len(checks_of_lab)),
+                        lambda: {check.name: check for check in checks_of_lab})
     items = raw if isinstance(raw, list) else [raw]
     checks = []
     for index, item in enumerate(items):
         item_path = path + (index,) if isinstance(raw, list) else path
         if isinstance(item, str):
             if item not in known:
-                raise source.error(item_path, f"no check named '{item}'; give its name from checks:, "
+                raise source.error(item_path, f"no check named {quote(item)}; give its name from checks:, "
                                    "or the check itself")
             checks.append(known[item])
         else:

@@ -17,7 +17,7 @@ from ..errors import LabError, LabFileError
 from ..names import RESERVED_PREFIX, project, state_folder
 from .impairment import Declared
 from .traits import EngineTraits
-from .yamlsource import KeyPath, Source, describe
+from .yamlsource import CONTROL, KeyPath, Source, describe, quote
 
 # Built-in services: name -> transport. The programs live in services/labsvc.py.
 SERVICE_KINDS: dict[str, str] = {
@@ -30,6 +30,13 @@ SERVICE_KINDS: dict[str, str] = {
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 LAB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,40}$"
+
+# Limits any lab file is held to, far above what a lab on a few machines runs, so that
+# validating one stays quick whatever it declares.
+MAX_NETWORKS = 256
+MAX_HOSTS = 500
+MAX_PATH = 4096             # characters of a path in the lab folder
+MAX_PATH_PART = 255         # bytes of one of its names, as Linux allows
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,7 @@ class Topology:
         return self.source.error(path, message)
 
     def unknown_host(self, name: str) -> LabError:
-        return LabError(f"no host '{name}' in lab '{self.name}'; hosts: " + ", ".join(self.hosts))
+        return LabError(f"no host {quote(name)} in lab '{self.name}'; hosts: " + ", ".join(self.hosts))
 
 
 NETWORK_KEYS = ["subnet", "internal", "encrypted"]
@@ -179,6 +186,8 @@ def _parse_networks(source: Source, raw: Any) -> dict[str, Network]:
     items = source.named_mapping(raw, ("networks",), "network")
     if not items:
         raise source.error(("networks",), "expected at least one network")
+    if len(items) > MAX_NETWORKS:
+        raise source.error(("networks",), f"expected at most {MAX_NETWORKS} networks, got {len(items)}")
     networks: dict[str, Network] = {}
     for name, body in items.items():
         path: KeyPath = ("networks", name)
@@ -208,6 +217,8 @@ def _parse_hosts(source: Source, raw: Any, networks: dict[str, Network],
     items = source.named_mapping(raw, ("hosts",), "host", NAME_PATTERN)
     if not items:
         raise source.error(("hosts",), "expected at least one host")
+    if len(items) > MAX_HOSTS:
+        raise source.error(("hosts",), f"expected at most {MAX_HOSTS} hosts, got {len(items)}")
     hosts: dict[str, Host] = {}
     for name, body in items.items():
         path: KeyPath = ("hosts", name)
@@ -220,7 +231,8 @@ def _parse_hosts(source: Source, raw: Any, networks: dict[str, Network],
             attachments=_parse_attachments(source, spec["networks"], path + ("networks",), networks),
             router=source.boolean(spec.get("router", False), path + ("router",)),
             services=_parse_services(source, spec.get("services"), path + ("services",)),
-            image=(source.text(spec["image"], path + ("image",)) if "image" in spec else None),
+            image=(source.text(spec["image"], path + ("image",), hint="(an image name)",
+                               single_line=True) if "image" in spec else None),
             build=_parse_build(source, spec.get("build"), path + ("build",), folder),
             command=_parse_command(source, spec.get("command"), path + ("command",)),
             files=_parse_files(source, spec.get("files"), path + ("files",), folder),
@@ -257,7 +269,7 @@ def _parse_attachments(source: Source, raw: Any, path: KeyPath,
     attachments: list[Attachment] = []
     for network, value, item_path in pairs:
         if network not in networks:
-            raise source.error(item_path, f"unknown network '{network}'; the lab declares: "
+            raise source.error(item_path, f"unknown network {quote(network)}; the lab declares: "
                                + ", ".join(networks))
         if network in [a.network for a in attachments]:
             raise source.error(item_path, f"network '{network}' is listed twice")
@@ -282,7 +294,7 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
                                "kinds: " + ", ".join(SERVICE_KINDS))
         kind, body = next(iter(item.items()))
         if kind not in SERVICE_KINDS:
-            raise source.error(item_path + (str(kind),), f"unknown service '{kind}'; expected one of: "
+            raise source.error(item_path + (str(kind),), f"unknown service {quote(kind)}; expected one of: "
                                + ", ".join(SERVICE_KINDS))
         allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else ["port"]
         spec = source.mapping(body, item_path + (kind,), allowed, required=["port"])
@@ -309,11 +321,12 @@ def _parse_build(source: Source, raw: Any, path: KeyPath, folder: Path) -> dict[
         raw = {"context": raw}
     spec = source.mapping(raw, path, ["context", "dockerfile"], required=["context"])
     context = _inside_folder(source, spec["context"], path + ("context",), folder)
-    if not context.is_dir():
-        raise source.error(path + ("context",), f"expected a folder, '{spec['context']}' is not one")
+    if not _probe(source, context, path + ("context",), "is_dir"):
+        raise source.error(path + ("context",), f"expected a folder, {quote(spec['context'])} is not one")
     build = {"context": str(context)}
     if "dockerfile" in spec:
-        build["dockerfile"] = source.text(spec["dockerfile"], path + ("dockerfile",))
+        build["dockerfile"] = source.text(spec["dockerfile"], path + ("dockerfile",),
+                                          hint="(a file name)", single_line=True)
     return build
 
 
@@ -322,38 +335,68 @@ def _parse_command(source: Source, raw: Any, path: KeyPath) -> list[str] | None:
         return None
     if isinstance(raw, str):
         try:
-            return shlex.split(raw)
+            words = shlex.split(raw)
         except ValueError as exc:
             raise source.error(path, f"cannot split the command: {exc}") from None
-    if isinstance(raw, list) and raw and all(isinstance(part, (str, int)) for part in raw):
-        return [str(part) for part in raw]
-    raise source.error(path, f"expected a command as text or a list of words, got {describe(raw)}")
+    elif isinstance(raw, list) and raw and all(isinstance(part, (str, int)) for part in raw):
+        words = [str(part) for part in raw]
+    else:
+        raise source.error(path, f"expected a command as text or a list of words, got {describe(raw)}")
+    if any("\x00" in word for word in words):
+        raise source.error(path, "a command cannot hold a NUL character")
+    return words
 
 
 def _parse_files(source: Source, raw: Any, path: KeyPath, folder: Path) -> list[FileMount]:
     mounts: list[FileMount] = []
     for index, item in enumerate(source.sequence(raw, path)):
         item_path = path + (index,)
-        text = source.text(item, item_path, hint="of the form ./local/path:/container/path[:rw]")
+        text = source.text(item, item_path, hint="of the form ./local/path:/container/path[:rw]",
+                           single_line=True)
         parts = text.split(":")
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
             raise source.error(item_path, "expected ./local/path:/container/path[:rw], got "
                                + describe(text))
         local = _inside_folder(source, parts[0], item_path, folder)
-        if not local.exists():
-            raise source.error(item_path, f"'{parts[0]}' does not exist in the lab folder")
+        if not _probe(source, local, item_path, "exists"):
+            raise source.error(item_path, f"{quote(parts[0])} does not exist in the lab folder")
         if not parts[1].startswith("/"):
-            raise source.error(item_path, f"the container path must be absolute, got '{parts[1]}'")
+            raise source.error(item_path, f"the container path must be absolute, got {quote(parts[1])}")
         mounts.append(FileMount(local, parts[1], len(parts) == 3 and parts[2] == "rw"))
     return mounts
 
 
 def _inside_folder(source: Source, raw: Any, path: KeyPath, folder: Path) -> Path:
-    relative = source.text(raw, path, hint="(a path inside the lab folder)")
-    resolved = (folder / relative).resolve()
+    relative = checked_path(source, raw, path)
+    try:
+        resolved = (folder / relative).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:   # RuntimeError: a symlink loop
+        raise source.error(path, f"cannot follow {quote(relative)}: {_reason(exc)}") from None
     if resolved != folder and folder not in resolved.parents:
-        raise source.error(path, f"'{relative}' is outside the lab folder")
+        raise source.error(path, f"{quote(relative)} is outside the lab folder")
     return resolved
+
+
+def checked_path(source: Source, raw: Any, path: KeyPath) -> str:
+    """A path as the lab file gives it: one line, no NUL, no longer than Linux takes."""
+    relative = source.text(raw, path, hint="(a path inside the lab folder)", single_line=True)
+    if len(relative) > MAX_PATH or any(len(part.encode("utf-8", "surrogatepass")) > MAX_PATH_PART
+                                       for part in relative.split("/")):
+        raise source.error(path, f"the path {quote(relative)} is too long (at most {MAX_PATH} "
+                           f"characters, {MAX_PATH_PART} bytes a name)")
+    return relative
+
+
+def _probe(source: Source, path: Path, key_path: KeyPath, test: str) -> bool:
+    """`path.exists()` or `path.is_dir()`, with what stops the test said on one line."""
+    try:
+        return getattr(path, test)()
+    except (OSError, ValueError) as exc:
+        raise source.error(key_path, f"cannot look at {quote(path.name)}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
 
 
 def _parse_env(source: Source, raw: Any, path: KeyPath) -> dict[str, str]:
@@ -363,6 +406,8 @@ def _parse_env(source: Source, raw: Any, path: KeyPath) -> dict[str, str]:
         if isinstance(value, (dict, list)) or value is None:
             raise source.error(path + (key,), f"expected a text or number value, got {describe(value)}")
         env[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        if "\x00" in env[key]:
+            raise source.error(path + (key,), "an environment value cannot hold a NUL character")
     return env
 
 
@@ -394,8 +439,8 @@ def _parse_placement(source: Source, raw: Any, path: KeyPath) -> Placement:
         labels = []
         for key, value in raw.items():
             source.text(str(key), path + (str(key),), r"^[a-z0-9][a-z0-9._-]*$", "a label name")
-            if isinstance(value, (dict, list)) or value is None:
-                raise source.error(path + (str(key),), f"expected a label value, got {describe(value)}")
+            if isinstance(value, (dict, list)) or value is None or CONTROL.search(str(value)):
+                raise source.error(path + (str(key),), f"expected a label value on one line, got {describe(value)}")
             labels.append((str(key), str(value)))
         return Placement(labels=tuple(labels))
     raise source.error(path, "expected a machine name, a mapping of machine labels such as "

@@ -3,12 +3,19 @@ headers, body), over plain HTTP or HTTPS with the lab's CA."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from ...model.yamlsource import describe
 from ..exchange import ExchangeKind
 from ..expectation import Expectation
 from ..spec import Step
 from .tls import TLS_ERRORS, TLS_KEYS, TlsOptions, parse_tls, tls_problems, tls_request
+
+
+# What may not stand in a header value: a control character other than tab (a CR or LF
+# would end the header and start another).
+HEADER_BREAK = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass
@@ -38,9 +45,14 @@ class HttpKind(ExchangeKind):
             options.method = source.text(body["method"], path + ("method",), r"^[A-Z]+$",
                                          "an HTTP method such as GET or POST")
         if "path" in body:
-            options.path = source.text(body["path"], path + ("path",), r"^/", "a path starting with /")
+            options.path = source.text(body["path"], path + ("path",), r"/[^\x00-\x1f\x7f]*",
+                                       "a path starting with /, without control characters")
         headers = source.named_mapping(body.get("headers"), path + ("headers",), "header", r"^[A-Za-z0-9-]+$")
         options.headers = {key: str(value) for key, value in headers.items()}
+        for key, value in options.headers.items():
+            if HEADER_BREAK.search(value):
+                raise source.error(path + ("headers", key), "expected a header value on one line, without "
+                                   f"control characters, got {describe(value)}")
         if "status" in body:
             options.status = source.integer(body["status"], path + ("status",), 100, 599, "an HTTP status")
         elif check.expect_error:

@@ -39,6 +39,8 @@ class RunKind(CheckKind):
             argv = [str(part) for part in command]
         else:
             raise source.error(path + ("command",), f"expected a command as text or a list, got {describe(command)}")
+        if any("\x00" in word for word in argv):
+            raise source.error(path + ("command",), "a command cannot hold a NUL character")
         options = RunOptions(argv)
         if "exit_code" in body:
             options.exit_code = source.integer(body["exit_code"], path + ("exit_code",), 0, 255, "an exit code")

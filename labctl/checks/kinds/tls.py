@@ -34,7 +34,8 @@ def parse_tls(parser, body: dict[str, Any], path) -> TlsOptions:
             raise source.error(path + ("ca",), f"expected lab or untrusted, got {describe(body['ca'])}")
         tls.ca = body["ca"]
     if "server_name" in body:
-        tls.server_name = source.text(body["server_name"], path + ("server_name",))
+        tls.server_name = source.text(body["server_name"], path + ("server_name",), hint="(a server name)",
+                                      single_line=True)
     if "client_cert" in body:
         tls.client_cert = source.boolean(body["client_cert"], path + ("client_cert",))
     if "min_version" in body:

@@ -15,6 +15,8 @@ from typing import Any
 from ...errors import LabError
 from ...model.targets import capture_label, capture_points
 from ...model.topology import Topology
+from ...model.yamlsource import quote
+from ..expectation import regex_problem
 from ..kind import CheckKind
 from ..pcap import Packet, client_hello_server_name
 
@@ -82,15 +84,28 @@ def wire_problems(topology: Topology, spec: WireSpec, packets: list[Packet]) -> 
     return problems
 
 
+def parse_filter(source, raw: Any, path) -> str:
+    """A capture filter is a BPF expression (tcp port 443, host 10.1.2.3), handed to
+    tcpdump after its options: no word of it may read as an option."""
+    text = source.text(raw, path, hint="(a capture filter such as 'tcp port 443')", single_line=True)
+    for word in text.split():
+        if word.startswith("-") and word != "-":
+            raise source.error(path, f"a capture filter is a BPF expression such as 'tcp port 443', "
+                               f"not tcpdump options; {quote(word)} starts with '-'")
+    return text
+
+
 def parse_wire(body: dict[str, Any], path, source, host, endpoint) -> WireSpec:
     """`wire: {at: TARGET, during: [check names], filter: EXPR, expect: [...]}`; `host`
     and `endpoint` are the check parser's readers, so names are checked one way."""
     spec = source.mapping(body, path, ["at", "during", "filter", "expect"], required=["at", "expect"])
     during = spec.get("during", [])
     during = [during] if isinstance(during, str) else source.sequence(during, path + ("during",))
-    wire = WireSpec(source.text(spec["at"], path + ("at",)),
-                    [source.text(name, path + ("during", index)) for index, name in enumerate(during)],
-                    filter=source.text(spec["filter"], path + ("filter",)) if "filter" in spec else None)
+    wire = WireSpec(source.text(spec["at"], path + ("at",), hint="(a network, host or host:network)",
+                                single_line=True),
+                    [source.name(name, path + ("during", index), hint="(a check name)")
+                     for index, name in enumerate(during)],
+                    filter=parse_filter(source, spec["filter"], path + ("filter",)) if "filter" in spec else None)
     for index, item in enumerate(source.sequence(spec["expect"], path + ("expect",))):
         item_path = path + ("expect", index)
         if not isinstance(item, dict) or len(item) != 1:
@@ -114,16 +129,22 @@ def parse_wire(body: dict[str, Any], path, source, host, endpoint) -> WireSpec:
                 kind, host(fields["from"], item_path + (kind, "from")) if "from" in fields else None,
                 server_name=source.text(fields["server_name"], item_path + (kind, "server_name"))))
         elif kind == "no_plaintext":
-            text = value.get("regex") if isinstance(value, dict) else None
-            pattern = text if text is not None else re.escape(source.text(value, item_path + (kind,)))
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise source.error(item_path + (kind,), f"bad regular expression: {exc}") from None
+            # Text to look for as it is, or {regex: PATTERN}; matched against packet bytes.
+            if isinstance(value, dict):
+                fields = source.mapping(value, item_path + (kind,), ["regex"], required=["regex"])
+                pattern = source.text(fields["regex"], item_path + (kind, "regex"),
+                                      hint="(a regular expression)", allow_nul=True)
+                where = item_path + (kind, "regex")
+            else:
+                pattern = re.escape(source.text(value, item_path + (kind,), hint="(text, or {regex: PATTERN})",
+                                                allow_nul=True))
+                where = item_path + (kind,)
+            if problem := regex_problem(pattern, binary=True):
+                raise source.error(where, problem)
             wire.expectations.append(WireExpectation(kind, pattern=pattern))
         else:
             raise source.error(item_path + (str(kind),),
-                               f"unknown wire expectation '{kind}'; expected handshake, client_hello or no_plaintext")
+                               f"unknown wire expectation {quote(kind)}; expected handshake, client_hello or no_plaintext")
     if not wire.expectations:
         raise source.error(path + ("expect",), "expected at least one wire expectation")
     return wire
@@ -139,10 +160,9 @@ class WireKind(CheckKind):
 
     def parse(self, parser, raw, path, check) -> None:
         wire = parse_wire(raw, path, parser.source, parser.host, parser.endpoint)
-        try:
-            capture_points(parser.topology, wire.target)
-        except LabError as exc:
-            raise parser.source.error(path + ("at",), str(exc)) from None
+        problem = parser.memo(("capture target", wire.target), lambda: _target_problem(parser.topology, wire.target))
+        if problem:
+            raise parser.source.error(path + ("at",), problem)
         check.target = wire.target
         check.options = wire
 
@@ -152,13 +172,22 @@ class WireKind(CheckKind):
     def link(self, parser, check, known, path) -> None:
         """`during` names exchange checks of the lab; they run while the capture listens."""
         wire: WireSpec = check.options
-        exchanges = {other.name: other for other in known if other.kind.runner != "capture"}
+        exchanges = parser.memo(("exchanges", id(known), len(known)), lambda: {
+            other.name: other for other in known if other.kind.runner != "capture"})
         wire.checks = []
         for position, name in enumerate(wire.during):
             if name not in exchanges:
                 raise parser.source.error(path + ("wire", "during", position),
-                                          f"no exchange check named '{name}' to run during the capture")
+                                          f"no exchange check named {quote(name)} to run during the capture")
             wire.checks.append(exchanges[name])
+
+
+def _target_problem(topology: Topology, target: str) -> str | None:
+    try:
+        capture_points(topology, target)
+    except LabError as exc:
+        return str(exc)
+    return None
 
 
 KIND = WireKind()
