@@ -10,10 +10,12 @@ with NET_ADMIN, so lab hosts themselves never hold it.
                                        (prints JSON {feature: true/false})
   netadmin.py link ADDRESS up|down    in a host's namespace: take the interface holding
                                        ADDRESS down, or up again
-  netadmin.py capture WHERE FILE [FILTER...]
+  netadmin.py capture WHERE FILE SECONDS [FILTER...]
                                        tcpdump on WHERE (an interface name, `any`, or an
-                                       address, meaning the interface that holds it) into FILE;
-                                       FILTER is a BPF expression, never tcpdump options
+                                       address, meaning the interface that holds it) into FILE,
+                                       for SECONDS at most (it ends itself then, whether or not
+                                       its owner is still there to end it); FILTER is a BPF
+                                       expression, never tcpdump options
 
 Docker drops packets on an `internal` network whose destination lies outside that
 network's subnet, which is exactly what a lab router forwards. The fabric rule accepts,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import time
@@ -72,8 +75,19 @@ def _iptables() -> str | None:
 
 
 def _tagged_rules(binary: str, tag: str) -> list[str]:
+    """The rules whose comment is exactly `tag`: one lab's cleanup never takes the rules
+    of a lab whose name starts the same."""
     listing = run(binary, "-w", "-S", "DOCKER-USER").stdout.splitlines()
-    return [line for line in listing if f'--comment "{tag}"' in line or f"--comment {tag}" in line]
+    return [line for line in listing if comment_of(line) == tag]
+
+
+def comment_of(rule: str) -> str | None:
+    """The --comment of an `iptables -S` line, unquoted, or None."""
+    words = shlex.split(rule)
+    for position, word in enumerate(words[:-1]):
+        if word == "--comment":
+            return words[position + 1]
+    return None
 
 
 def fabric_add(tag: str, bridges: list[str]) -> None:
@@ -138,13 +152,15 @@ def features() -> None:
     print(json.dumps(found))
 
 
-def capture(where: str, file: str, expression: list[str]) -> None:
+def capture(where: str, file: str, seconds: str, expression: list[str]) -> None:
     interface = where
     if where[:1].isdigit():
         interface = interface_holding(where)
-    # exec, so tcpdump itself gets the SIGINT that ends the capture and flushes the file;
-    # immediate mode, so packets seen just before that SIGINT are not still in its buffer.
-    os.execvp("tcpdump", tcpdump_argv(interface, file, expression))
+    # exec timeout, which relays the SIGINT that ends the capture to tcpdump (so it flushes
+    # the file) and sends one itself at the deadline; immediate mode, so packets seen just
+    # before that SIGINT are not still in tcpdump's buffer.
+    deadline = str(max(1, min(int(float(seconds)), 24 * 3600)))
+    os.execvp("timeout", ["timeout", "--signal=INT", deadline, *tcpdump_argv(interface, file, expression)])
 
 
 def tcpdump_argv(interface: str, file: str, expression: list[str]) -> list[str]:
@@ -187,8 +203,8 @@ def main(argv: list[str]) -> int:
         features()
     elif verb == "link" and len(args) == 2 and args[1] in ("up", "down"):
         link(*args)
-    elif verb == "capture" and len(args) >= 2:
-        capture(args[0], args[1], args[2:])
+    elif verb == "capture" and len(args) >= 3:
+        capture(args[0], args[1], args[2], args[3:])
     else:
         sys.exit(__doc__)
     return 0

@@ -161,13 +161,14 @@ def capture(args) -> int:
     from ..assets import host_tag
     from ..model.targets import capture_label
     from ..model.yamlsource import parse_duration
-    from ..ops.capture import Capture
+    from ..ops.capture import LONGEST, Capture
     seconds = parse_duration(args.duration) if args.duration else None
     if args.duration and seconds is None:
         raise LabError(f"--for: expected a duration such as 10s, got '{args.duration}'")
     lab, engine = open_lab(args)
     with locked(args, lab, engine, "capture"):
-        running = Capture(lab.topology, engine, host_tag(), args.target, args.filter)
+        running = Capture(lab.topology, engine, host_tag(), args.target, args.filter,
+                          deadline=seconds + 10 if seconds is not None else LONGEST)
         running.start()
         progress(f"capturing on {capture_label(lab.topology, args.target)}"
                  + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))

@@ -17,14 +17,18 @@ from ..names import SERVICES_PATH
 
 CAPTURE_FILE = "/tmp/capture.pcap"
 READY_TEXT = "listening on"
+LONGEST = 3600.0   # seconds a capture may run when nobody says how long
 
 
 class Capture:
     """A running capture: `with Capture(...) as capture:` ... then `capture.packets`."""
 
     def __init__(self, topology: Topology, engine: Engine, image: str, target: str,
-                 expression: str | None = None):
+                 expression: str | None = None, deadline: float = LONGEST):
+        """`deadline`: seconds after which the helper ends the capture itself, so one whose
+        owner died (a killed labctl) does not run, with network-admin rights, forever."""
         self.topology, self.engine, self.image = topology, engine, image
+        self.deadline = deadline
         self.points = capture_points(topology, target)
         self.expression = expression.split() if expression else []
         self.helpers: list[str] = []
@@ -41,7 +45,7 @@ class Capture:
         try:
             for point in points:
                 argv = ["python3", f"{SERVICES_PATH}/netadmin.py", "capture", point.where, CAPTURE_FILE,
-                        *self.expression]
+                        f"{self.deadline:.0f}", *self.expression]
                 self.helpers.append(self.engine.start_helper(self.topology, point.host, self.image, argv,
                                                              ["NET_ADMIN", "NET_RAW"], READY_TEXT))
         except BaseException:

@@ -50,7 +50,8 @@ def run_wire_check(topology: Topology, engine: Engine, check: CheckSpec, image: 
     wire = check.options
     during = wire.checks
     try:
-        with Capture(topology, engine, image, wire.target, wire.filter) as capture:
+        deadline = 60 + sum(check.timeout + (check.within or 0) for check in during)
+        with Capture(topology, engine, image, wire.target, wire.filter, deadline) as capture:
             traffic = _run_exchanges(topology, engine, during, image) if during else []
     except LabError as exc:  # a host it listens at is stopped, or its machine does not answer
         return CheckResult(check.name, "", check.target, None, check.protocol, False,
