@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,18 @@ class Readiness:
     command: str | None = None
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one host may use, so a fork bomb or a runaway allocation in a student's
+    program fails that host only, and the lab and its grader keep going."""
+    memory: int = 512 << 20     # bytes, swap included
+    pids: int = 512             # processes and threads
+    cpus: float = 1.0           # of the machine's cores
+
+    def describe(self) -> str:
+        return f"memory {self.memory >> 20} MiB, {self.pids} processes, {self.cpus:g} CPUs"
+
+
 @dataclass
 class Host:
     name: str
@@ -112,6 +125,7 @@ class Host:
     routes: list[Route] = field(default_factory=list)
     ready: Readiness | None = None
     placement: Placement = field(default_factory=Placement)
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def networks(self) -> list[str]:
@@ -170,7 +184,10 @@ class Topology:
 
 NETWORK_KEYS = ["subnet", "internal", "encrypted"]
 HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
-             "env", "routes", "ready", "placement"]
+             "env", "routes", "ready", "placement", "limits"]
+LIMIT_KEYS = ["memory", "pids", "cpus"]
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000 ** 2,
+                "mib": 1 << 20, "g": 1 << 30, "gb": 1000 ** 3, "gib": 1 << 30}
 
 
 def parse_topology(source: Source, top: dict[str, Any], file: Path, traits: EngineTraits) -> Topology:
@@ -240,6 +257,7 @@ def _parse_hosts(source: Source, raw: Any, networks: dict[str, Network],
             routes=_parse_routes(source, spec.get("routes"), path + ("routes",)),
             ready=_parse_ready(source, spec.get("ready"), path + ("ready",)),
             placement=_parse_placement(source, spec.get("placement"), path + ("placement",)),
+            limits=_parse_limits(source, spec.get("limits"), path + ("limits",)),
         )
         if host.image and host.build:
             raise source.error(path + ("build",), "give either image or build, not both")
@@ -445,6 +463,33 @@ def _parse_placement(source: Source, raw: Any, path: KeyPath) -> Placement:
         return Placement(labels=tuple(labels))
     raise source.error(path, "expected a machine name, a mapping of machine labels such as "
                        f"{{zone: a}}, or spread; got {describe(raw)}")
+
+
+def _parse_limits(source: Source, raw: Any, path: KeyPath) -> Limits:
+    """`limits: {memory: 256m, pids: 128, cpus: 0.5}`; what is not said keeps its default."""
+    if raw is None:
+        return Limits()
+    spec = source.mapping(raw, path, LIMIT_KEYS)
+    limits = Limits()
+    if "memory" in spec:
+        value = spec["memory"]
+        match = re.fullmatch(r"\s*(\d{1,12})\s*([a-zA-Z]{0,3})\s*", str(value)) \
+            if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+        unit = match.group(2).lower() if match else None
+        if match is None or unit not in MEMORY_UNITS:
+            raise source.error(path + ("memory",), f"expected a size such as 256m or 1g, got {describe(value)}")
+        memory = int(match.group(1)) * MEMORY_UNITS[unit]
+        if not 16 << 20 <= memory <= 256 << 30:
+            raise source.error(path + ("memory",), "expected from 16m to 256g")
+        limits = replace(limits, memory=memory)
+    if "pids" in spec:
+        limits = replace(limits, pids=source.integer(spec["pids"], path + ("pids",), 16, 1 << 20, "a process count"))
+    if "cpus" in spec:
+        cpus = spec["cpus"]
+        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0.01 <= cpus <= 1024:
+            raise source.error(path + ("cpus",), f"expected a number of cores from 0.01 to 1024, got {describe(cpus)}")
+        limits = replace(limits, cpus=float(cpus))
+    return limits
 
 
 def _parse_ready(source: Source, raw: Any, path: KeyPath) -> Readiness | None:

@@ -163,6 +163,11 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
         "extra_hosts": [f"{name}:{address}" for name, address in
                         sorted(hosts_table(topology, host).items())],
         "security_opt": ["no-new-privileges:true"],
+        # What one host may use: a runaway program fails its own host only.
+        "mem_limit": host.limits.memory,
+        "memswap_limit": host.limits.memory,
+        "pids_limit": host.limits.pids,
+        "cpus": host.limits.cpus,
         "volumes": [
             f"{relative_path(pki.ca_certificate, base)}:{PKI_PATH}/ca.pem:ro",
             f"{relative_path(pki.untrusted_ca_certificate, base)}:{PKI_PATH}/untrusted-ca.pem:ro",

@@ -91,6 +91,8 @@ def _deploy(topology: Topology, host: Host) -> dict[str, Any]:
         # A lab host that stops stays stopped, as on one machine: faults are the lab's to
         # make, and a silent restart would hide one.
         "restart_policy": {"condition": "none"},
+        # A stack caps memory and CPUs (Docker 20.10 has no process cap for services).
+        "resources": {"limits": {"memory": str(host.limits.memory), "cpus": f"{host.limits.cpus:g}"}},
     }
     constraints = []
     if host.placement.machine:
