@@ -114,11 +114,11 @@ def test_a_failing_check_fails_the_command(engine, campus, tmp_path):
 
 
 @pytest.mark.parametrize("scenario, steps", [("udp-loses-tcp-delivers", 5), ("partition", 5)])
-def test_default_scenarios_pass_and_leave_the_lab_as_it_was(engine, campus, scenario, steps):
+def test_default_scenarios_pass_and_leave_the_lab_as_declared(engine, campus, scenario, steps):
     result = run_cli("-f", str(campus.file), "run", scenario)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"scenario '{scenario}': {steps} of {steps} steps passed" in result.stdout
-    assert "restoring the lab as it was before the scenario" in result.stderr
+    assert "restoring the lab as its file declares it" in result.stderr
     status = json.loads(run_cli("-f", str(campus.file), "status", "--json").stdout)
     assert [entry["name"] for entry in status if entry["role"] == "net"] == []
     assert all(entry["faults"] == [] for entry in status if entry["role"] == "host")
