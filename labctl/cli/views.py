@@ -75,6 +75,9 @@ def transcript(host: str, entries: list[dict[str, Any]]) -> str:
     lines = []
     for entry in entries:
         stamp = time.strftime("%H:%M:%S", time.localtime(entry["time"])) + f".{int(entry['time'] % 1 * 1000):03d}"
+        if entry.get("cut"):
+            lines.append(f"{stamp}  the transcript was cut here: {entry.get('error', 'it reached its size cap')}")
+            continue
         extra = " ".join(f"{key}={entry[key]}" for key in ("method", "path", "status", "tls_version",
                                                             "client_subject", "error") if entry.get(key))
         lines.append(f"{stamp}  {entry['service']:<8} {entry['peer']}:{entry['peer_port']} → :{entry['port']}  "
