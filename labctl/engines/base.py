@@ -48,8 +48,10 @@ class HostState:
 
     @property
     def ready(self) -> bool:
+        """Running (and not failing its healthcheck), or done with success. `up` confirms
+        a program's readiness itself (labctl.engines.readiness); health is for status."""
         if self.long_running:
-            return self.state == "running" and self.health in (None, "healthy")
+            return self.state == "running" and self.health != "unhealthy"
         return self.state == "exited" and self.exit_code == 0
 
     @property

@@ -18,6 +18,7 @@ from ..errors import EngineError, LabError
 from ..model.topology import Topology
 from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, SOURCE_LABEL, helper_service
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress
+from .readiness import Confirmations
 
 def docker_client() -> docker.DockerClient:
     """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
@@ -116,20 +117,31 @@ class ContainerEngine:
         healthcheck), every sidecar healthy and every one-shot helper exited 0; or, with
         `only`, just those containers. Fails fast on the first failure."""
         deadline = time.monotonic() + timeout
+        confirmations = Confirmations(topology, lambda state, argv: self._exec_in(state.container, argv), timeout)
+        try:
+            self._wait_ready(topology, progress, timeout, deadline, only, confirmations)
+        finally:
+            confirmations.close()
+
+    def _wait_ready(self, topology: Topology, progress: Progress, timeout: float, deadline: float,
+                    only: set[str] | None, confirmations: Confirmations) -> None:
         last_report = ""
         expected_hosts = set(topology.hosts) if only is None else set(topology.hosts) & only
         while True:
             states = [s for s in self.states(topology) if only is None or s.name in only]
-            hosts = [s for s in states if s.role == "host"]
-            helpers = [s for s in states if s.role != "host"]
             failed = [s for s in states if s.failed]
             if failed:
                 raise EngineError(self._failure_reason(failed[0]))
-            pending = [s.name for s in states if not s.ready]
+            ready = {s.container for s in states if confirmations.ready(s)}
+            hosts = [s for s in states if s.role == "host"]
+            helpers = [s for s in states if s.role != "host"]
+            pending = [s.name for s in states if s.container not in ready]
             missing = sorted((expected_hosts | ((only or set()) - set(topology.hosts)))
                              - {s.name for s in states})
-            counts = ([f"{sum(s.ready for s in hosts)}/{len(expected_hosts)} hosts"] if expected_hosts else []) \
-                + ([f"{sum(s.ready for s in helpers)}/{len(helpers)} network helpers"] if helpers or only is None else [])
+            counts = ([f"{sum(s.container in ready for s in hosts)}/{len(expected_hosts)} hosts"]
+                      if expected_hosts else []) \
+                + ([f"{sum(s.container in ready for s in helpers)}/{len(helpers)} network helpers"]
+                   if helpers or only is None else [])
             report = ("ready: " + ", ".join(counts)
                       + (f" (waiting for {', '.join(pending + missing)})" if pending or missing else ""))
             if report != last_report:
@@ -141,6 +153,13 @@ class ContainerEngine:
                 raise EngineError(f"lab not ready after {timeout:.0f}s; still waiting for "
                                   + ", ".join(pending + missing) + self._health_hint(topology, pending))
             time.sleep(0.2)
+
+    def _exec_in(self, container: str, argv: list[str]) -> ExecResult:
+        try:
+            result = self.client.containers.get(container).exec_run(argv)
+        except docker.errors.APIError as exc:  # it stopped or went away meanwhile
+            return ExecResult(-1, b"", str(exc).encode())
+        return ExecResult(result.exit_code if result.exit_code is not None else -1, result.output or b"", b"")
 
     def _failure_reason(self, state: HostState) -> str:
         what = f"host '{state.name}'" if state.role == "host" else f"helper '{state.name}'"
@@ -315,7 +334,7 @@ class ContainerEngine:
         container = self.client.containers.create(
             image, argv, name=name, network_mode=self._namespace(topology, host), cap_add=["NET_ADMIN"],
             labels={LAB_LABEL: topology.name, ROLE_LABEL: role, HOST_LABEL: host, **labels},
-            healthcheck={"test": ["CMD", *ready], "interval": second, "timeout": 2 * second, "retries": 60},
+            healthcheck={"test": ["CMD", *ready], "interval": 30 * second, "timeout": 5 * second, "retries": 3},
             detach=True)
         container.start()
 

@@ -35,6 +35,7 @@ from .base import READY_TIMEOUT, ExecResult, HostState, Progress
 from .cluster import Cluster, connect
 from .compose import die_with_parent
 from .containers import ContainerEngine
+from .readiness import Confirmations
 from .images import record_shipped, remove_shipped, ship_image
 from .ssh import CONNECTION_ERRORS, CliForward, is_ssh
 
@@ -151,8 +152,23 @@ class SwarmEngine:
 
     def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT,
                    only: set[str] | None = None) -> None:
-        """Every host's task running on its machine (and healthy where it has a
-        healthcheck). A task the Swarm cannot place or start fails at once, with its reason."""
+        """Every host's task running on its machine, and its readiness probe answered once
+        (labctl.engines.readiness). A task the Swarm cannot place or start fails at once,
+        with its reason."""
+        confirmations = Confirmations(topology, lambda state, argv: self._probe(topology, state, argv), timeout)
+        try:
+            self._wait_ready(topology, progress, timeout, only, confirmations)
+        finally:
+            confirmations.close()
+
+    def _probe(self, topology: Topology, state: HostState, argv: list[str]) -> ExecResult:
+        try:
+            return self.exec(topology, state.name, argv)
+        except LabError as exc:  # its task stopped meanwhile, or its machine went away
+            return ExecResult(-1, b"", str(exc).encode())
+
+    def _wait_ready(self, topology: Topology, progress: Progress, timeout: float,
+                    only: set[str] | None, confirmations: Confirmations) -> None:
         deadline = time.monotonic() + timeout
         last_report = ""
         expected = set(topology.hosts) if only is None else set(topology.hosts) & only
@@ -165,7 +181,8 @@ class SwarmEngine:
             if failed:
                 raise EngineError(f"host '{failed[0].name}' on machine '{failed[0].machine}' "
                                   f"{failed[0].state}" + (f" ({failed[0].health})" if failed[0].health else ""))
-            pending = sorted(name for name in expected if name not in states or not states[name].ready)
+            pending = sorted(name for name in expected
+                             if name not in states or not confirmations.ready(states[name]))
             report = (f"ready: {len(expected) - len(pending)}/{len(expected)} hosts"
                       + (f" (waiting for {', '.join(pending)})" if pending else ""))
             if report != last_report:

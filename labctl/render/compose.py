@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,12 @@ from ..names import (FABRIC_SERVICE, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SO
 from ..files import write_file
 from .pki import LabPki
 
-HEALTH_INTERVAL = "1s"
+# Healthchecks only keep `status` (and a Compose file run without labctl) informed: `up`
+# confirms readiness itself, once per container (readiness_wait), so an idle lab starts no
+# process more often than this.
+HEALTH_INTERVAL = "30s"
 SIDECAR_READY = ["test", "-f", SIDECAR_APPLIED]
+READY_POLL = 0.05   # seconds between tries of a readiness probe, while `up` waits for it
 
 
 def sidecar_command(spec: dict[str, Any]) -> list[str]:
@@ -207,27 +212,44 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
                 for s in host.services]
         service["command"] = ["python3", f"{SERVICES_PATH}/labsvc.py",
                               json.dumps(spec, separators=(",", ":"))]
-        service["healthcheck"] = _healthcheck(["python3", "-I", "-S", f"{SERVICES_PATH}/health.py",
-                                               *[f"{s.transport}:{s.port}" for s in host.services]])
     elif host.command:
         service["command"] = host.command
     elif host.runs_lab_image:
         service["command"] = ["sleep", "infinity"]
+    probe = readiness_probe(host)
+    if probe is not None:
+        service["healthcheck"] = _healthcheck(probe)
+    return service
+
+
+def readiness_probe(host: Host) -> list[str] | None:
+    """How to tell that the host's program is ready (a healthcheck test), or None."""
     if host.ready and host.ready.tcp_port:
         # User images may lack Python, so probe the port with the shell's /dev/tcp if bash
         # exists, else nc; both are in labctl's own image.
         port = host.ready.tcp_port
-        service["healthcheck"] = _healthcheck(
-            ["CMD-SHELL", f"nc -z 127.0.0.1 {port} || bash -c '</dev/tcp/127.0.0.1/{port}'"])
-    elif host.ready and host.ready.command:
-        service["healthcheck"] = _healthcheck(["CMD-SHELL", host.ready.command])
-    return service
+        return ["CMD-SHELL", f"nc -z 127.0.0.1 {port} || bash -c '</dev/tcp/127.0.0.1/{port}'"]
+    if host.ready and host.ready.command:
+        return ["CMD-SHELL", host.ready.command]
+    if host.services:
+        return ["CMD", "python3", "-I", "-S", f"{SERVICES_PATH}/health.py",
+                *[f"{s.transport}:{s.port}" for s in host.services]]
+    return None
+
+
+def readiness_wait(probe: list[str], seconds: float) -> list[str]:
+    """A command that tries a healthcheck test until it passes, at most `seconds`: run once
+    in the container by `up`, it ends when the program is ready (or it gives up)."""
+    test = shlex.join(probe[1:]) if probe[0] == "CMD" else probe[1]
+    return ["sh", "-c", f"end=$(( $(date +%s) + {max(1, int(seconds))} )); "
+            f"until ( {test} ) >/dev/null 2>&1; do [ $(date +%s) -ge $end ] && exit 1; "
+            f"sleep {READY_POLL}; done"]
 
 
 def _healthcheck(test: list[str]) -> dict[str, Any]:
     if test[0] not in ("CMD", "CMD-SHELL"):
         test = ["CMD", *test]
-    return {"test": test, "interval": HEALTH_INTERVAL, "timeout": "2s", "retries": 60}
+    return {"test": test, "interval": HEALTH_INTERVAL, "timeout": "5s", "retries": 3}
 
 
 def _helper(topology: Topology, image: str, role: str, command: list[str], network_mode: str,

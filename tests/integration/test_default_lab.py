@@ -129,3 +129,15 @@ def test_down_leaves_nothing(engine, campus, image):
     assert result.returncode == 0, result.stderr
     assert leftovers(engine, campus.topology, image) == {}
 
+
+
+def test_an_idle_lab_runs_no_health_process_more_often_than_every_10_seconds(engine, campus):
+    """`up` confirmed readiness once; what stays is a healthcheck for status, at a long interval."""
+    containers = engine.client.api.containers(all=True, filters={"label": f"io.labctl.lab={campus.name}"})
+    checked = 0
+    for summary in containers:
+        health = (engine.client.api.inspect_container(summary["Id"])["Config"].get("Healthcheck") or {})
+        if health.get("Test") and health["Test"] != ["NONE"]:
+            assert health.get("Interval", 0) >= 10 * 1_000_000_000, (summary["Names"], health)
+            checked += 1
+    assert checked >= 2   # web and echo run built-in services, and keep a healthcheck
