@@ -3,10 +3,13 @@ faults, and how the network helpers fare, assembled from the engine and the lab'
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..engines.base import Engine, HostState
+from ..errors import LabError
+from ..render.compose import probe_once, readiness_probe
 from ..model.topology import Topology
 from .faults import current_faults
 from .leftovers import leftovers
@@ -49,6 +52,25 @@ class LabStatus:
                 for state in self.states]
 
 
+def _health_now(topology: Topology, engine: Engine, hosts: list[HostState]) -> dict[str, str]:
+    """Health where the engine's healthcheck has not run yet (it runs every 30 s): the
+    host's probe, run once now."""
+    def probe(state: HostState) -> tuple[str, str]:
+        test = readiness_probe(topology.hosts[state.name])
+        if test is None:
+            return state.name, state.health or "-"
+        try:
+            code = engine.exec(topology, state.name, probe_once(test)).exit_code
+        except LabError:
+            return state.name, state.health or "-"
+        return state.name, "healthy" if code == 0 else "unhealthy"
+    starting = [s for s in hosts if s.state == "running" and s.health == "starting"]
+    if not starting:
+        return {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(pool.map(probe, starting))
+
+
 def lab_status(topology: Topology, engine: Engine) -> LabStatus:
     states = engine.states(topology)
     hosts = [state for state in states if state.role == "host" and state.name in topology.hosts]
@@ -59,6 +81,7 @@ def lab_status(topology: Topology, engine: Engine) -> LabStatus:
                        leftovers=leftovers(topology))
     # Where the engine assigns addresses, only running tasks have them: ask it.
     assigned = engine.addresses(topology) if topology.traits.assigns_addresses else None
+    health = _health_now(topology, engine, hosts)
     for state in hosts:
         host = topology.hosts[state.name]
         if assigned is not None:
@@ -66,7 +89,7 @@ def lab_status(topology: Topology, engine: Engine) -> LabStatus:
         else:
             addresses = {a.network: str(a.address) for a in host.attachments}
         services = (["router"] if host.router else []) + [f"{s.kind}:{s.port}" for s in host.services]
-        status.hosts.append(HostRow(state.name, state.state, state.health, addresses, services,
+        status.hosts.append(HostRow(state.name, state.state, health.get(state.name, state.health), addresses, services,
                                     faults.of(state.name), state.machine, state.reason))
     for name in sorted(set(topology.hosts) - {state.name for state in hosts}):
         status.hosts.append(HostRow(name, "missing", None, {}, [], []))

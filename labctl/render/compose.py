@@ -237,6 +237,11 @@ def readiness_probe(host: Host) -> list[str] | None:
     return None
 
 
+def probe_once(probe: list[str]) -> list[str]:
+    """A healthcheck test as a command to run once."""
+    return list(probe[1:]) if probe[0] == "CMD" else ["sh", "-c", probe[1]]
+
+
 def readiness_wait(probe: list[str], seconds: float) -> list[str]:
     """A command that tries a healthcheck test until it passes, at most `seconds`: run once
     in the container by `up`, it ends when the program is ready (or it gives up)."""
