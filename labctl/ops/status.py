@@ -63,7 +63,7 @@ def _health_now(topology: Topology, engine: Engine, hosts: list[HostState]) -> d
             code = engine.exec(topology, state.name, probe_once(test)).exit_code
         except LabError:
             return state.name, state.health or "-"
-        return state.name, "healthy" if code == 0 else "unhealthy"
+        return state.name, "healthy" if code == 0 else "starting"
     starting = [s for s in hosts if s.state == "running" and s.health == "starting"]
     if not starting:
         return {}
