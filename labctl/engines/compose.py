@@ -137,8 +137,10 @@ class ComposeEngine(ContainerEngine):
         selector = {"label": f"{LAB_LABEL}={topology.name}"}
         containers = self.client.api.containers(all=True, filters=selector)
         fabric_image = next((c.get("ImageID") for c in containers
-                             if (c.get("Labels") or {}).get(ROLE_LABEL) == "fabric"), None) or self._any_host_image()
-        with ThreadPoolExecutor(max_workers=8) as pool:
+                             if (c.get("Labels") or {}).get(ROLE_LABEL) == "fabric"), None)
+        if fabric_image is None and topology.needs_fabric:
+            fabric_image = self._any_host_image()  # its helper was removed by hand
+        with ThreadPoolExecutor(max_workers=16) as pool:
             # The rules go whatever removed their helper before (a prune, a bare
             # `docker compose down`): found by the lab's exact tag, never by a prefix.
             fabric = pool.submit(self._remove_fabric, topology, fabric_image) if fabric_image else None

@@ -168,6 +168,11 @@ class Topology:
         return self.traits.name
 
     @property
+    def needs_fabric(self) -> bool:
+        """Routed traffic must cross the lab's internal bridges (see services/netadmin.py)."""
+        return any(host.router or host.routes for host in self.hosts.values())
+
+    @property
     def state_folder(self) -> Path:
         return state_folder(self)
 

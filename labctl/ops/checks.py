@@ -27,7 +27,7 @@ from ..names import SERVICES_PATH, TRANSCRIPT
 from .capture import Capture
 from .causes import explain
 
-MAX_PARALLEL = 8
+MAX_PARALLEL = 16
 RETRY_PAUSE = 0.25
 
 

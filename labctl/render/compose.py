@@ -108,7 +108,7 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
         sidecar["stop_grace_period"] = f"{SIDECAR_GRACE}s"
         sidecar["healthcheck"] = _healthcheck(SIDECAR_READY)
         services[net_service(host)] = sidecar
-    if any(host.router or host.routes for host in topology.hosts.values()):
+    if topology.needs_fabric:
         services[FABRIC_SERVICE] = _helper(
             topology, image, "fabric", network_mode="host",
             command=["python3", f"{SERVICES_PATH}/netadmin.py", "fabric-add", fabric_tag(topology),
