@@ -210,7 +210,8 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
         spec = [{"kind": s.kind, "port": s.port,
                  **({"client_cert": s.client_cert} if s.client_cert != "none" else {})}
                 for s in host.services]
-        service["command"] = ["python3", f"{SERVICES_PATH}/labsvc.py",
+        # No site, no user paths: a smaller process; the script's own folder stays importable.
+        service["command"] = ["python3", "-E", "-s", "-S", f"{SERVICES_PATH}/labsvc.py",
                               json.dumps(spec, separators=(",", ":"))]
     elif host.command:
         service["command"] = host.command
