@@ -50,9 +50,9 @@ for pid in sorted(os.listdir("/proc"), key=lambda p: (not p.isdigit(), p)):
         continue
     try:
         words = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        # python3 .../labsvc.py SPEC (the init process above it names it too)
-        if not (os.path.basename(words[0]).startswith(b"python") and len(words) > 1
-                and words[1].endswith(b"/labsvc.py")):
+        # python3 [flags] .../labsvc.py SPEC (the init process above it names it too)
+        if not (os.path.basename(words[0]).startswith(b"python")
+                and any(word.endswith(b"/labsvc.py") for word in words[1:6])):
             continue
         status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
         maps = open(f"/proc/{pid}/maps").read()
