@@ -166,20 +166,23 @@ def capture(args) -> int:
     if args.duration and seconds is None:
         raise LabError(f"--for: expected a duration such as 10s, got '{args.duration}'")
     lab, engine = open_lab(args)
+    running = Capture(lab.topology, engine, host_tag(), args.target, args.filter,
+                      deadline=seconds + 10 if seconds is not None else LONGEST)
+    # The lab is held while its capture helpers start and stop, not while they listen:
+    # capturing while the lab is bent is what captures are for.
     with locked(args, lab, engine, "capture"):
-        running = Capture(lab.topology, engine, host_tag(), args.target, args.filter,
-                          deadline=seconds + 10 if seconds is not None else LONGEST)
         running.start()
-        progress(f"capturing on {capture_label(lab.topology, args.target)}"
-                 + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))
-        try:
-            if seconds is not None:
-                time.sleep(seconds)  # the capture's length is what the user asked for
-            else:
-                signal.pause()
-        except KeyboardInterrupt:
-            pass
-        finally:
+    progress(f"capturing on {capture_label(lab.topology, args.target)}"
+             + (f" for {args.duration}" if seconds else "; Ctrl-C stops"))
+    try:
+        if seconds is not None:
+            time.sleep(seconds)  # the capture's length is what the user asked for
+        else:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with locked(args, lab, engine, "capture"):
             data = running.stop()
     Path(args.write).write_bytes(data)
     progress(f"wrote {len(running.packets)} packets ({len(data)} bytes) to {args.write}")
