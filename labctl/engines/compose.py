@@ -73,7 +73,7 @@ class ComposeEngine(ContainerEngine):
             for image in sorted(images):
                 if ship_image(self.image_client, {REMOTE: self.client}, image, progress):
                     record_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {REMOTE: [image]})
-        self._clear_stale_networks(topology)
+        self._clear_stale_networks(topology, progress)
         progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
         keys = (yaml.safe_load(document.read_text()) or {}).get(KEYS_KEY) or {}
         if keys:
@@ -146,6 +146,11 @@ class ComposeEngine(ContainerEngine):
             fabric = pool.submit(self._remove_fabric, topology, fabric_image) if fabric_image else None
             if containers:
                 progress(f"removing {len(containers)} containers")
+            # Stop, leave the lab's networks, then go: Docker 20.10, removing many attached
+            # containers at once, can keep an endpoint of a network that none of them holds
+            # any more, and refuse to remove that network until the engine restarts.
+            list(pool.map(self._stop_container, [c["Id"] for c in containers]))
+            list(pool.map(self._leave_networks, containers))
             list(pool.map(self._remove_container, [c["Id"] for c in containers]))
             if fabric is not None:
                 fabric.result()
@@ -178,16 +183,31 @@ class ComposeEngine(ContainerEngine):
         return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes),
                 "images": len(images), "copied images": copied}
 
-    def _clear_stale_networks(self, topology: Topology) -> None:
+    def _clear_stale_networks(self, topology: Topology, progress: Progress) -> None:
         """Networks of the lab with none of its containers are what a `down` the engine
         refused left behind: remove them now, or say which stands in the way."""
         selector = {"label": f"{LAB_LABEL}={topology.name}"}
         if self.client.api.containers(all=True, filters=selector):
             return
-        refused = [problem for network in self.client.networks.list(filters=selector)
-                   if (problem := self._remove_network(network))]
-        if refused:
-            raise EngineError("a network of an earlier run of the lab is in the way: " + "; ".join(refused))
+        for network in self.client.networks.list(filters=selector):
+            if self._remove_network(network, attempts=2):
+                # Compose takes up a network of its project again: the lab works around it.
+                progress(f"network {network.name} of an earlier run could not be removed (the engine "
+                         "says it still has endpoints; restarting the engine clears it); using it again")
+
+    def _stop_container(self, identifier: str) -> None:
+        try:
+            self.client.api.kill(identifier)
+        except docker.errors.APIError:
+            pass  # not running, or gone
+
+    def _leave_networks(self, summary: dict) -> None:
+        for network in ((summary.get("NetworkSettings") or {}).get("Networks") or {}).values():
+            if network.get("NetworkID"):
+                try:
+                    self.client.api.disconnect_container_from_network(summary["Id"], network["NetworkID"], force=True)
+                except docker.errors.APIError:
+                    pass
 
     def _remove_container(self, identifier: str) -> None:
         try:
