@@ -86,8 +86,12 @@ def server_problems(topology: Topology, check: CheckSpec, observation: dict[str,
     if has_transcript:
         at_port = [e for e in entries if e.get("port") == check.port]
         if check.kind.runner == "probe":
-            ports = {local[1] for local in observation.get("local", [])}
-            mine = [e for e in at_port if e.get("peer_port") in ports]
+            # By the client's own (address, port); two clients on two hosts can use the same
+            # port toward one server, so the port alone is what identifies it only when the
+            # address changed on the way (and then the check says so).
+            local = {(str(item[0]), item[1]) for item in observation.get("local", [])}
+            by_port = [e for e in at_port if e.get("peer_port") in {port for _, port in local}]
+            mine = [e for e in by_port if (e.get("peer"), e.get("peer_port")) in local] or by_port
         else:
             mine = [e for e in at_port if e.get("peer") == str(address)]
         problems += _transcript_problems(side, peer, address, at_port, mine)
