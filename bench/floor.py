@@ -1,0 +1,679 @@
+"""labctl against the floor: the same lab brought up, checked and taken down by labctl and
+by what a careful user writes by hand, for 10, 30 and 100 hosts, in one run.
+
+- The floor (bench/labs.py): a plain Compose file with the same image, hosts, addresses and
+  networks (`init: true` everywhere, so `down` stops every host at once); servers run a
+  standard-library echo on port 7; `compose -p NAME -f FILE up -d`, then ONE `docker exec`
+  in one client that waits until every server's port accepts, then one `docker exec` per
+  client (all at once, as `&` and `wait` in a shell script would) that makes that
+  client's exchanges, then `compose down`. It checks the client's side only. For 100
+  hosts its networks are not internal (Docker drops traffic routed between internal
+  networks), routers get `sysctls: {net.ipv4.ip_forward: 1}`, and every host gets
+  `cap_add: [NET_ADMIN]` and adds its routes (`ip route add`) before its program starts.
+- labctl: `labctl -f FILE up`, `check` (both sides of every exchange, the default) and
+  `down`, each a subprocess, as a user types them.
+
+For 10 and 30 hosts (one network, n/2 echo servers, n/2 clients, every client against every
+server) the two run alternately, three pairs, and the medians are printed; for 100 hosts
+(four networks, two routers, 500 checks) one pair. Then, on a running labctl lab of 30
+hosts: its idle CPU over 20 s and each host's memory; and each built-in server under 1000
+concurrent connections from a lab host (bench/loadgen.py).
+
+Run with `make bench` (or `.venv/bin/python bench/floor.py [--sizes 10,30] [--rounds 3]
+[--skip-load] [--skip-idle] [--tag T] [--base-octet B]`). Labs are named bench-*, on
+10.200-10.207 (`--base-octet` moves them, `--tag` renames them, to run beside a network the
+engine refused to remove; through make: `make bench BENCH_FLOOR_ARGS="--tag t --base-octet 208"`);
+whatever the bench started goes down again, on failure or Ctrl-C too, and anything the
+engine refuses to remove is named at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import labs  # noqa: E402  (bench/labs.py)
+
+from labctl.assets import host_tag  # noqa: E402
+from labctl.engines.compose import compose_command  # noqa: E402
+from labctl.engines.containers import docker_client  # noqa: E402
+from labctl.engines.images import ensure_host_image  # noqa: E402
+from labctl.names import LAB_LABEL  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+LABCTL = str(Path(sys.executable).parent / "labctl")
+PHASES = ("up", "checks", "down", "total")
+UP_TIMEOUT = 900          # passed to `labctl up --timeout`; its default is 120 s
+IDLE_SECONDS = 20
+LOAD_CONNECTIONS = 1000
+LOAD_ROUNDS = 10
+
+# Subnets 10.<base + offset>.x: labctl's lab on the even offset, the floor's on the odd one.
+OFFSETS = {10: (0, 1), 30: (2, 3), 100: (4, 5)}
+LOAD_OFFSET, WARMUP_OFFSET = 6, 7
+
+
+class Names:
+    """Lab names (bench-…, with an optional tag) and subnets (10.<base>-10.<base + 7>):
+    `--tag` and `--base-octet` move a run beside what an earlier one could not remove."""
+
+    def __init__(self, tag: str = "", base: int = 200) -> None:
+        self.suffix = f"-{tag}" if tag else ""
+        self.base = base
+
+    def lab(self, stem: str) -> str:
+        return f"bench-{stem}{self.suffix}"
+
+    def octet(self, offset: int) -> int:
+        return self.base + offset
+
+
+def say(message: str) -> None:
+    print(f"  bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- cleanup, whatever happens -------------------------------------------------------------
+
+class Cleanup:
+    """What is up, and how to take it down: run on the way out, on an error, Ctrl-C or
+    SIGTERM, with further interrupts ignored until it is done."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, list[str]] = {}
+        self.used: set[str] = set()
+
+    def add(self, key: str, argv: list[str]) -> None:
+        self.pending[key] = argv
+        self.used.add(key)
+
+    def done(self, key: str) -> None:
+        self.pending.pop(key, None)
+
+    def run(self) -> None:
+        if not self.pending:
+            return
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for key, argv in list(self.pending.items()):
+                say(f"cleaning up {key}: {' '.join(argv)}")
+                subprocess.run(argv, capture_output=True, start_new_session=True, timeout=600)
+                self.pending.pop(key, None)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+CLEANUP = Cleanup()
+
+
+def left_behind(labs_used) -> list[str]:
+    """What is still on the engine of the labs this run started (labctl's by its label,
+    the floor's by its Compose project)."""
+    client = docker_client()
+    found = []
+    for lab in sorted(labs_used):
+        for label in (f"{LAB_LABEL}={lab}", f"com.docker.compose.project={lab}"):
+            found += [f"container {c['Names'][0].lstrip('/')}"
+                      for c in client.api.containers(all=True, filters={"label": label})]
+            found += [f"network {n['Name']}" for n in client.api.networks(filters={"label": label})]
+    return sorted(set(found))
+
+
+def _terminated(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(argv: list[str], timeout: float = 900, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=stdin)
+
+
+def failed(what: str, result: subprocess.CompletedProcess) -> str:
+    tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-6:]
+    return f"{what} exited {result.returncode}: " + " | ".join(tail)
+
+
+# --- the floor -------------------------------------------------------------------------------
+
+def run_floor(plan: labs.Plan, folder: Path, image: str, compose: list[str], parallel: int = 0) -> dict:
+    """The floor's phases; `parallel` bounds the clients' execs running at once (0: all)."""
+    path = folder / f"{plan.name}.compose.yaml"
+    path.write_text(labs.floor_yaml(plan, image))
+    base = [*compose, "-p", plan.name, "-f", str(path)]
+    figures: dict = {"passed": 0, "count": len(plan.checks)}
+    CLEANUP.add(plan.name, [*base, "down", "--remove-orphans", "-t", "2"])
+    try:
+        started = time.perf_counter()
+        result = run([*base, "up", "-d"])
+        if result.returncode:
+            figures["error"] = failed("compose up -d", result)
+            return figures
+        clients = [host.name for host in plan.of("client")]
+        servers = [plan.address_for(clients[0], host.name) for host in plan.of("server")]
+        result = run(["docker", "exec", f"{plan.name}-{clients[0]}-1", "python3", "-c", labs.WAIT_SCRIPT, *servers])
+        if result.returncode:
+            figures["error"] = failed("the wait exec", result)
+            return figures
+        ready = time.perf_counter()
+        figures["up"] = ready - started
+
+        def exchanges(client: str) -> subprocess.CompletedProcess:
+            return run(["docker", "exec", f"{plan.name}-{client}-1", "python3", "-c",
+                        labs.EXCHANGE_SCRIPT, *plan.targets(client)])
+
+        with ThreadPoolExecutor(max_workers=parallel or len(clients)) as pool:
+            results = list(pool.map(exchanges, clients))
+        figures["checks"] = time.perf_counter() - ready
+        for result in results:
+            match = re.search(r"(\d+) passed", result.stdout)
+            figures["passed"] += int(match.group(1)) if match else 0
+            if result.returncode or "FAIL" in result.stdout:
+                figures.setdefault("failures", []).append(
+                    (result.stdout + result.stderr).strip().splitlines()[:3])
+        down_started = time.perf_counter()
+        result = run([*base, "down"])
+        if result.returncode:
+            figures["error"] = failed("compose down", result)
+            return figures
+        CLEANUP.done(plan.name)
+        figures["down"] = time.perf_counter() - down_started
+        figures["total"] = figures["up"] + figures["checks"] + figures["down"]
+        return figures
+    finally:
+        CLEANUP.run()
+
+
+# --- labctl ------------------------------------------------------------------------------------
+
+def run_labctl(plan: labs.Plan, folder: Path, while_up=None) -> dict:
+    """`labctl up`, `check`, `down` on the plan's lab file; `while_up(plan)` runs between
+    `check` and `down`, outside the timings."""
+    lab_folder = folder / plan.name
+    lab_folder.mkdir(exist_ok=True)
+    path = lab_folder / "lab.yaml"
+    path.write_text(labs.labctl_yaml(plan))
+    base = [LABCTL, "-f", str(path)]
+    figures: dict = {"passed": 0, "count": len(plan.checks)}
+    CLEANUP.add(plan.name, [*base, "down"])
+    try:
+        started = time.perf_counter()
+        result = run([*base, "up", "--timeout", str(UP_TIMEOUT)], timeout=UP_TIMEOUT + 300)
+        figures["up"] = time.perf_counter() - started
+        if result.returncode:
+            figures["error"] = failed("labctl up", result)
+            return figures
+        started = time.perf_counter()
+        result = run([*base, "check"])
+        figures["checks"] = time.perf_counter() - started
+        summary = re.search(r"(\d+) passed, (\d+) failed", result.stdout)
+        if summary:
+            figures["passed"] = int(summary.group(1))
+        if result.returncode or not summary:
+            reasons = [line for line in result.stdout.splitlines() if " fail " in f" {line} "][:3]
+            figures["failures"] = reasons or [failed("labctl check", result)]
+        if while_up:
+            figures.update(while_up(plan))
+        started = time.perf_counter()
+        result = run([*base, "down"])
+        figures["down"] = time.perf_counter() - started
+        if result.returncode:
+            figures["error"] = failed("labctl down", result)
+            return figures
+        CLEANUP.done(plan.name)
+        figures["total"] = figures["up"] + figures["checks"] + figures["down"]
+        return figures
+    finally:
+        CLEANUP.run()
+
+
+# --- cgroups and /proc ---------------------------------------------------------------------------
+
+def _cgroup_path(pid: int, controller: str) -> Path:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        number, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return Path("/sys/fs/cgroup", controller, path.lstrip("/"))
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        number, controllers, path = line.split(":", 2)
+        if number == "0":
+            return Path("/sys/fs/cgroup", path.lstrip("/"))
+    raise LookupError(f"no {controller} cgroup for pid {pid}")
+
+
+def cpu_ns(pid: int) -> int:
+    folder = _cgroup_path(pid, "cpuacct")
+    if (folder / "cpuacct.usage").exists():
+        return int((folder / "cpuacct.usage").read_text())
+    stat = dict(line.split() for line in (folder / "cpu.stat").read_text().splitlines())
+    return int(stat["usage_usec"]) * 1000
+
+
+def memory_bytes(pid: int) -> int:
+    """What `docker stats` shows: usage less the inactive file cache."""
+    folder = _cgroup_path(pid, "memory")
+    stat = dict(line.split() for line in (folder / "memory.stat").read_text().splitlines())
+    if (folder / "memory.usage_in_bytes").exists():
+        return int((folder / "memory.usage_in_bytes").read_text()) - int(stat.get("total_inactive_file", 0))
+    return int((folder / "memory.current").read_text()) - int(stat.get("inactive_file", 0))
+
+
+def process_ticks() -> dict[int, tuple[str, int]]:
+    """pid -> (name, user + system clock ticks) of every process on the machine."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                text = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2:].split()
+            found[int(entry)] = (text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12]))
+    return found
+
+
+ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "docker-proxy")
+
+
+def cpu_by_process(before: dict, after: dict, lab_pids: set[int]) -> tuple[float, list[tuple[float, str]]]:
+    """Seconds of CPU the engine's own processes used between two samples, and the top
+    three other processes outside the lab (noise from whatever else runs)."""
+    hertz = os.sysconf("SC_CLK_TCK")
+    engine, others = 0.0, []
+    for pid, (name, ticks) in after.items():
+        used = (ticks - before.get(pid, (name, 0))[1]) / hertz
+        if used <= 0 or pid in lab_pids:
+            continue
+        if name.startswith(ENGINE_PROCESSES):
+            engine += used
+        else:
+            others.append((used, f"{name}[{pid}]"))
+    return engine, sorted(others, reverse=True)[:3]
+
+
+def lab_process_ids(init_pids) -> set[int]:
+    """Every process in the lab's containers (their inits and all below them)."""
+    found, queue = set(), list(init_pids)
+    while queue:
+        pid = queue.pop()
+        found.add(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                queue += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    return total - idle, total
+
+
+def lab_containers(lab: str) -> dict[str, int]:
+    """host name -> the pid of its container's init, for a running lab."""
+    client = docker_client()
+    found = {}
+    for container in client.containers.list(filters={"label": f"{LAB_LABEL}={lab}"}):
+        host = container.labels.get("io.labctl.host")
+        if host and container.labels.get("io.labctl.role", "host") == "host":
+            found[host] = container.attrs["State"]["Pid"]
+    return found
+
+
+def process_rss(pid: int, name: str) -> tuple[int, int] | None:
+    """(VmRSS, pid) of the Python process at or below `pid` that runs the script `name`."""
+    queue = [pid]
+    while queue:
+        current = queue.pop()
+        try:
+            words = Path(f"/proc/{current}/cmdline").read_bytes().split(b"\0")
+            # python3 .../labsvc.py SPEC (the init process above it names it too)
+            if os.path.basename(words[0]).startswith(b"python") and any(w.endswith(name.encode()) for w in words[1:]):
+                for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024, current
+            for task in Path(f"/proc/{current}/task").iterdir():
+                queue += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return None
+
+
+def net_counters(pid: int) -> dict[str, int]:
+    """Drop counters of a host's network namespace (read through /proc/PID/net)."""
+    wanted = {("Udp", "RcvbufErrors"): "udp rcvbuf drops", ("Udp", "InErrors"): "udp in errors",
+              ("Udp", "SndbufErrors"): "udp sndbuf errors",
+              ("TcpExt", "ListenOverflows"): "listen overflows", ("TcpExt", "ListenDrops"): "listen drops"}
+    found: dict[str, int] = {}
+    for name in ("snmp", "netstat"):
+        lines = Path(f"/proc/{pid}/net/{name}").read_text().splitlines()
+        for head, values in zip(lines[::2], lines[1::2]):
+            proto, keys = head.split(":", 1)
+            for key, value in zip(keys.split(), values.split(":", 1)[1].split()):
+                if (proto, key) in wanted:
+                    found[wanted[proto, key]] = int(value)
+    return found
+
+
+MIB = 1 << 20
+
+
+def idle_and_memory(plan: labs.Plan) -> dict:
+    """Idle CPU of the running lab over IDLE_SECONDS, and each host's memory."""
+    hosts = lab_containers(plan.name)
+    time.sleep(2)   # let the check's last connections close
+    cores = os.cpu_count() or 1
+    lab_pids = lab_process_ids(hosts.values())
+    before_machine, before_processes = machine_cpu(), process_ticks()
+    before = {host: cpu_ns(pid) for host, pid in hosts.items()}
+    started = time.perf_counter()
+    time.sleep(IDLE_SECONDS)
+    elapsed = time.perf_counter() - started
+    after_machine, after_processes = machine_cpu(), process_ticks()
+    after = {host: cpu_ns(pid) for host, pid in hosts.items()}
+    engine, others = cpu_by_process(before_processes, after_processes, lab_process_ids(hosts.values()) | lab_pids)
+    busy = (after_machine[0] - before_machine[0]) / max(1, after_machine[1] - before_machine[1])
+    lab_seconds = sum(after[h] - before[h] for h in hosts) / 1e9
+    memory = {host: memory_bytes(pid) for host, pid in hosts.items()}
+    rss = {host: process_rss(pid, "labsvc.py") for host, pid in hosts.items() if plan.hosts[host].role == "server"}
+    return {"idle": {"seconds": elapsed, "cores": cores, "machine_busy_share": busy,
+                     "lab_cpu_seconds": lab_seconds, "lab_share": lab_seconds / (elapsed * cores),
+                     "engine_cpu_seconds": engine, "others": others,
+                     "busiest": sorted(((after[h] - before[h]) / 1e6, h) for h in hosts)[-3:]},
+            "memory": memory, "server_rss": {h: v[0] for h, v in rss.items() if v}}
+
+
+def machine_idle_baseline(seconds: float = 10) -> float:
+    before = machine_cpu()
+    time.sleep(seconds)
+    after = machine_cpu()
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
+
+
+# --- services under load ---------------------------------------------------------------------------
+
+LOAD_SERVERS = {   # kind -> (host, service, port)
+    "tcp": ("tcpsrv", "tcp-echo", 7),
+    "udp": ("udpsrv", "udp-echo", 7),
+    "tls": ("tlssrv", "tls-echo", 8443),
+    "http": ("httpsrv", "http", 8080),
+    "https": ("httpssrv", "https", 9443),
+}
+
+
+def load_lab_yaml(name: str, octet: int) -> str:
+    lines = [f"name: {name}", "networks:", f"  net: {{subnet: 10.{octet}.0.0/24}}", "hosts:",
+             f"  driver: {{networks: {{net: 10.{octet}.0.2}}, limits: {{memory: 1g}}}}"]
+    for index, (host, service, port) in enumerate(LOAD_SERVERS.values()):
+        lines.append(f"  {host}: {{networks: {{net: 10.{octet}.0.{10 + index}}}, "
+                     f"services: [{{{service}: {{port: {port}}}}}]}}")
+    return "\n".join(lines) + "\n"
+
+
+class Sampler(threading.Thread):
+    """Samples a server host's memory (cgroup, as docker stats) and its server process's
+    resident size every 50 ms, keeping the peaks."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.stop = threading.Event()
+        self.peak_host = self.peak_rss = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.peak_host = max(self.peak_host, memory_bytes(self.pid))
+                found = process_rss(self.pid, "labsvc.py")
+                if found:
+                    self.peak_rss = max(self.peak_rss, found[0])
+            except (OSError, LookupError):
+                pass
+            self.stop.wait(0.05)
+
+
+def services_under_load(folder: Path, names: Names) -> list[dict]:
+    lab, octet = names.lab("load"), names.octet(LOAD_OFFSET)
+    lab_folder = folder / lab
+    lab_folder.mkdir(exist_ok=True)
+    path = lab_folder / "lab.yaml"
+    path.write_text(load_lab_yaml(lab, octet))
+    base = [LABCTL, "-f", str(path)]
+    script = (BENCH / "loadgen.py").read_text()
+    rows = []
+    CLEANUP.add(lab, [*base, "down"])
+    try:
+        result = run([*base, "up"])
+        if result.returncode:
+            return [{"kind": "all", "error": failed("labctl up", result)}]
+        hosts = lab_containers(lab)
+        driver = docker_client().containers.list(
+            filters={"label": [f"{LAB_LABEL}={lab}", "io.labctl.host=driver"]})[0].name
+        for index, (kind, (host, service, port)) in enumerate(LOAD_SERVERS.items()):
+            counters = net_counters(hosts[host]), net_counters(hosts["driver"])
+            before = memory_bytes(hosts[host])
+            before_rss = (process_rss(hosts[host], "labsvc.py") or (0, 0))[0]
+            sampler = Sampler(hosts[host])
+            sampler.start()
+            result = run(["docker", "exec", "-i", driver, "python3", "-", kind, f"10.{octet}.0.{10 + index}",
+                          str(port), host, str(LOAD_CONNECTIONS), str(LOAD_ROUNDS)], timeout=600, stdin=script)
+            sampler.stop.set()
+            sampler.join()
+            try:
+                row = json.loads(result.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                row = {"kind": kind, "error": failed("loadgen", result)}
+            row.update(service=service, host_before=before, host_peak=sampler.peak_host,
+                       rss_before=before_rss, rss_peak=sampler.peak_rss)
+            drops = {}
+            for side, pid, earlier in (("server", hosts[host], counters[0]), ("client", hosts["driver"], counters[1])):
+                for key, value in net_counters(pid).items():
+                    if value - earlier.get(key, 0):
+                        drops[f"{side} {key}"] = value - earlier.get(key, 0)
+            row["kernel"] = drops
+            rows.append(row)
+        result = run([*base, "down"])
+        if result.returncode == 0:
+            CLEANUP.done(lab)
+        return rows
+    finally:
+        CLEANUP.run()
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+def median_of(runs: list[dict], phase: str) -> float | None:
+    values = [r[phase] for r in runs if phase in r and "error" not in r]
+    return statistics.median(values) if values else None
+
+
+def fmt(value: float | None, width: int = 8) -> str:
+    return f"{value:{width - 1}.2f}s" if value is not None else f"{'-':>{width}}"
+
+
+def report_size(n: int, floor_runs: list[dict], labctl_runs: list[dict]) -> None:
+    plan_checks = (floor_runs or labctl_runs)[0]["count"]
+    pairs = len(floor_runs)
+    label = "median of" if pairs > 1 else "one pair,"
+    print(f"\nN = {n} hosts, {plan_checks} checks ({label} {pairs} {'pairs' if pairs > 1 else 'run each'})")
+    print(f"  {'phase':<8} {'floor':>8} {'labctl':>8} {'labctl/floor':>13}")
+    for phase in PHASES:
+        floor, mine = median_of(floor_runs, phase), median_of(labctl_runs, phase)
+        ratio = f"{mine / floor:12.2f}x" if floor and mine else f"{'-':>13}"
+        print(f"  {phase:<8} {fmt(floor)} {fmt(mine)} {ratio}")
+    for name, runs in (("floor", floor_runs), ("labctl", labctl_runs)):
+        for index, r in enumerate(runs, 1):
+            phases = "  ".join(f"{p} {r[p]:.2f}s" for p in PHASES if p in r)
+            status = f"{r['passed']}/{r['count']} passed"
+            extra = ""
+            if "error" in r:
+                extra += f"  ERROR: {r['error']}"
+            if r.get("failures"):
+                extra += f"  failures: {r['failures'][:3]}"
+            print(f"    {name:<6} #{index}: {phases}  {status}{extra}")
+
+
+def report_idle(figures: dict, baseline: float) -> None:
+    idle, memory = figures["idle"], figures["memory"]
+    print(f"\nIdle: the running labctl lab of 30 hosts over {idle['seconds']:.0f}s "
+          f"({idle['cores']} cores)")
+    print(f"  machine busy (/proc/stat)           {idle['machine_busy_share'] * 100:6.2f}% of {idle['cores']} cores"
+          f"   (baseline without a lab: {baseline * 100:.2f}%)")
+    print(f"  the lab's containers (cgroup cpu)   {idle['lab_share'] * 100:6.3f}% of {idle['cores']} cores"
+          f"   ({idle['lab_cpu_seconds'] * 1000:.0f} ms CPU in {idle['seconds']:.0f}s; busiest: "
+          + ", ".join(f"{h} {ms:.0f} ms" for ms, h in reversed(idle["busiest"])) + ")")
+    engine_share = idle["engine_cpu_seconds"] / (idle["seconds"] * idle["cores"])
+    print(f"  the engine (dockerd, containerd, shims) {engine_share * 100:6.3f}% of {idle['cores']} cores"
+          f"   ({idle['engine_cpu_seconds'] * 1000:.0f} ms: healthchecks and execs go through it)")
+    print("  busiest other processes (noise): "
+          + (", ".join(f"{name} {seconds * 1000:.0f} ms" for seconds, name in idle["others"]) or "none"))
+    servers = [v for h, v in memory.items() if h.startswith("s")]
+    clients = [v for h, v in memory.items() if h.startswith("c")]
+    print("\nMemory per host (cgroup usage less inactive file cache, as docker stats)")
+    print(f"  all {len(memory)} hosts: median {statistics.median(memory.values()) / MIB:.1f} MiB, "
+          f"max {max(memory.values()) / MIB:.1f} MiB, total {sum(memory.values()) / MIB:.0f} MiB")
+    if servers:
+        print(f"  {len(servers)} tcp-echo server hosts: median {statistics.median(servers) / MIB:.1f} MiB, "
+              f"max {max(servers) / MIB:.1f} MiB"
+              + (f"; server process RSS median {statistics.median(figures['server_rss'].values()) / MIB:.1f} MiB"
+                 if figures.get("server_rss") else ""))
+    if clients:
+        print(f"  {len(clients)} client hosts (sleep): median {statistics.median(clients) / MIB:.1f} MiB, "
+              f"max {max(clients) / MIB:.1f} MiB")
+
+
+def report_load(rows: list[dict]) -> None:
+    print(f"\nServices under load: {LOAD_CONNECTIONS} concurrent connections (udp: sockets) from one lab "
+          f"host, {LOAD_ROUNDS} exchanges each")
+    print(f"  {'service':<9} {'done':>6} {'errors':>6} {'throughput':>11} {'p50':>8} {'p99':>8} {'max':>8}"
+          f" {'connect p99':>11} {'host mem':>17} {'server RSS':>17}  0 errors, < 50 MiB")
+    for row in rows:
+        if "error" in row:
+            print(f"  {row.get('service', row['kind']):<9} ERROR: {row['error']}")
+            continue
+        mem = f"{row['host_before'] / MIB:5.1f}->{row['host_peak'] / MIB:5.1f}MiB"
+        rss = f"{row['rss_before'] / MIB:5.1f}->{row['rss_peak'] / MIB:5.1f}MiB"
+        ok = row["failed"] == 0 and max(row["host_peak"], row["rss_peak"]) < 50 * MIB
+        ms = lambda v: f"{v:6.1f}ms" if v is not None else f"{'-':>8}"  # noqa: E731
+        print(f"  {row['service']:<9} {row['exchanges']:>6} {row['failed']:>6} {row['throughput'] or 0:>9.0f}/s"
+              f" {ms(row['p50_ms'])} {ms(row['p99_ms'])} {ms(row['max_ms'])} {ms(row['connect_p99_ms']):>11}"
+              f" {mem:>17} {rss:>17}  {'met' if ok else 'MISSED'}")
+        if row.get("errors"):
+            for text, count in row["errors"].items():
+                print(f"      {count} x {text}")
+        if row.get("kernel"):
+            print("      kernel counters: " + ", ".join(f"{key} +{value}" for key, value in row["kernel"].items()))
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,30,100", help="comma-separated: 10, 30, 100")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs for 10 and 30 hosts (100: one)")
+    parser.add_argument("--skip-load", action="store_true", help="skip the services under load")
+    parser.add_argument("--skip-idle", action="store_true", help="skip idle CPU and memory")
+    parser.add_argument("--tag", default="", help="appended to the lab names (bench-n30-TAG)")
+    parser.add_argument("--base-octet", type=int, default=200,
+                        help="subnets 10.BASE.x to 10.BASE+7.x (default 200)")
+    args = parser.parse_args()
+    names = Names(args.tag, args.base_octet)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    signal.signal(signal.SIGTERM, _terminated)
+    compose = compose_command()
+    if compose is None:
+        print("bench: Docker Compose v2 is not installed (make env installs it)", file=sys.stderr)
+        return 2
+    ensure_host_image(docker_client(), say)
+    image = host_tag()
+    busy = machine_idle_baseline(3)
+    if busy > 0.10:
+        say(f"WARNING: the machine is {busy * 100:.0f}% busy before the bench starts; its figures "
+            "will carry that load")
+    began = time.perf_counter()
+    results: dict[int, tuple[list, list]] = {}
+    idle_figures = None
+    baseline = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="labctl-bench-floor-") as name:
+            folder = Path(name)
+            say("warming up (a floor of 2 hosts, not counted)")
+            run_floor(labs.flat_plan(names.lab("floor-warmup"), 2, names.octet(WARMUP_OFFSET)),
+                      folder, image, compose)
+            for n in sizes:
+                mine_octet, floor_octet = (names.octet(offset) for offset in OFFSETS[n])
+                if n == 100:
+                    mine = labs.routed_plan(names.lab("n100"), mine_octet)
+                    floor = labs.routed_plan(names.lab("floor-n100"), floor_octet)
+                else:
+                    mine = labs.flat_plan(names.lab(f"n{n}"), n, mine_octet)
+                    floor = labs.flat_plan(names.lab(f"floor-n{n}"), n, floor_octet)
+                rounds = 1 if n == 100 else args.rounds
+                floor_runs, labctl_runs = [], []
+                for index in range(rounds):
+                    last = index == rounds - 1
+                    hook = idle_and_memory if (n == 30 and last and not args.skip_idle) else None
+                    if hook:
+                        say("machine idle baseline, 10 s")
+                        baseline = machine_idle_baseline()
+                    order = ("floor", "labctl") if index % 2 == 0 else ("labctl", "floor")
+                    for which in order:
+                        say(f"N={n} round {index + 1}/{rounds}: {which}")
+                        if which == "floor":
+                            floor_runs.append(run_floor(floor, folder, image, compose))
+                        else:
+                            figures = run_labctl(mine, folder, hook)
+                            if hook and "idle" in figures:
+                                idle_figures = {k: figures.pop(k) for k in ("idle", "memory", "server_rss")}
+                            labctl_runs.append(figures)
+                        latest = (floor_runs if which == "floor" else labctl_runs)[-1]
+                        say(f"  {which}: " + ", ".join(f"{p} {latest[p]:.2f}s" for p in PHASES if p in latest)
+                            + f", {latest['passed']}/{latest['count']} passed"
+                            + (f"; ERROR {latest['error']}" if "error" in latest else ""))
+                results[n] = (floor_runs, labctl_runs)
+            load_rows = None if args.skip_load else services_under_load(folder, names)
+    except KeyboardInterrupt:
+        CLEANUP.run()
+        print("bench: interrupted; what it started has been taken down", file=sys.stderr)
+        return 130
+    finally:
+        CLEANUP.run()
+
+    version = subprocess.run(["git", "-C", str(BENCH.parent), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True).stdout.strip() or "unknown"
+    print(f"\nlabctl against the floor (hand-written Compose + docker exec), same lab, same run "
+          f"(labctl {version}, image {image}, {os.cpu_count()} cores)")
+    print("  floor: compose up -d + one exec waiting on every server port; one exec per client, all at once;"
+          " compose down")
+    print("  labctl: labctl up / check (both sides of every exchange) / down, through the CLI")
+    for n, (floor_runs, labctl_runs) in results.items():
+        report_size(n, floor_runs, labctl_runs)
+    if idle_figures:
+        report_idle(idle_figures, baseline)
+    if load_rows:
+        report_load(load_rows)
+    print(f"\nbench took {time.perf_counter() - began:.0f}s")
+    remaining = left_behind(CLEANUP.used)
+    if remaining:
+        print(f"\nLEFT BEHIND (the engine refused to remove them): {', '.join(remaining)}")
+    broken = any("error" in r or r["passed"] != r["count"] for runs in results.values() for side in runs for r in side)
+    return 1 if broken or remaining else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

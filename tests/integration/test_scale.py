@@ -1,0 +1,81 @@
+"""A hundred hosts: four networks joined by two routers (a -r1- b -r2- {c, d}), 50 tcp-echo
+servers and 50 clients spread over them, 500 checks (each client against 10 servers on all
+four networks, most through one router or two), brought up, checked on both sides and
+taken down through the CLI, as a user would. Nothing of the lab may be left.
+
+The lab is bench/labs.py's `routed_plan`, the one `make bench` times against the floor.
+The times are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labctl.engines.factory import read_lab
+
+from .conftest import REPO, leftovers
+
+pytestmark = pytest.mark.integration
+
+
+def _bench_labs():
+    spec = importlib.util.spec_from_file_location("bench_labs", REPO / "bench" / "labs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)   # its dataclasses look their module up by name
+    spec.loader.exec_module(sys.modules[spec.name])
+    return sys.modules[spec.name]
+
+
+def _cli(*args: str, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True, text=True,
+                            timeout=timeout)
+    return time.perf_counter() - started, result
+
+
+def test_a_hundred_hosts_through_two_routers(engine, image, tmp_path: Path, capsys):
+    labs = _bench_labs()
+    plan = labs.routed_plan("itest-scale", 220)
+    path = tmp_path / "lab.yaml"
+    path.write_text(labs.labctl_yaml(plan))
+    lab = read_lab(path)
+    topology = lab.topology
+    assert len(lab.checks) == 500
+    assert sum(1 for host in plan.hosts.values() if host.role != "router") == 100
+    crossing = sum(1 for client, server in plan.checks
+                   if not set(plan.hosts[client].addresses) & set(plan.hosts[server].addresses))
+    assert crossing >= 300, "most checks must cross a router"
+    assert all(check.server.mode != "off" for check in lab.checks), "both sides are checked by default"
+
+    times: dict[str, float] = {}
+    try:
+        times["up"], result = _cli("-f", str(path), "up", "--timeout", "900", timeout=1200)
+        assert result.returncode == 0, f"labctl up failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        times["check"], result = _cli("-f", str(path), "check", "--json", timeout=900)
+        try:
+            report = json.loads(result.stdout)
+        except ValueError:
+            pytest.fail(f"labctl check gave no JSON (exit {result.returncode}):\n"
+                        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        failures = [f"{item['name']}: {item.get('reason')}" for item in report["checks"] if not item["passed"]]
+        times["checks inside"] = report["seconds"]
+        assert len(report["checks"]) == 500
+        assert result.returncode == 0 and not failures, (
+            f"{len(failures)} of 500 checks failed; the first: " + "\n".join(failures[:10]))
+        # Both sides: every check found its own exchange in its server's transcript.
+        one_sided = [item["name"] for item in report["checks"] if not item["server"]]
+        assert not one_sided, f"{len(one_sided)} checks have no server-side entry: {one_sided[:10]}"
+    finally:
+        times["down"], result = _cli("-f", str(path), "down", timeout=900)
+        with capsys.disabled():   # shown in every run, passing or not
+            print("\nscale: 100 hosts + 2 routers, 4 networks, 500 checks: "
+                  + ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in times.items()))
+    assert result.returncode == 0, f"labctl down failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    assert leftovers(engine, topology, image) == {}
