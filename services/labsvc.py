@@ -76,7 +76,8 @@ MAX_BODY = int(_limit("LABCTL_SVC_MAX_BODY", 8 << 20))
 BODY_BUDGET = 2 * MAX_BODY
 TRANSCRIPT_CAP = int(_limit("LABCTL_SVC_TRANSCRIPT_CAP", 16 << 20))
 PREVIEW = 64
-UDP_BATCH = 64            # datagrams per wake-up, so a flood cannot starve the others
+UDP_BATCH = 256           # datagrams per wake-up, so a flood cannot starve the others
+UDP_BUFFER = 4 << 20      # asked for; the kernel gives at most net.core.rmem_max
 ACCEPT_BATCH = 64
 SWEEP = 0.25              # how often deadlines are looked at
 
@@ -961,6 +962,8 @@ class UdpEcho:
     def __init__(self, loop: Loop, port: int):
         self.port = port
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # A burst of datagrams waits in this buffer while the loop serves the others.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("0.0.0.0", port))
         self.sock.setblocking(False)
