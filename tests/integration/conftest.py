@@ -4,6 +4,7 @@ means failure, loudly."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from labctl.engines.images import ensure_host_image
 from labctl.errors import LabError
 from labctl.labfile.load import Lab
 from labctl.model.topology import Topology
+from labctl.ops import lifecycle
 from labctl.names import LAB_LABEL, fabric_tag
 
 from ..conftest import REPO
@@ -83,6 +85,19 @@ def load(path: Path) -> Lab:
     """The lab file as labctl reads it for this machine's engine: `.topology`, `.checks`,
     `.scenarios`."""
     return read_lab(path)
+
+
+def running_copy(engine: ComposeEngine, source: Path, folder: Path):
+    """Copy the lab folder `source` into `folder`, bring it up, yield the Lab, take it down."""
+    for item in source.iterdir():
+        if item.is_file():
+            shutil.copy(item, folder / item.name)
+    lab = load(folder / "lab.yaml")
+    lifecycle.up(lab.topology, engine, quiet)
+    try:
+        yield lab
+    finally:
+        lifecycle.down(lab.topology, engine, quiet)
 
 
 def quiet(_message: str) -> None:

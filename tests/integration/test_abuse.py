@@ -30,10 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.ops import lifecycle
 from labctl.ops.checks import read_transcript, run_checks
 
-from .conftest import REPO, load, quiet
+from .conftest import REPO, running_copy
 
 ABUSE = REPO / "tests" / "integration" / "labs" / "abuse"
 LABSVC = REPO / "services" / "labsvc.py"
@@ -68,14 +67,7 @@ for pid in sorted(os.listdir("/proc"), key=lambda p: (not p.isdigit(), p)):
 
 @pytest.fixture(scope="module")
 def abuse(engine, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("abuse")
-    for item in ABUSE.iterdir():
-        if item.is_file():
-            shutil.copy(item, folder / item.name)
-    lab = load(folder / "lab.yaml")
-    lifecycle.up(lab.topology, engine, quiet)
-    yield lab
-    lifecycle.down(lab.topology, engine, quiet)
+    yield from running_copy(engine, ABUSE, tmp_path_factory.mktemp("abuse"))
     if FIGURES:
         print("\nabuse figures: " + json.dumps(FIGURES, indent=1), file=sys.stderr)
 

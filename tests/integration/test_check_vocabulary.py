@@ -4,7 +4,6 @@ exchange does not happen as declared."""
 from __future__ import annotations
 
 import copy
-import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -12,21 +11,14 @@ import pytest
 from labctl.ops import lifecycle
 from labctl.ops.checks import run_checks
 
-from .conftest import REPO, leftovers, load, quiet, run_cli
+from .conftest import REPO, leftovers, quiet, run_cli, running_copy
 
 VOCAB = REPO / "tests" / "integration" / "labs" / "vocab"
 
 
 @pytest.fixture(scope="module")
 def vocab(engine, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("vocab")
-    for item in VOCAB.iterdir():
-        if item.is_file():
-            shutil.copy(item, folder / item.name)
-    lab = load(folder / "lab.yaml")
-    lifecycle.up(lab.topology, engine, quiet)
-    yield lab
-    lifecycle.down(lab.topology, engine, quiet)
+    yield from running_copy(engine, VOCAB, tmp_path_factory.mktemp("vocab"))
 
 
 def named(lab, name):

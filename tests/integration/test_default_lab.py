@@ -124,13 +124,6 @@ def test_default_scenarios_pass_and_leave_the_lab_as_declared(engine, campus, sc
     assert all(entry["faults"] == [] for entry in status if entry["role"] == "host")
 
 
-def test_down_leaves_nothing(engine, campus, image):
-    result = run_cli("-f", str(campus.file), "down")
-    assert result.returncode == 0, result.stderr
-    assert leftovers(engine, campus.topology, image) == {}
-
-
-
 def test_an_idle_lab_runs_no_health_process_more_often_than_every_10_seconds(engine, campus):
     """`up` confirmed readiness once; what stays is a healthcheck for status, at a long interval."""
     containers = engine.client.api.containers(all=True, filters={"label": f"io.labctl.lab={campus.name}"})
@@ -141,3 +134,11 @@ def test_an_idle_lab_runs_no_health_process_more_often_than_every_10_seconds(eng
             assert health.get("Interval", 0) >= 10 * 1_000_000_000, (summary["Names"], health)
             checked += 1
     assert checked >= 2   # web and echo run built-in services, and keep a healthcheck
+
+
+def test_down_leaves_nothing(engine, campus, image):
+    result = run_cli("-f", str(campus.file), "down")
+    assert result.returncode == 0, result.stderr
+    assert leftovers(engine, campus.topology, image) == {}
+
+
