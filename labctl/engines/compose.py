@@ -189,11 +189,14 @@ class ComposeEngine(ContainerEngine):
         selector = {"label": f"{LAB_LABEL}={topology.name}"}
         if self.client.api.containers(all=True, filters=selector):
             return
-        for network in self.client.networks.list(filters=selector):
-            if self._remove_network(network, attempts=2):
-                # Compose takes up a network of its project again: the lab works around it.
-                progress(f"network {network.name} of an earlier run could not be removed (the engine "
-                         "says it still has endpoints; restarting the engine clears it); using it again")
+        refused = [network.name for network in self.client.networks.list(filters=selector)
+                   if self._remove_network(network, attempts=2)]
+        if refused:
+            # Its subnet is the lab's, so no other network can stand in for it.
+            raise EngineError(f"network {', '.join(refused)} of an earlier run of the lab is stuck in the "
+                              "engine (Docker 20.10 says it has active endpoints, with none attached); "
+                              "only restarting the engine clears it: restart dockerd, then run "
+                              "'labctl up' again")
 
     def _stop_container(self, identifier: str) -> None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import time
@@ -77,5 +78,15 @@ def test_a_hundred_hosts_through_two_routers(engine, image, tmp_path: Path, caps
         with capsys.disabled():   # shown in every run, passing or not
             print("\nscale: 100 hosts + 2 routers, 4 networks, 500 checks: "
                   + ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in times.items()))
-    assert result.returncode == 0, f"labctl down failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-    assert leftovers(engine, topology, image) == {}
+    left = leftovers(engine, topology, image)
+    if result.returncode != 0:
+        # Docker 20.10 can keep a phantom endpoint in a network once its many containers are
+        # gone, and refuse to remove it until the engine restarts (moby#43286): then `down`
+        # must say exactly that, name the network and how to remove it, and leave nothing else.
+        refused = re.findall(r"refuses to remove network (\S+) \(.*has active endpoints\); "
+                             r"remove it with 'docker network rm \1'", result.stderr)
+        assert result.returncode == 2 and refused, f"labctl down failed:\n{result.stderr[-2000:]}"
+        assert set(left) <= {"networks", "networks by name"}, left
+        assert set(left.get("networks", [])) <= set(refused), (left, refused)
+        return
+    assert left == {}
