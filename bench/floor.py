@@ -342,7 +342,7 @@ def process_rss(pid: int, name: str) -> tuple[int, int] | None:
         current = queue.pop()
         try:
             words = Path(f"/proc/{current}/cmdline").read_bytes().split(b"\0")
-            # python3 .../labsvc.py SPEC (the init process above it names it too)
+            # python3 .../labsvc.pyc SPEC (the init process above it names it too)
             if os.path.basename(words[0]).startswith(b"python") and any(w.endswith(name.encode()) for w in words[1:]):
                 for line in Path(f"/proc/{current}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
@@ -390,7 +390,7 @@ def idle_and_memory(plan: labs.Plan) -> dict:
     busy = (after_machine[0] - before_machine[0]) / max(1, after_machine[1] - before_machine[1])
     lab_seconds = sum(after[h] - before[h] for h in hosts) / 1e9
     memory = {host: memory_bytes(pid) for host, pid in hosts.items()}
-    rss = {host: process_rss(pid, "labsvc.py") for host, pid in hosts.items() if plan.hosts[host].role == "server"}
+    rss = {host: process_rss(pid, "labsvc.pyc") for host, pid in hosts.items() if plan.hosts[host].role == "server"}
     return {"idle": {"seconds": elapsed, "cores": cores, "machine_busy_share": busy,
                      "lab_cpu_seconds": lab_seconds, "lab_share": lab_seconds / (elapsed * cores),
                      "engine_cpu_seconds": engine, "others": others,
@@ -439,7 +439,7 @@ class Sampler(threading.Thread):
         while not self.stop.is_set():
             try:
                 self.peak_host = max(self.peak_host, memory_bytes(self.pid))
-                found = process_rss(self.pid, "labsvc.py")
+                found = process_rss(self.pid, "labsvc.pyc")
                 if found:
                     self.peak_rss = max(self.peak_rss, found[0])
             except (OSError, LookupError):
@@ -467,7 +467,7 @@ def services_under_load(folder: Path, names: Names) -> list[dict]:
         for index, (kind, (host, service, port)) in enumerate(LOAD_SERVERS.items()):
             counters = net_counters(hosts[host]), net_counters(hosts["driver"])
             before = memory_bytes(hosts[host])
-            before_rss = (process_rss(hosts[host], "labsvc.py") or (0, 0))[0]
+            before_rss = (process_rss(hosts[host], "labsvc.pyc") or (0, 0))[0]
             sampler = Sampler(hosts[host])
             sampler.start()
             result = run(["docker", "exec", "-i", driver, "python3", "-", kind, f"10.{octet}.0.{10 + index}",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 from importlib.abc import Traversable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import LabError
-from .names import BASE_REPOSITORY, HOST_REPOSITORY, NODE_REPOSITORY
+from .names import BASE_REPOSITORY, HOST_REPOSITORY, NODE_REPOSITORY, PKI_PATH, SERVICES_PATH, TRANSCRIPT
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -72,8 +72,17 @@ def base_tag() -> str:
     return f"{BASE_REPOSITORY}:{_digest(read('compose', 'packages.txt') + read('compose', 'Dockerfile'))}"
 
 
+def host_recipe(base: str) -> str:
+    """The host image's Dockerfile: the base plus services/, compiled once here (see
+    `names.program`) so each start loads them instead of compiling them again."""
+    return (f"FROM {base}\nCOPY services/ {SERVICES_PATH}/\n"
+            f"RUN python3 -m compileall -q -b {SERVICES_PATH} "
+            f"&& mkdir -p {PurePosixPath(TRANSCRIPT).parent} {PKI_PATH}\n"
+            'CMD ["sleep", "infinity"]\n')
+
+
 def host_tag() -> str:
-    parts = [base_tag().encode()]
+    parts = [base_tag().encode(), host_recipe(base_tag()).encode()]
     for name, data in service_files().items():
         parts += [name.encode(), data]
     return f"{HOST_REPOSITORY}:{_digest(*parts)}"

@@ -20,6 +20,7 @@ SPEC_LABEL = "io.labctl.spec"          # a network sidecar's spec, as `impair --
 IMAGE_LABEL = "io.labctl.image"        # base | host | node
 MACHINE_LABEL = "io.labctl.machine"    # the Swarm node label placement uses
 SOURCE_LABEL = "io.labctl.source"      # which lab file a lab came from (a digest of its path)
+CONFIG_LABEL = "io.labctl.config"      # a digest of the service a container was made from
 
 # Image repositories; tags are content hashes (see assets.py).
 BASE_REPOSITORY = "labctl-base"
@@ -30,7 +31,12 @@ NODE_REPOSITORY = "labctl-node"
 SERVICES_PATH = "/opt/labctl/services"
 PKI_PATH = "/opt/labctl/pki"
 TRANSCRIPT = "/var/log/labctl/transcript.jsonl"
+# Each transcript line also goes to the host's output after this mark (services/labsvc.py
+# says it too): the engine's log API reads a check's window without a process in the host.
+TRANSCRIPT_MARK = "transcript "
 SIDECAR_APPLIED = "/tmp/lc-applied"    # written by shaper.py once its spec is applied
+# What services/labsvc.py prints once every built-in server listens: a host's readiness.
+SERVING_LINE = "labsvc: serving"
 
 # Helpers: names of the services that do network administration for hosts.
 RESERVED_PREFIX = "lc-"                # hosts may not take names starting with it
@@ -45,6 +51,13 @@ class NamedLab(Protocol):
 
     @property
     def folder(self) -> Path: ...
+
+
+def program(name: str) -> str:
+    """Where a program of services/ runs from: compiled when the image is built, since
+    Python compiles a script it is given anew at every start (time in every check's probe,
+    and memory kept for a server's whole life)."""
+    return f"{SERVICES_PATH}/{name}.pyc"
 
 
 def project(lab: NamedLab) -> str:

@@ -5,29 +5,26 @@ rest goes through the docker SDK (labctl.engines.containers)."""
 from __future__ import annotations
 
 import ctypes
-import io
 import os
 import re
 import signal
-import tarfile
 import time
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import docker.errors
-import yaml
 
 from ..assets import host_tag
-from ..render.compose import KEYS_KEY
 from ..errors import EngineError
 from ..model.topology import Topology
-from ..names import IMAGE_LABEL, LAB_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SHIPPED_FILE, fabric_tag
+from ..names import IMAGE_LABEL, LAB_LABEL, ROLE_LABEL, SHIPPED_FILE, fabric_tag, program
 from .base import READY_TIMEOUT, Progress
-from .containers import ContainerEngine
+from .apply import Deployment, read_document
+from .containers import ContainerEngine, parse_summary
 from .images import record_shipped, remove_shipped, ship_image
 from .ssh import CliForward, is_ssh
 
@@ -67,40 +64,19 @@ class ComposeEngine(ContainerEngine):
 
     def deploy(self, topology: Topology, document: Path, progress: Progress,
                timeout: float = READY_TIMEOUT) -> None:
+        spec = read_document(document)
         if self.image_client is not self.client:
-            images = {service["image"] for service in yaml.safe_load(document.read_text())["services"].values()
-                      if "build" not in service}
+            images = {service["image"] for service in spec["services"].values() if "build" not in service}
             for image in sorted(images):
                 if ship_image(self.image_client, {REMOTE: self.client}, image, progress):
                     record_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {REMOTE: [image]})
         self._clear_stale_networks(topology, progress)
+        built = [name for name, service in spec["services"].items() if "build" in service]
+        if built:
+            progress(f"building {len(built)} image{'s' if len(built) > 1 else ''} of the lab's own")
+            self._compose(topology, document, "build", "--quiet", *built)
         progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
-        keys = (yaml.safe_load(document.read_text()) or {}).get(KEYS_KEY) or {}
-        if keys:
-            # Keys go into the created containers through the engine's API, before they start.
-            self._compose(topology, document, "up", "--no-start", "--remove-orphans", "--quiet-pull")
-            self._put_keys(topology, document.parent, keys)
-        self._compose(topology, document, "up", "--detach", "--remove-orphans", "--quiet-pull")
-        self.wait_ready(topology, progress, timeout)
-
-    def _put_keys(self, topology: Topology, base: Path, keys: dict[str, list[dict]]) -> None:
-        for host, files in keys.items():
-            archive = io.BytesIO()
-            with tarfile.open(fileobj=archive, mode="w") as tar:
-                folders = set()
-                for item in files:
-                    data = (base / item[SECRET_SOURCE]).read_bytes()
-                    target = PurePosixPath(item["target"].lstrip("/"))
-                    for parent in reversed(target.parents[:-1]):
-                        if parent not in folders:
-                            folders.add(parent)
-                            entry = tarfile.TarInfo(str(parent))
-                            entry.type, entry.mode = tarfile.DIRTYPE, 0o755
-                            tar.addfile(entry)
-                    entry = tarfile.TarInfo(str(target))
-                    entry.size, entry.mode = len(data), item["mode"]
-                    tar.addfile(entry, io.BytesIO(data))
-            self.host_container(topology, host).put_archive("/", archive.getvalue())
+        self._deployment(topology, spec, document.parent, progress, timeout).run_all()
 
     def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
                recreate: bool = False, timeout: float = READY_TIMEOUT) -> None:
@@ -108,9 +84,19 @@ class ComposeEngine(ContainerEngine):
         when `recreate`), leaving every other container as it is, and wait for them."""
         if not services:
             return
-        self._compose(topology, document, "up", "--detach", "--no-deps",
-                      *(["--force-recreate"] if recreate else []), *services)
-        self.wait_ready(topology, progress, timeout, only=set(services))
+        spec = read_document(document)
+        self._deployment(topology, spec, document.parent, progress, timeout).run_all(services, recreate)
+
+    def _deployment(self, topology: Topology, spec: dict, base: Path, progress: Progress,
+                    timeout: float) -> Deployment:
+        return Deployment(self.client, topology, spec, base, progress, timeout,
+                          run=self._exec_in, failure=self._failure_of)
+
+    def _failure_of(self, container: str) -> str:
+        found = self.client.api.containers(all=True, filters={"id": container})
+        if not found:
+            return f"container {container[:12]} went away"
+        return self._failure_reason(parse_summary(found[0]))
 
     def _compose(self, topology: Topology, document: Path, *args: str) -> None:
         compose = compose_command()
@@ -250,7 +236,7 @@ class ComposeEngine(ContainerEngine):
             return found[0].id if found else None
 
     def _remove_fabric(self, topology: Topology, image: str) -> None:
-        result = self._run_helper(topology, image, ["python3", f"{SERVICES_PATH}/netadmin.py",
+        result = self._run_helper(topology, image, ["python3", program("netadmin"),
                                                     "fabric-del", fabric_tag(topology)],
                                   network_mode="host", cap_add=["NET_ADMIN"])
         if result.exit_code != 0:

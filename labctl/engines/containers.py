@@ -23,7 +23,7 @@ from .readiness import Confirmations
 def docker_client() -> docker.DockerClient:
     """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
     try:
-        client = docker.from_env(timeout=120)
+        client = docker.from_env(timeout=120, max_pool_size=64)
         client.ping()
         return client
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -32,7 +32,7 @@ def docker_client() -> docker.DockerClient:
                           "(or 'labctl doctor --install' as root)") from None
 
 
-def _parse_summary(summary: dict) -> HostState:
+def parse_summary(summary: dict) -> HostState:
     labels = summary.get("Labels") or {}
     status = summary.get("Status", "")
     health = None
@@ -197,7 +197,7 @@ class ContainerEngine:
 
     def states(self, topology: Topology) -> list[HostState]:
         summaries = self.client.api.containers(all=True, filters={"label": f"{LAB_LABEL}={topology.name}"})
-        return sorted((_parse_summary(s) for s in summaries), key=lambda s: (s.role != "host", s.name))
+        return sorted((parse_summary(s) for s in summaries), key=lambda s: (s.role != "host", s.name))
 
     def host_container(self, topology: Topology, host: str):
         if host not in topology.hosts:

@@ -29,10 +29,10 @@ from typing import Callable
 import docker
 import docker.errors
 
-from ..assets import base_tag, host_tag, node_tag, packages, recipe_files, service_files
+from ..assets import base_tag, host_recipe, host_tag, node_tag, packages, recipe_files, service_files
 from ..errors import LabError
 from ..files import remove_file, write_file
-from ..names import IMAGE_LABEL, IMAGE_SOURCE_LABEL, PKI_PATH, SERVICES_PATH, TRANSCRIPT
+from ..names import IMAGE_LABEL, IMAGE_SOURCE_LABEL
 
 Progress = Callable[[str], None]
 
@@ -55,9 +55,7 @@ def ensure_host_image(client: docker.DockerClient, progress: Progress, source: s
     progress(f"image: adding services to {base}")
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as archive:
-        dockerfile = (f"FROM {base}\nCOPY services/ {SERVICES_PATH}/\n"
-                      f"RUN mkdir -p {os.path.dirname(TRANSCRIPT)} {PKI_PATH}\n"
-                      'CMD ["sleep", "infinity"]\n').encode()
+        dockerfile = host_recipe(base).encode()
         _add_file(archive, "Dockerfile", dockerfile)
         for name, data in service_files().items():
             _add_file(archive, f"services/{name}", data)

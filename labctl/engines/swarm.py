@@ -28,7 +28,7 @@ from ..assets import host_tag
 from ..errors import EngineError, LabError
 from ..files import remove_file, write_file
 from ..model.topology import Topology
-from ..names import (HOST_LABEL, LAB_LABEL, MACHINE_LABEL, ROLE_LABEL, SERVICES_PATH, SHIPPED_FILE,
+from ..names import (HOST_LABEL, LAB_LABEL, MACHINE_LABEL, ROLE_LABEL, SHIPPED_FILE, program,
                      SOURCE_LABEL, SPEC_LABEL)
 from ..render.stack import helpers_of
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress
@@ -503,7 +503,7 @@ class SwarmEngine:
     def _set_link(self, topology: Topology, host: str, network: str, state: str) -> None:
         address = str(topology.hosts[host].address_on(network))
         result = self.run_in_namespace(topology, host, host_tag(),
-                                       ["python3", f"{SERVICES_PATH}/netadmin.py", "link", address, state],
+                                       ["python3", program("netadmin"), "link", address, state],
                                        cap_add=["NET_ADMIN"])
         if result.exit_code != 0:
             what = f"disconnect {host} from {network}" if state == "down" else f"reconnect {host} to {network}"

@@ -13,7 +13,7 @@ from ..checks.pcap import Packet, merge_pcaps, read_pcap
 from ..engines.base import Engine
 from ..model.targets import capture_points
 from ..model.topology import Topology
-from ..names import SERVICES_PATH
+from ..names import program
 
 CAPTURE_FILE = "/tmp/capture.pcap"
 READY_TEXT = "listening on"
@@ -44,7 +44,7 @@ class Capture:
             points = [point for point in points if point.host not in away] or points
         try:
             for point in points:
-                argv = ["python3", f"{SERVICES_PATH}/netadmin.py", "capture", point.where, CAPTURE_FILE,
+                argv = ["python3", program("netadmin"), "capture", point.where, CAPTURE_FILE,
                         f"{self.deadline:.0f}", *self.expression]
                 self.helpers.append(self.engine.start_helper(self.topology, point.host, self.image, argv,
                                                              ["NET_ADMIN", "NET_RAW"], READY_TEXT))

@@ -3,8 +3,8 @@
 Exchange checks are grouped by the host they run from: each group is one batch for
 services/probe.py, one round trip to the engine, and groups run concurrently. The probe
 reports what it observed, including the client port of every connection; the server's
-transcript is then read once per server host, and each check's entries are found by that
-port. labctl.checks judges both sides with what the check expects; each check's kind says
+transcript is then read once per server host (from its output, through the engine's log
+API), and each check's entries are found by that port. labctl.checks judges both sides with what the check expects; each check's kind says
 how it runs (`runner`): through the probe, as its own command, or around a capture.
 """
 
@@ -23,7 +23,7 @@ from ..checks.spec import CheckSpec
 from ..engines.base import Engine
 from ..errors import LabError
 from ..model.topology import Topology
-from ..names import SERVICES_PATH, TRANSCRIPT
+from ..names import TRANSCRIPT_MARK, program
 from .capture import Capture
 from .causes import explain
 
@@ -154,7 +154,7 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
 def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str, Any]],
            image: str) -> dict[int, dict[str, Any]]:
     payload = base64.b64encode(json.dumps(specs).encode()).decode()
-    argv = ["python3", "-I", "-S", f"{SERVICES_PATH}/probe.py", payload]
+    argv = ["python3", "-I", "-S", program("probe"), payload]
     if topology.hosts[source].runs_lab_image:
         result = engine.exec(topology, source, argv)
     else:
@@ -189,19 +189,23 @@ def _run_command(topology: Topology, engine: Engine, check: CheckSpec) -> dict[s
 
 def read_transcript(topology: Topology, engine: Engine, host: str,
                     since: float | None = None) -> list[dict[str, Any]]:
-    """The host's transcript entries, or those from `since` on. The filter runs in the host
-    (awk on the leading time field) so a long-lived lab's transcript is not shipped whole."""
-    argv = ["cat", TRANSCRIPT] if since is None else \
-        ["awk", "-F", "[:,]", f"$2 >= {since:.6f}", TRANSCRIPT]
-    result = engine.exec(topology, host, argv)
-    if result.exit_code != 0:
-        return []
+    """The host's transcript entries, or those from `since` on. They are read from the
+    host's output, where its servers repeat each line after TRANSCRIPT_MARK: the engine
+    keeps that output, so reading it starts no process in the host, and the engine skips
+    what came before the window (a second early: the entry's own time decides)."""
+    early = since - 1 if since is not None and since > 1 else None  # the engine takes only a positive time
+    chunks = engine.logs(topology, host, **({"since": early} if early is not None else {}))
+    mark = TRANSCRIPT_MARK.encode()
     entries = []
-    for line in result.stdout.decode("utf-8", "replace").splitlines():
+    for line in b"".join(chunks).splitlines():
+        if not line.startswith(mark):
+            continue
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line[len(mark):])
         except ValueError:
             continue
+        if isinstance(entry, dict) and (since is None or float(entry.get("time") or 0) >= since):
+            entries.append(entry)
     return entries
 
 

@@ -23,7 +23,7 @@ from ..engines.images import image_exists
 from ..engines.ssh import parse_ssh_url, remote_client
 from ..errors import LabError
 from ..model.mechanisms import AUTO, VARIABLE, chosen_mechanism, mechanism_for, mechanisms
-from ..names import ROLE_LABEL, SERVICES_PATH
+from ..names import ROLE_LABEL, program
 
 Progress = Callable[[str], None]
 DOCKERD_LOG = Path("/var/log/labctl-dockerd.log")
@@ -103,7 +103,7 @@ def kernel_features(client: docker.DockerClient | None, command: str = "labctl "
 
 def probe_kernel(client: docker.DockerClient) -> dict[str, bool]:
     """{feature: works} for the engine's kernel, tried in a throwaway namespace."""
-    output = client.containers.run(host_tag(), ["python3", f"{SERVICES_PATH}/netadmin.py", "features"],
+    output = client.containers.run(host_tag(), ["python3", program("netadmin"), "features"],
                                    network_mode="none", cap_add=["NET_ADMIN"], remove=True,
                                    labels={ROLE_LABEL: "doctor"})
     return json.loads(output)

@@ -23,8 +23,8 @@ from ..errors import LabError
 from ..model.addressing import computed_routes, hosts_table
 from ..model.shaping import LiveState, sidecar_specs
 from ..model.topology import Host, Topology
-from ..names import (FABRIC_SERVICE, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SERVICES_PATH, SIDECAR_APPLIED,
-                     SIDECAR_GRACE, SPEC_LABEL, bridge_name, fabric_tag, labels, net_service,
+from ..names import (FABRIC_SERVICE, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SIDECAR_APPLIED,
+                     SIDECAR_GRACE, SPEC_LABEL, bridge_name, fabric_tag, labels, net_service, program,
                      routes_service)
 from ..files import write_file
 from .pki import LabPki
@@ -38,7 +38,7 @@ READY_POLL = 0.05   # seconds between tries of a readiness probe, while `up` wai
 
 
 def sidecar_command(spec: dict[str, Any]) -> list[str]:
-    return ["python3", f"{SERVICES_PATH}/shaper.py", json.dumps(spec, separators=(",", ":"))]
+    return ["python3", program("shaper"), json.dumps(spec, separators=(",", ":"))]
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
             services[routes_service(host.name)] = _helper(
                 topology, image, "routes", host=host.name,
                 network_mode=f"service:{host.name}",
-                command=["python3", f"{SERVICES_PATH}/netadmin.py", "routes",
+                command=["python3", program("netadmin"), "routes",
                          *[f"{route.destination}={route.via}" for route in routes]],
                 depends_on={host.name: {"condition": "service_started"}})
     for host, spec in sidecar_specs(topology, live).items():
@@ -111,7 +111,7 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
     if topology.needs_fabric:
         services[FABRIC_SERVICE] = _helper(
             topology, image, "fabric", network_mode="host",
-            command=["python3", f"{SERVICES_PATH}/netadmin.py", "fabric-add", fabric_tag(topology),
+            command=["python3", program("netadmin"), "fabric-add", fabric_tag(topology),
                      *[bridge_name(topology, name) for name in topology.networks]])
     networks = {
         name: {
@@ -211,7 +211,7 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
                  **({"client_cert": s.client_cert} if s.client_cert != "none" else {})}
                 for s in host.services]
         # No site, no user paths: a smaller process; the script's own folder stays importable.
-        service["command"] = ["python3", "-E", "-s", "-S", f"{SERVICES_PATH}/labsvc.py",
+        service["command"] = ["python3", "-E", "-s", "-S", program("labsvc"),
                               json.dumps(spec, separators=(",", ":"))]
     elif host.command:
         service["command"] = host.command
@@ -233,7 +233,7 @@ def readiness_probe(host: Host) -> list[str] | None:
     if host.ready and host.ready.command:
         return ["CMD-SHELL", host.ready.command]
     if host.services:
-        return ["CMD", "python3", "-I", "-S", f"{SERVICES_PATH}/health.py",
+        return ["CMD", "python3", "-I", "-S", program("health"),
                 *[f"{s.transport}:{s.port}" for s in host.services]]
     return None
 
@@ -293,4 +293,16 @@ def literal(value: Any, key: str = "") -> Any:
         return [literal(item, key) for item in value]
     if isinstance(value, str):
         return value.replace("$", "$$")
+    return value
+
+
+def unliteral(value: Any) -> Any:
+    """The inverse of `literal`: the values as labctl meant them, for a reader that does
+    not interpolate (the engine's API)."""
+    if isinstance(value, dict):
+        return {name: item if str(name).startswith("x-") else unliteral(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [unliteral(item) for item in value]
+    if isinstance(value, str):
+        return value.replace("$$", "$")
     return value

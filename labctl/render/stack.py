@@ -27,7 +27,7 @@ from typing import Any
 from ..model.addressing import routes_by_name
 from ..model.shaping import LiveState, sidecar_specs
 from ..model.topology import Host, Topology
-from ..names import (HOST_LABEL, MACHINE_LABEL, SERVICES_PATH, SPEC_LABEL, labels, net_service,
+from ..names import (HOST_LABEL, MACHINE_LABEL, SPEC_LABEL, labels, program, net_service,
                      routes_service)
 from .compose import SIDECAR_READY, copied_files, host_basics, relative_path, sidecar_command
 from .pki import LabPki
@@ -62,7 +62,7 @@ def render_stack(topology: Topology, image: str, pki: LabPki, output: Path,
         if routes:
             helpers[routes_service(host.name)] = {
                 "host": host.name, "role": "routes", "image": image,
-                "command": ["python3", f"{SERVICES_PATH}/netadmin.py", "routes",
+                "command": ["python3", program("netadmin"), "routes",
                             *[f"{destination}={router}" for destination, router in routes]]}
     for host_name, spec in (sidecar_specs(topology, live).items() if live is not None else ()):
         helpers[net_service(host_name)] = {

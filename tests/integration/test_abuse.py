@@ -49,9 +49,9 @@ for pid in sorted(os.listdir("/proc"), key=lambda p: (not p.isdigit(), p)):
         continue
     try:
         words = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        # python3 [flags] .../labsvc.py SPEC (the init process above it names it too)
+        # python3 [flags] .../labsvc.pyc SPEC (the init process above it names it too)
         if not (os.path.basename(words[0]).startswith(b"python")
-                and any(word.endswith(b"/labsvc.py") for word in words[1:6])):
+                and any(word.endswith(b"/labsvc.pyc") for word in words[1:6])):
             continue
         status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
         maps = open(f"/proc/{pid}/maps").read()
@@ -327,7 +327,7 @@ def test_the_transcript_stops_at_its_cap_and_says_so(engine, abuse):
     again = Attack(engine, abuse, "udp-from", "10.243.1.11", 7, 40002, "after the cut", 3).done()
     assert again["echoed"] == "after the cut"
     assert engine.exec(abuse.topology, "tight", ["cat", path]).stdout.decode() == listing
-    # labctl's own reader (awk on the leading time field) takes the cut line like any other.
+    # labctl's own reader (the host's output, through the engine) takes the cut line like any other.
     assert read_transcript(abuse.topology, engine, "tight", since=0.0)[-1]["cut"] is True
     assert_small(engine, abuse, "tight host after every limit test", host="tight")
 

@@ -48,7 +48,7 @@ def test_missing_image_fails_cleanly_from_the_cli(engine, image, tmp_path):
     result = run_cli("-f", str(path), "up", "--timeout", "60")
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("labctl: error:")]
-    assert len(errors) == 1 and "docker compose up failed" in errors[0]
+    assert len(errors) == 1 and "image labctl-test-absent:1 of host 'ghost' is not on the engine" in errors[0], errors
     assert "Traceback" not in result.stderr
     assert leftovers(engine, load(path).topology, image) == {}
 

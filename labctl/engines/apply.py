@@ -1,0 +1,426 @@
+"""Deploy a rendered Compose document through the engine's API, all at once.
+
+labctl knows the whole lab before it starts, so it need not wait on Compose's own pace:
+every network is created first, then every host at once, and each helper (routes, a
+network sidecar) as soon as the host whose namespace it joins has started. Each container
+is confirmed ready as it comes, by a signal that costs nothing once the lab is up: a
+built-in server by the line it prints once it listens, a one-shot helper by its exit,
+anything else by its probe, run once. The containers carry Compose's own names and
+labels, so the rendered file still runs, and goes down, with `docker compose` alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+import docker.errors
+import docker.types
+import requests.exceptions
+import yaml
+
+from ..errors import EngineError
+from ..model.topology import Topology
+from ..names import CONFIG_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVING_LINE, host_of
+from ..render.compose import KEYS_KEY, readiness_probe, readiness_wait, SIDECAR_READY, unliteral
+from .base import ExecResult, Progress
+
+CREATORS = 8        # containers created and started at once: more only queue in the engine
+WATCHERS = 64       # readiness signals awaited at once (each holds one idle connection)
+REPORT_EVERY = 1.0  # seconds between progress lines while nothing fails
+EARLY_EXIT = 0.5    # a program of the lab's own, with no probe, that ends within this failed
+
+# The service keys labctl renders, and so knows how to deploy. A key outside these is a
+# renderer change this module has not caught up with: refused, not silently dropped.
+KNOWN_KEYS = {"image", "hostname", "init", "stop_grace_period", "labels", "sysctls", "environment",
+              "command", "healthcheck", "networks", "extra_hosts", "security_opt", "mem_limit",
+              "memswap_limit", "pids_limit", "cpus", "volumes", "build", "configs", "network_mode",
+              "cap_add", "restart", "depends_on"}
+
+
+def seconds(duration: str | int | float) -> float:
+    """A Compose duration ("2s", "1m30s", "500ms") in seconds."""
+    if isinstance(duration, (int, float)):
+        return float(duration)
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    if not parts or "".join(a + b for a, b in parts) != duration:
+        raise EngineError(f"the rendered document has a duration labctl cannot read: {duration!r}")
+    return sum(float(amount) * units[unit] for amount, unit in parts)
+
+
+def container_name(project: str, service: str) -> str:
+    return f"{project}-{service}-1"
+
+
+def network_name(project: str, network: str) -> str:
+    return f"{project}_{network}"
+
+
+def dependencies(service: dict[str, Any]) -> set[str]:
+    """The services that must have started before this one: those it depends on, and the
+    one whose network namespace it joins."""
+    needed = set(service.get("depends_on") or {})
+    mode = service.get("network_mode", "")
+    if mode.startswith("service:"):
+        needed.add(mode.split(":", 1)[1])
+    return needed
+
+
+@dataclass
+class Pending:
+    """Where each wanted service stands during one deployment."""
+    wanted: list[str]
+    submitted: set[str] = field(default_factory=set)
+    started: dict[str, str] = field(default_factory=dict)     # service -> container id
+    ready: set[str] = field(default_factory=set)
+
+
+class Deployment:
+    """One `up` (every service of the document) or `update` (only some), on one engine."""
+
+    def __init__(self, client: docker.DockerClient, topology: Topology, document: dict[str, Any],
+                 base: Path, progress: Progress, timeout: float,
+                 run: Callable[[str, list[str]], ExecResult],
+                 failure: Callable[[str], str]):
+        self.api = client.api
+        self.topology = topology
+        self.project = document.get("name") or topology.project
+        self.document = document
+        self.services: dict[str, dict[str, Any]] = document.get("services") or {}
+        self.base = base
+        self.progress = progress
+        self.timeout = timeout
+        self.run, self.failure = run, failure
+        for name, service in self.services.items():
+            unknown = sorted(set(service) - KNOWN_KEYS)
+            if unknown:
+                raise EngineError(f"service '{name}' of the rendered document has '{unknown[0]}', "
+                                  "which labctl cannot deploy")
+        self._image_ids: dict[str, str] = {}
+
+    # -- the whole run --------------------------------------------------------------------
+
+    def run_all(self, only: list[str] | None = None, recreate: bool = False) -> None:
+        deadline = time.monotonic() + self.timeout
+        wanted = list(self.services) if only is None else [name for name in only if name in self.services]
+        self._images(wanted)
+        networks = self._networks()
+        existing = self._existing()
+        if only is None:
+            self._remove_orphans(existing)
+        pending = Pending(wanted)
+        # Services outside this run that a wanted one joins are used as they stand.
+        for name, summary in existing.items():
+            if name not in wanted and summary.get("State") == "running":
+                pending.started[name] = summary["Id"]
+        creators = ThreadPoolExecutor(max_workers=CREATORS, thread_name_prefix="labctl-create")
+        watchers = ThreadPoolExecutor(max_workers=WATCHERS, thread_name_prefix="labctl-ready")
+        starting: dict[Future, str] = {}
+        confirming: dict[Future, str] = {}
+        last_report, reported_at = "", 0.0
+        try:
+            while len(pending.ready) < len(wanted):
+                for name in wanted:
+                    if name not in pending.submitted and dependencies(self.services[name]) <= set(pending.started):
+                        pending.submitted.add(name)
+                        starting[creators.submit(self._bring, name, existing.get(name), networks,
+                                                 pending.started, recreate)] = name
+                blocked = [name for name in wanted if name not in pending.submitted
+                           and not any(name == n for n in starting.values())]
+                if blocked and not starting and not confirming:
+                    missing = sorted(dependencies(self.services[blocked[0]]) - set(pending.started))
+                    raise EngineError(f"'{blocked[0]}' joins '{missing[0]}', which is not running")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    waiting = [name for name in wanted if name not in pending.ready]
+                    raise EngineError(f"lab not ready after {self.timeout:.0f}s; still waiting for "
+                                      + _some(waiting))
+                done, _ = wait([*starting, *confirming], timeout=min(remaining, REPORT_EVERY),
+                               return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future in starting:
+                        name = starting.pop(future)
+                        pending.started[name] = future.result()
+                        confirming[watchers.submit(self._confirm, name, pending.started[name], deadline)] = name
+                    else:
+                        name = confirming.pop(future)
+                        future.result()
+                        pending.ready.add(name)
+                report = self._report(pending)
+                now = time.monotonic()
+                if report != last_report and (now - reported_at >= REPORT_EVERY
+                                              or len(pending.ready) == len(wanted)):
+                    self.progress(report)
+                    last_report, reported_at = report, now
+        finally:
+            # Creations under way finish (so whatever cleans up after a failure sees their
+            # containers); confirmations end with their containers.
+            creators.shutdown(wait=True, cancel_futures=True)
+            watchers.shutdown(wait=False, cancel_futures=True)
+        self._none_exited(pending)
+
+    def _none_exited(self, pending: Pending) -> None:
+        """A host with no readiness probe is ready once started; one whose program ended
+        meanwhile (a crash at start) fails the run, as it would have failed its checks."""
+        hosts = {pending.started[name] for name in pending.wanted if name in self.topology.hosts}
+        for summary in self.api.containers(all=True, filters={"label": f"com.docker.compose.project={self.project}"}):
+            if summary["Id"] in hosts and summary.get("State") not in ("running", "created"):
+                raise EngineError(self.failure(summary["Id"]))
+
+    def _images(self, wanted: list[str]) -> None:
+        """Every image the run needs, pulled where the engine lacks it (as Compose would)."""
+        for image in sorted({self.services[name]["image"] for name in wanted}):
+            try:
+                self._image_ids[image] = self.api.inspect_image(image)["Id"]
+                continue
+            except docker.errors.ImageNotFound:
+                pass
+            users = sorted(name for name in wanted if self.services[name]["image"] == image)
+            self.progress(f"pulling image {image}")
+            try:
+                self.api.pull(image)
+                self._image_ids[image] = self.api.inspect_image(image)["Id"]
+            except docker.errors.APIError as exc:
+                reason = (exc.explanation or str(exc)).strip().splitlines()[0]
+                raise EngineError(f"image {image} of host '{users[0]}' is not on the engine and "
+                                  f"cannot be pulled: {reason}") from None
+
+    def _report(self, pending: Pending) -> str:
+        hosts = [name for name in pending.wanted if name in self.topology.hosts]
+        helpers = [name for name in pending.wanted if name not in self.topology.hosts]
+        counts = ([f"{sum(n in pending.ready for n in hosts)}/{len(hosts)} hosts"] if hosts else []) \
+            + ([f"{sum(n in pending.ready for n in helpers)}/{len(helpers)} network helpers"] if helpers else [])
+        waiting = [name for name in pending.wanted if name not in pending.ready]
+        return "ready: " + ", ".join(counts) + (f" (waiting for {_some(waiting)})" if waiting else "")
+
+    # -- networks -------------------------------------------------------------------------
+
+    def _networks(self) -> dict[str, str]:
+        """Each document network's engine name, created where it does not exist yet."""
+        names = {}
+        for key, definition in (self.document.get("networks") or {}).items():
+            name = network_name(self.project, key)
+            found = [n for n in self.api.networks(names=[name]) if n.get("Name") == name]
+            labels = {**(definition.get("labels") or {}),
+                      "com.docker.compose.project": self.project, "com.docker.compose.network": key}
+            if found:
+                theirs = found[0].get("Labels") or {}
+                if any(theirs.get(label) != value for label, value in labels.items()
+                       if label.startswith("com.docker.compose.")):
+                    raise EngineError(f"a network named {name} exists and is not this lab's; "
+                                      "remove it or rename the lab")
+            else:
+                pools = [docker.types.IPAMPool(subnet=pool.get("subnet"), gateway=pool.get("gateway"))
+                         for pool in (definition.get("ipam") or {}).get("config") or []]
+                try:
+                    self.api.create_network(
+                        name, driver=definition.get("driver", "bridge"), internal=bool(definition.get("internal")),
+                        options=definition.get("driver_opts") or None, labels=labels, check_duplicate=True,
+                        ipam=docker.types.IPAMConfig(pool_configs=pools) if pools else None)
+                except docker.errors.APIError as exc:
+                    raise EngineError(f"cannot create network {name}: {exc.explanation or exc}") from None
+            names[key] = name
+        return names
+
+    # -- containers -----------------------------------------------------------------------
+
+    def _existing(self) -> dict[str, dict[str, Any]]:
+        summaries = self.api.containers(all=True, filters={"label": f"com.docker.compose.project={self.project}"})
+        return {(s.get("Labels") or {}).get("com.docker.compose.service", ""): s for s in summaries}
+
+    def _remove_orphans(self, existing: dict[str, dict[str, Any]]) -> None:
+        for name, summary in list(existing.items()):
+            if name not in self.services:
+                self._remove(summary["Id"])
+                del existing[name]
+
+    def _remove(self, container: str) -> None:
+        try:
+            self.api.stop(container)  # its own grace period: a sidecar undoes its work
+            self.api.remove_container(container, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+
+    def _config_hash(self, name: str) -> str:
+        service = self.services[name]
+        text = json.dumps([service, self._image_ids[service["image"]]], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _bring(self, name: str, summary: dict[str, Any] | None, networks: dict[str, str],
+               started: dict[str, str], recreate: bool) -> str:
+        """Make `name`'s container match the document and be started; its id."""
+        digest = self._config_hash(name)
+        if summary is not None:
+            same = (summary.get("Labels") or {}).get(CONFIG_LABEL) == digest
+            one_shot_done = self.services[name].get("restart") == "no" and "Exited (0)" in summary.get("Status", "")
+            if same and not recreate and (summary.get("State") == "running" or one_shot_done):
+                return summary["Id"]
+            self._remove(summary["Id"])
+        try:
+            container = self._create(name, digest, networks, started)
+            self.api.start(container)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot start '{name}': {exc.explanation or exc}") from None
+        return container
+
+    def _create(self, name: str, digest: str, networks: dict[str, str], started: dict[str, str]) -> str:
+        service = self.services[name]
+        attached = list((service.get("networks") or {}).items())
+        mode = service.get("network_mode")
+        if mode and mode.startswith("service:"):
+            mode = f"container:{started[mode.split(':', 1)[1]]}"
+        elif attached:
+            mode = networks[attached[0][0]]
+        host_config = self.api.create_host_config(
+            init=service.get("init"),
+            network_mode=mode,
+            binds=[self._bind(volume) for volume in service.get("volumes") or []] or None,
+            extra_hosts=service.get("extra_hosts") or None,
+            security_opt=service.get("security_opt") or None,
+            mem_limit=service.get("mem_limit"),
+            memswap_limit=service.get("memswap_limit"),
+            pids_limit=service.get("pids_limit"),
+            nano_cpus=int(float(service["cpus"]) * 1e9) if service.get("cpus") else None,
+            sysctls={key: str(value) for key, value in (service.get("sysctls") or {}).items()} or None,
+            cap_add=service.get("cap_add") or None,
+            restart_policy={"Name": service["restart"]} if service.get("restart") else None,
+        )
+        networking = None
+        if attached and not (mode or "").startswith("container:"):
+            first, options = attached[0]
+            networking = self.api.create_networking_config({networks[first]: self.api.create_endpoint_config(
+                ipv4_address=(options or {}).get("ipv4_address"), aliases=[name])})
+        environment = service.get("environment") or {}
+        labels = {**(service.get("labels") or {}), CONFIG_LABEL: digest,
+                  "com.docker.compose.project": self.project, "com.docker.compose.service": name,
+                  "com.docker.compose.oneoff": "False", "com.docker.compose.container-number": "1"}
+        container = self.api.create_container(
+            service["image"], command=service.get("command"), hostname=service.get("hostname"),
+            name=container_name(self.project, name), labels=labels,
+            environment=[f"{key}={value}" for key, value in environment.items()] or None,
+            healthcheck=_healthcheck(service.get("healthcheck")),
+            stop_timeout=int(seconds(service["stop_grace_period"])) if "stop_grace_period" in service else None,
+            host_config=host_config, networking_config=networking)["Id"]
+        for network, options in attached[1:]:
+            self.api.connect_container_to_network(container, networks[network], aliases=[name],
+                                                  ipv4_address=(options or {}).get("ipv4_address"))
+        self._put_files(container, name)
+        return container
+
+    def _bind(self, volume: str) -> str:
+        source, _, rest = volume.partition(":")
+        if not os.path.isabs(source):
+            source = os.path.normpath(self.base / source)
+        return f"{source}:{rest}"
+
+    def _put_files(self, container: str, name: str) -> None:
+        """Configs (a document for an engine elsewhere) and keys go into the created
+        container through the API before it starts: no key passes through the document."""
+        files: list[tuple[str, bytes, int]] = []
+        definitions = self.document.get("configs") or {}
+        for reference in self.services[name].get("configs") or []:
+            content = definitions[reference["source"]]["content"].encode()
+            files.append((reference["target"], content, int(reference.get("mode", 0o444))))
+        for item in (self.document.get(KEYS_KEY) or {}).get(name) or []:
+            files.append((item["target"], (self.base / item[SECRET_SOURCE]).read_bytes(), int(item["mode"])))
+        if files:
+            self.api.put_archive(container, "/", _archive(files))
+
+    # -- readiness ------------------------------------------------------------------------
+
+    def _confirm(self, name: str, container: str, deadline: float) -> None:
+        """Return once `name` is ready; raise, naming why, if it never will be."""
+        service = self.services[name]
+        host = self.topology.hosts.get(name) if (service.get("labels") or {}).get(ROLE_LABEL) == "host" else None
+        if host is not None and host.services and not host.ready:
+            if not self._says_serving(container):
+                raise EngineError(self.failure(container))
+            return
+        probe = readiness_probe(host) if host is not None else \
+            (["CMD", *SIDECAR_READY] if host_of(name, "net") else None)
+        if probe is not None:
+            result = self.run(container, readiness_wait(probe, max(1.0, deadline - time.monotonic())))
+            if result.exit_code != 0:
+                what = f"host '{name}'" if host is not None else f"helper '{name}'"
+                raise EngineError(f"{what} did not become ready within {self.timeout:.0f}s "
+                                  f"(its probe: {' '.join(probe[1:])})")
+            return
+        if host is not None and (host.command or not host.runs_lab_image):
+            # A program of the lab's own with nothing to say it is ready: it counts as
+            # started unless it ends at once (a crash at start fails `up`, not its checks).
+            try:
+                self.api.wait(container, timeout=EARLY_EXIT)
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                return
+            raise EngineError(self.failure(container))
+        if service.get("restart") == "no":  # a one-shot helper: its exit says it all
+            code = self.api.wait(container, timeout=max(1.0, deadline - time.monotonic())).get("StatusCode", -1)
+            if code != 0:
+                raise EngineError(self.failure(container))
+
+    def _says_serving(self, container: str) -> bool:
+        """Follow the container's output until its built-in servers say they listen; False
+        if it ends (the container exited) first."""
+        stream = self.api.logs(container, stdout=True, stderr=False, stream=True, follow=True)
+        seen = b""
+        try:
+            for chunk in stream:
+                seen = (seen + chunk)[-4096:]
+                if SERVING_LINE.encode() in seen:
+                    return True
+        finally:
+            try:
+                stream.close()
+            except docker.errors.DockerException:
+                pass  # an engine over SSH cannot cut a stream short: it goes with its response
+        return False
+
+
+def _healthcheck(definition: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not definition:
+        return None
+    check: dict[str, Any] = {"test": definition["test"]}
+    for key, api_key in (("interval", "interval"), ("timeout", "timeout"), ("start_period", "start_period")):
+        if key in definition:
+            check[api_key] = int(seconds(definition[key]) * 1_000_000_000)
+    if "retries" in definition:
+        check["retries"] = int(definition["retries"])
+    return check
+
+
+def _archive(files: list[tuple[str, bytes, int]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folders: set[PurePosixPath] = set()
+        for target, data, mode in files:
+            path = PurePosixPath(target.lstrip("/"))
+            for parent in reversed(path.parents[:-1]):
+                if parent not in folders:
+                    folders.add(parent)
+                    entry = tarfile.TarInfo(str(parent))
+                    entry.type, entry.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(entry)
+            entry = tarfile.TarInfo(str(path))
+            entry.size, entry.mode = len(data), mode
+            tar.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _some(names: list[str], shown: int = 8) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The rendered document as written, its `$$` escapes undone: the API takes values
+    literally, as Compose does once it has read them."""
+    return unliteral(yaml.safe_load(path.read_text()) or {})

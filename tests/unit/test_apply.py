@@ -1,0 +1,83 @@
+"""Deploying a rendered document through the engine's API: what it reads of the document.
+(The deployment itself runs on the real engine in every integration test.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labctl.engines.apply import KNOWN_KEYS, Deployment, dependencies, read_document, seconds
+from labctl.engines.factory import read_lab
+from labctl.errors import EngineError
+from labctl.model.shaping import LiveState
+from labctl.render.compose import literal, render, unliteral, write_compose
+from labctl.render.pki import LabPki, ensure_pki
+
+LAB = """
+name: keys
+networks:
+  a: {subnet: 10.5.1.0/24}
+  b: {subnet: 10.5.2.0/24}
+hosts:
+  r1: {networks: {a: 10.5.1.254, b: 10.5.2.254}, router: true}
+  left: {networks: [a], env: {PRICE: "$5 and $${HOME}"}}
+  right:
+    networks: [b]
+    services: [{tcp-echo: {port: 7}}]
+  extra:
+    networks: [a, b]
+    files: ["./srv.py:/srv/srv.py"]
+    command: python3 /srv/srv.py
+    ready: {tcp: 9000}
+impairments:
+  right: {rate: 2mbit}
+"""
+
+
+@pytest.mark.parametrize("copies_files", [False, True])
+def test_every_key_the_renderer_writes_is_one_the_deployer_knows(write_lab, tmp_path, copies_files):
+    (tmp_path / "srv.py").write_text("print('hi')\n")
+    topology = read_lab(write_lab(LAB)).topology
+    live = LiveState(partitions=[[["left"], ["right"]]])
+    pki = ensure_pki(topology, tmp_path / ".labctl/keys/pki") if copies_files else LabPki(tmp_path / "pki")
+    document = render(topology, "labctl-host:test", pki, tmp_path / "compose" / "keys.yaml", live, copies_files)
+    services = document["services"]
+    assert {"left", "right", "r1", "extra", "lc-routes-left", "lc-net-right"} <= set(services)
+    for name, service in services.items():
+        assert set(service) <= KNOWN_KEYS, (name, set(service) - KNOWN_KEYS)
+    # Helpers start once the host whose namespace they join has.
+    assert dependencies(services["lc-routes-left"]) == {"left"}
+    assert dependencies(services["lc-net-right"]) == {"right"}
+    assert dependencies(services["left"]) == set()
+
+
+def test_the_document_is_read_back_with_its_values_as_the_lab_gave_them(write_lab, tmp_path):
+    topology = read_lab(write_lab(LAB.replace("files: [\"./srv.py:/srv/srv.py\"]", ""))).topology
+    output = tmp_path / "compose" / "keys.yaml"
+    document = render(topology, "labctl-host:test", LabPki(tmp_path / ".labctl/keys/pki"), output)
+    write_compose(document, output, topology.file)
+    assert "$$5 and $$$${HOME}" in output.read_text()  # Compose reads it literally
+    back = read_document(output)
+    assert back["services"]["left"]["environment"] == {"PRICE": "$5 and $${HOME}"}
+    assert unliteral(literal(document)) == document
+
+
+def test_durations_read_as_compose_writes_them():
+    assert seconds("30s") == 30 and seconds("1m30s") == 90 and seconds("500ms") == 0.5
+    assert seconds(2) == 2.0
+    with pytest.raises(EngineError, match="duration"):
+        seconds("soon")
+
+
+def test_a_key_the_deployer_does_not_know_is_refused_not_dropped(write_lab, tmp_path):
+    (tmp_path / "srv.py").write_text("print('hi')\n")
+    topology = read_lab(write_lab(LAB)).topology
+    document = {"name": "lab-keys", "services": {"left": {"image": "x", "privileged": True}}}
+    with pytest.raises(EngineError, match="'left' .* has 'privileged', which labctl cannot deploy"):
+        Deployment(_NoClient(), topology, document, Path("."), print, 10,
+                   run=lambda *_: None, failure=lambda _: "")
+
+
+class _NoClient:
+    api = None
