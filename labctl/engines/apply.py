@@ -303,7 +303,10 @@ class Deployment:
         environment = service.get("environment") or {}
         labels = {**(service.get("labels") or {}), CONFIG_LABEL: digest,
                   "com.docker.compose.project": self.project, "com.docker.compose.service": name,
-                  "com.docker.compose.oneoff": "False", "com.docker.compose.container-number": "1"}
+                  "com.docker.compose.oneoff": "False", "com.docker.compose.container-number": "1",
+                  # Compose lists only containers with a hash of their own; ours differs from
+                  # the one Compose would compute, so its own `up` recreates rather than keeps.
+                  "com.docker.compose.config-hash": digest}
         container = self.api.create_container(
             service["image"], command=service.get("command"), hostname=service.get("hostname"),
             name=container_name(self.project, name), labels=labels,

@@ -158,3 +158,32 @@ def test_a_host_built_from_the_lab_folder(engine, image, tmp_path):
     finally:
         lifecycle.down(topology, engine, quiet)
     assert leftovers(engine, topology, image) == {}
+
+
+def test_a_lab_labctl_brings_up_is_one_compose_knows(engine, image, tmp_path):
+    """labctl creates the containers itself, through the API, all at once; they carry
+    Compose's names and labels, so `docker compose` alone lists and removes them. A second
+    `up` of the unchanged lab keeps every container as it is."""
+    path = write(tmp_path, BASE.format(name="itest-known", octet=237) +
+                 "  client: {networks: [net]}\n")
+    topology = load(path).topology
+    try:
+        document = lifecycle.up(topology, engine, quiet, timeout=60).document
+        compose = compose_command()
+        assert compose is not None
+        before = {c["Id"] for c in engine.client.api.containers(filters={"label": "io.labctl.lab=itest-known"})}
+        assert len(before) == 2
+        lifecycle.up(topology, engine, quiet, timeout=60)
+        after = {c["Id"] for c in engine.client.api.containers(filters={"label": "io.labctl.lab=itest-known"})}
+        assert after == before
+        listed = subprocess.run([*compose, "-f", str(document), "ps", "--services"], capture_output=True,
+                                text=True, cwd=tmp_path)
+        assert listed.returncode == 0 and set(listed.stdout.split()) == {"server", "client"}, listed
+        gone = subprocess.run([*compose, "-f", str(document), "down", "-t", "1"], capture_output=True,
+                              text=True, cwd=tmp_path)
+        assert gone.returncode == 0, gone.stderr
+        assert not engine.client.api.containers(all=True, filters={"label": "io.labctl.lab=itest-known"})
+        assert not engine.client.api.networks(filters={"label": "io.labctl.lab=itest-known"})
+    finally:
+        lifecycle.down(topology, engine, quiet)
+    assert leftovers(engine, topology, image) == {}
