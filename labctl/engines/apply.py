@@ -44,7 +44,7 @@ EARLY_EXIT = 0.5    # a program of the lab's own, with no probe, that ends withi
 KNOWN_KEYS = {"image", "hostname", "init", "stop_grace_period", "labels", "sysctls", "environment",
               "command", "healthcheck", "networks", "extra_hosts", "security_opt", "mem_limit",
               "memswap_limit", "pids_limit", "cpus", "volumes", "build", "configs", "network_mode",
-              "cap_add", "restart", "depends_on"}
+              "cap_add", "restart", "depends_on", "stdin_open", "logging"}
 
 
 def seconds(duration: str | int | float) -> float:
@@ -294,6 +294,9 @@ class Deployment:
             sysctls={key: str(value) for key, value in (service.get("sysctls") or {}).items()} or None,
             cap_add=service.get("cap_add") or None,
             restart_policy={"Name": service["restart"]} if service.get("restart") else None,
+            log_config=docker.types.LogConfig(type=service["logging"].get("driver", "json-file"),
+                                              config=service["logging"].get("options") or {})
+            if service.get("logging") else None,
         )
         networking = None
         if attached and not (mode or "").startswith("container:"):
@@ -309,7 +312,8 @@ class Deployment:
                   "com.docker.compose.config-hash": digest}
         container = self.api.create_container(
             service["image"], command=service.get("command"), hostname=service.get("hostname"),
-            name=container_name(self.project, name), labels=labels,
+            name=container_name(self.project, name), labels=labels, detach=True,
+            stdin_open=bool(service.get("stdin_open")),
             environment=[f"{key}={value}" for key, value in environment.items()] or None,
             healthcheck=_healthcheck(service.get("healthcheck")),
             stop_timeout=int(seconds(service["stop_grace_period"])) if "stop_grace_period" in service else None,

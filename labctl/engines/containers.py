@@ -20,6 +20,19 @@ from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, SOURCE_LAB
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress
 from .readiness import Confirmations
 
+MAX_ANSWER = 64 << 20  # bytes read from a host's output while waiting for its answer
+
+
+def _read_exactly(connection, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            raise EOFError("the engine closed the connection")
+        data += chunk
+    return data
+
+
 def docker_client() -> docker.DockerClient:
     """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
     try:
@@ -217,6 +230,44 @@ class ContainerEngine:
         stdout, stderr = result.output if result.output else (b"", b"")
         return ExecResult(result.exit_code if result.exit_code is not None else -1,
                           stdout or b"", stderr or b"")
+
+    def ask(self, topology: Topology, host: str, line: bytes, answers: tuple[bytes, ...],
+            timeout: float) -> tuple[bytes, bytes] | None:
+        """Write `line` to the standard input of the host's program, through the engine (no
+        process starts in the host), and return the first line it then prints that starts
+        with one of `answers`, split into (that start, the rest). None when the host's
+        program takes no input, or the host is not running."""
+        container = self.host_container(topology, host)
+        if container.status != "running" or not container.attrs.get("Config", {}).get("OpenStdin"):
+            return None
+        try:
+            wrapped = self.client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stream": 1})
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot attach to '{host}': {exc.explanation or exc}") from None
+        connection = getattr(wrapped, "_sock", wrapped)  # a socket, or an SSH channel
+        try:
+            connection.settimeout(timeout)
+            connection.sendall(line)
+            pending, total = b"", 0
+            while True:
+                header = _read_exactly(connection, 8)   # the engine's frame: stream, size
+                size = int.from_bytes(header[4:], "big")
+                total += size
+                if total > MAX_ANSWER:
+                    raise EngineError(f"'{host}' printed more than {MAX_ANSWER >> 20} MiB without answering")
+                pending += _read_exactly(connection, size)
+                while b"\n" in pending:
+                    first, pending = pending.split(b"\n", 1)
+                    for start in answers:
+                        if first.startswith(start):
+                            return start, first[len(start):]
+        except (OSError, EOFError) as exc:  # socket.timeout is an OSError
+            raise EngineError(f"no answer from '{host}': {exc or 'timed out'}") from None
+        finally:
+            try:
+                connection.close()
+            except OSError:
+                pass
 
     def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
         """Stream (stdout, stderr) chunks; the exit code is available from `last_exit_code`."""

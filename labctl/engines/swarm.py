@@ -386,6 +386,10 @@ class SwarmEngine:
     def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult:
         return self._machine_of(topology, host).exec(topology, host, argv)
 
+    def ask(self, topology: Topology, host: str, line: bytes, answers: tuple[bytes, ...],
+            timeout: float) -> tuple[bytes, bytes] | None:
+        return self._machine_of(topology, host).ask(topology, host, line, answers, timeout)
+
     def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
         machine = self._machine_of(topology, host)
         yield from machine.exec_stream(topology, host, argv)
