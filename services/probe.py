@@ -260,7 +260,89 @@ def probe_http(spec: dict, deadline: float, observation: dict) -> None:
         conn.close()
 
 
-PROBES = {"tcp": probe_stream, "tls": probe_stream, "udp": probe_udp, "http": probe_http}
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum((data[i] << 8) + data[i + 1] for i in range(0, len(data), 2))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def probe_ping(spec: dict, deadline: float, observation: dict) -> None:
+    """ICMP echo requests, one at a time, each waiting up to a second for its reply. An
+    unprivileged ICMP socket where the kernel allows one (Docker's default), else a raw
+    one (NET_RAW, a default capability)."""
+    icmp = spec["icmp"]
+    count, size, address = int(icmp["count"]), int(icmp["size"]), spec["address"]
+    try:
+        sock, raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
+    except OSError:
+        sock, raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
+    ident = threading.get_ident() & 0xFFFF
+    sent, rtts, unreachable, dropped = 0, [], "", ""
+    payload = (b"labctl-ping-" * (size // 12 + 1))[:size]
+    with sock:
+        for sequence in range(1, count + 1):
+            if time.monotonic() >= deadline:
+                break
+            header = bytes([8, 0, 0, 0]) + ident.to_bytes(2, "big") + sequence.to_bytes(2, "big")
+            packet = header[:2] + _checksum(header + payload).to_bytes(2, "big") + header[4:] + payload
+            started = time.monotonic()
+            sent += 1
+            try:
+                sock.sendto(packet, (address, 0))
+            except OSError as exc:
+                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                    sent -= 1
+                    unreachable = exc.strerror
+                    break
+                if exc.errno in (errno.EPERM, errno.EACCES, errno.ENOBUFS):
+                    dropped = exc.strerror  # a filter on the way out: lost, as ping counts it
+                    continue
+                raise
+            if not observation["local"]:
+                observation["local"].append(list(sock.getsockname()))
+            wait_until = min(deadline, started + 1.0)
+            while True:
+                left = wait_until - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
+                try:
+                    data, peer = sock.recvfrom(65535)
+                except socket.timeout:
+                    break
+                except OSError as exc:
+                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED):
+                        unreachable = exc.strerror
+                        break
+                    raise
+                if raw:
+                    data = data[(data[0] & 0x0F) * 4:]
+                if len(data) < 8 or peer[0] != address and data[0] == 0:
+                    continue
+                if data[0] == 3 and raw:  # about our request if it quotes our id
+                    quoted = data[8:]
+                    quoted = quoted[(quoted[0] & 0x0F) * 4:] if quoted else b""
+                    if quoted[4:6] == ident.to_bytes(2, "big"):
+                        unreachable = "destination unreachable"
+                        break
+                    continue
+                replied = int.from_bytes(data[6:8], "big")
+                if data[0] == 0 and replied == sequence and (not raw or data[4:6] == ident.to_bytes(2, "big")):
+                    rtts.append(round((time.monotonic() - started) * 1000, 3))
+                    break
+    observation["icmp"] = {"sent": sent, "received": len(rtts), "rtt_ms": rtts}
+    if not rtts:
+        observation["error"], observation["detail"] = (
+            ("unreachable", unreachable) if unreachable else
+            ("timeout", f"no echo reply to {sent} request{'s' if sent != 1 else ''}"
+                        + (f" (dropped on the way out: {dropped})" if dropped else "")))
+
+
+PROBES = {"tcp": probe_stream, "tls": probe_stream, "udp": probe_udp, "http": probe_http,
+          "ping": probe_ping}
 
 
 def run_once(spec: dict) -> dict:

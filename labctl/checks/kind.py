@@ -27,10 +27,20 @@ class CheckKind:
     required: tuple[str, ...] = ("from", "to")
     expected_errors: tuple[str, ...] = ()
     transport: str = "tcp"                 # which of the target's ports it reaches
+    takes_port: bool = True                # `to: host:port`; False: `to: host` (ping)
     # How labctl runs it: `probe` (services/probe.py in the client host, batched per host),
     # `command` (the check's own program on the host), or `capture` (around a capture).
     runner: str = "probe"
     order: int = 100                       # where --help and errors list it
+
+    # A kind with no server program to keep a transcript (ping) proves the server's side by
+    # the change in one of the target's own counters (/proc/net/snmp: section, field) over
+    # the round, which must reach what its checks say arrived (`counted`).
+    counter: tuple[str, str] | None = None
+
+    def counted(self, observation: dict[str, Any]) -> int:
+        """How many the target must have counted for this observation."""
+        return 0
 
     def parse(self, parser: CheckParser, raw: Any, path: KeyPath, check: CheckSpec) -> None:
         raise NotImplementedError

@@ -142,11 +142,19 @@ class CheckParser:
                               required=[key for key in kind.required if key != "to"])
         client = self.host(spec["from"], path + ("from",)) if "from" in spec else ""
         target, port = None, None
-        if "to" in spec:
+        if "to" in spec and not kind.takes_port:
+            if isinstance(spec["to"], str) and ":" in spec["to"]:
+                raise source.error(path + ("to",), f"a {kind.name} check reaches a host, not a port: "
+                                   f"write to: {spec['to'].split(':')[0]}")
+            target = self.host(spec["to"], path + ("to",),
+                               hint=f"(a host: a {kind.name} check reaches a host, not a port)")
+        elif "to" in spec:
             target, port = self.endpoint(spec["to"], path + ("to",))
         elif "to" in kind.required:
-            raise source.error(path, "missing required key 'to' (host:port of the server)")
-        default_name = f"{client} -> {target}:{port} {kind.name}" if target else f"{client} runs a command"
+            raise source.error(path, "missing required key 'to' ("
+                               + ("the host it reaches)" if not kind.takes_port else "host:port of the server)"))
+        default_name = (f"{client} -> {target}" + (f":{port}" if port is not None else "") + f" {kind.name}"
+                        if target else f"{client} runs a command")
         name = source.name(spec.get("name", default_name), path + ("name",), hint="(a check name)")
         check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind)
         if "timeout" in spec:
@@ -164,8 +172,8 @@ class CheckParser:
 
     # -- readers a kind parses its block with ----------------------------------------------
 
-    def host(self, raw: Any, path: KeyPath) -> str:
-        name = self.source.text(raw, path, hint="(a host name)")
+    def host(self, raw: Any, path: KeyPath, hint: str = "(a host name)") -> str:
+        name = self.source.text(raw, path, hint=hint)
         if name not in self.topology.hosts:
             raise self.source.error(path, f"unknown host {quote(name)}; the lab declares: "
                                     + ", ".join(self.topology.hosts))

@@ -107,6 +107,11 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
             continue
         (runs if check.kind.runner == "command" else batches.setdefault(check.source, [])).append(index)
 
+    # Kinds proven by a counter of the target's (ping): read it before and after the round.
+    counted = [i for i, check in enumerate(checks) if _counts(topology, check) and i not in observations]
+    watched = {(checks[i].target, checks[i].kind.counter) for i in counted}
+    before = _counters(topology, engine, watched)
+
     def run_batch(source: str) -> None:
         specs = [probe_spec(topology, checks[index], index) for index in batches[source]]
         try:
@@ -129,6 +134,9 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     missing = {"error": "error", "detail": "the probe returned no result"}
     client_side = [client_problems(check, observations.get(index) or missing)
                    for index, check in enumerate(checks)]
+    after = _counters(topology, engine, watched)
+    for index, problem in _counter_problems(checks, counted, client_side, observations, before, after).items():
+        client_side[index].append(problem)
     # The server's side is read only where the client's side holds.
     server_side = [i for i, check in enumerate(checks)
                    if wants_server_side(topology, check) and not client_side[i]]
@@ -263,6 +271,53 @@ def _logs(topology: Topology, engine: Engine, hosts: set[str], since: float) -> 
         except LabError:
             return None
     return {host: read(host) for host in hosts}
+
+
+def _counts(topology: Topology, check: CheckSpec) -> bool:
+    return (check.kind.counter is not None and check.target is not None and check.server.mode != "off"
+            and check.expect_error is None and topology.hosts[check.target].runs_lab_image)
+
+
+def _counters(topology: Topology, engine: Engine,
+              watched: set[tuple[str, tuple[str, str]]]) -> dict[tuple[str, tuple[str, str]], int | str]:
+    """Each (target, counter)'s value in the target's own network namespace, or why it
+    could not be read."""
+    def read(item: tuple[str, tuple[str, str]]) -> tuple[tuple[str, tuple[str, str]], int | str]:
+        host, (section, field) = item
+        try:
+            result = engine.exec(topology, host, ["cat", "/proc/net/snmp"])
+        except LabError as exc:
+            return item, str(exc)
+        lines = [line.split() for line in result.stdout.decode("utf-8", "replace").splitlines()
+                 if line.startswith(section + ":")]
+        if result.exit_code != 0 or len(lines) < 2 or field not in lines[0]:
+            return item, f"no {section} {field} counter in {host}'s /proc/net/snmp"
+        return item, int(lines[1][lines[0].index(field)])
+    if not watched:
+        return {}
+    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        return dict(pool.map(read, sorted(watched)))
+
+
+def _counter_problems(checks: list[CheckSpec], counted: list[int], client_side: list[list[str]],
+                      observations: dict[int, dict[str, Any]], before: dict, after: dict) -> dict[int, str]:
+    """The server's side of counted checks: over the round the target's counter rose by at
+    least what every passing check against it says arrived."""
+    needed: dict[tuple[str, tuple[str, str]], int] = {}
+    passing = [i for i in counted if not client_side[i]]
+    for i in passing:
+        key = (checks[i].target, checks[i].kind.counter)
+        needed[key] = needed.get(key, 0) + checks[i].kind.counted(observations.get(i) or {})
+    problems = {}
+    for i in passing:
+        key = (checks[i].target, checks[i].kind.counter)
+        first, last = before.get(key), after.get(key)
+        if isinstance(first, str) or isinstance(last, str) or first is None or last is None:
+            problems[i] = f"cannot read the server's side: {first if isinstance(first, str) else last}"
+        elif last - first < needed[key]:
+            problems[i] = (f"the server's side: {key[0]}'s {key[1][0]} {key[1][1]} rose by {last - first} "
+                           f"over the round, fewer than the {needed[key]} replies its clients got")
+    return problems
 
 
 def _unreachable(host: str, exc: LabError) -> dict[str, Any]:

@@ -196,3 +196,42 @@ def test_reports():
     assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = suite.findall("testcase")[1].find("failure")
     assert failure is not None and failure.get("message") == "refused: connection refused"
+
+
+def test_ping_reads_as_a_sentence_and_judges_its_replies(lab_with):
+    lab = lab_with("""
+        - {name: reaches, from: a, to: b, ping: {count: 4, min_share: 75%, max_rtt: 50ms, size: 100}}
+        - {name: plain, from: a, to: b, ping: {}}
+        - {name: cut off, from: a, to: b, ping: {expect_error: timeout}}
+        """)
+    reaches, plain, cut_off = lab.checks
+    assert (reaches.target, reaches.port, plain.options.count) == ("b", None, 3)
+    spec = probe_spec(lab.topology, reaches, 0)
+    assert spec["protocol"] == "ping" and spec["address"] == "10.7.2.6"
+    assert spec["icmp"] == {"count": 4, "size": 100}
+    three_of_four = {"error": None, "icmp": {"sent": 4, "received": 3, "rtt_ms": [1.0, 2.0, 3.0]}}
+    assert judge(reaches, three_of_four) == (True, "")
+    two_of_four = {"error": None, "icmp": {"sent": 4, "received": 2, "rtt_ms": [1.0, 2.0]}}
+    assert "2/4 echo replies came back (50%), below 75%" in judge(reaches, two_of_four)[1]
+    slow = {"error": None, "icmp": {"sent": 4, "received": 4, "rtt_ms": [1.0, 2.0, 3.0, 80.0]}}
+    assert "the slowest reply took 80.0ms, over the 50ms bound" in judge(reaches, slow)[1]
+    silent = {"error": "timeout", "detail": "no echo reply to 3 requests"}
+    assert judge(cut_off, silent) == (True, "")
+    assert judge(plain, silent) == (False, "timeout: no echo reply to 3 requests")
+    assert reaches.kind.counted(three_of_four) == 3
+
+
+def test_bad_ping_vocabulary_is_a_one_line_error(lab_with):
+    for check, words in [
+        ("- {from: a, to: b:7, ping: {}}", "a ping check reaches a host, not a port: write to: b"),
+        ("- {from: a, to: nowhere, ping: {}}", "unknown host 'nowhere'"),
+        ("- {from: a, to: b, ping: {count: 0}}", "ping.count"),
+        ("- {from: a, to: b, ping: {size: 70000}}", "ping.size"),
+        ("- {from: a, to: b, ping: {min_share: 2}}", "expected a share"),
+        ("- {from: a, to: b, ping: {expect_error: refused}}", "expected one of unreachable, timeout"),
+        ("- {from: a, to: b, ping: {send: x}}", "unknown key 'send'"),
+        ("- {from: a, ping: {}}", "missing required key 'to' (the host it reaches)"),
+    ]:
+        with pytest.raises(LabFileError) as caught:
+            lab_with(check)
+        assert words in str(caught.value) and "\n" not in str(caught.value), (check, str(caught.value))

@@ -1,0 +1,70 @@
+"""ping: ICMP echo requests to a host, and the share of replies that must come back.
+
+`{from: alice, to: web, ping: {count: 3, min_share: 1, max_rtt: 50ms, size: 56}}` reads
+"alice pings web 3 times with 56 bytes; every reply comes back within 50 ms". Expected
+errors: `unreachable` (an ICMP error, or no route) and `timeout` (no reply at all).
+The server's side is the target's own count of echo requests received (Icmp InEchos in
+its namespace), read before and after the round: the target needs no privilege.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..exchange import ExchangeKind
+
+
+@dataclass
+class PingOptions:
+    count: int = 3
+    size: int = 56
+    min_share: float = 1.0
+    max_rtt_ms: float | None = None
+
+
+class PingKind(ExchangeKind):
+    name = "ping"
+    order = 25
+    keys = ("count", "size", "min_share", "max_rtt", "expect_error", "reason")
+    expected_errors = ("unreachable", "timeout")
+    transport = "icmp"
+    takes_port = False
+    counter = ("Icmp", "InEchos")
+
+    def counted(self, observation):
+        return int((observation.get("icmp") or {}).get("received", 0))
+
+    def parse(self, parser, raw, path, check) -> None:
+        source = parser.source
+        body = source.mapping({} if raw is None else raw, path, self.keys)
+        parser.expected_error(body, path, check)
+        options = PingOptions()
+        if "count" in body:
+            options.count = source.integer(body["count"], path + ("count",), 1, 1000, "a count")
+        if "size" in body:
+            options.size = source.integer(body["size"], path + ("size",), 0, 65000, "a payload size in bytes")
+        if "min_share" in body:
+            options.min_share = source.share(body["min_share"], path + ("min_share",))
+        if "max_rtt" in body:
+            options.max_rtt_ms = source.duration(body["max_rtt"], path + ("max_rtt",)) * 1000
+        check.options = options
+
+    def probe_request(self, topology, check):
+        return {"icmp": {"count": check.options.count, "size": check.options.size}}
+
+    def extra_problems(self, check, observation):
+        icmp = observation.get("icmp") or {}
+        sent, received = icmp.get("sent", 0), icmp.get("received", 0)
+        share = received / max(1, sent)
+        problems = []
+        if share < check.options.min_share:
+            problems.append(f"{received}/{sent} echo replies came back ({share:.0%}), "
+                            f"below {check.options.min_share:.0%}")
+        rtts = icmp.get("rtt_ms") or []
+        if check.options.max_rtt_ms is not None and rtts and max(rtts) > check.options.max_rtt_ms:
+            problems.append(f"the slowest reply took {max(rtts):.1f}ms, over the "
+                            f"{check.options.max_rtt_ms:.0f}ms bound")
+        return problems
+
+
+KIND = PingKind()

@@ -1,0 +1,74 @@
+"""ping on the real engine: echo requests across a router, judged from both sides (the
+replies the client got; the echo requests the target's own namespace counted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.ops import faults, lifecycle
+from labctl.ops.checks import run_checks
+
+from .conftest import load, quiet
+
+LAB = """
+name: itest-ping
+networks:
+  lan: {subnet: 10.239.1.0/24}
+  dmz: {subnet: 10.239.2.0/24}
+  island: {subnet: 10.239.3.0/24}
+hosts:
+  gw: {networks: {lan: 10.239.1.254, dmz: 10.239.2.254}, router: true}
+  alice: {networks: [lan]}
+  web: {networks: [dmz], services: [{tcp-echo: {port: 7}}]}
+  castaway: {networks: [island]}
+  bridge: {networks: [lan, island]}
+checks:
+  - {name: across the router, from: alice, to: web, ping: {count: 3, max_rtt: 500ms, size: 200}}
+  - {name: to a client host, from: web, to: alice, ping: {count: 2}}
+  - {name: no route to the island, from: alice, to: castaway, ping: {count: 2, expect_error: timeout}, timeout: 3s}
+  - {name: expected to reach the island, from: alice, to: castaway, ping: {count: 1}, timeout: 2s}
+"""
+
+
+@pytest.fixture(scope="module")
+def ping_lab(engine, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ping")
+    (folder / "lab.yaml").write_text(LAB)
+    lab = load(folder / "lab.yaml")
+    lifecycle.up(lab.topology, engine, quiet, timeout=60)
+    try:
+        yield lab
+    finally:
+        lifecycle.down(lab.topology, engine, quiet)
+
+
+def echos_in(engine, lab, host: str) -> int:
+    lines = [line.split() for line in engine.exec(lab.topology, host, ["cat", "/proc/net/snmp"])
+             .stdout.decode().splitlines() if line.startswith("Icmp:")]
+    return int(lines[1][lines[0].index("InEchos")])
+
+
+def test_ping_across_a_router_is_proved_from_both_sides(engine, image, ping_lab):
+    before = echos_in(engine, ping_lab, "web")
+    results = {r.name: r for r in run_checks(ping_lab.topology, engine, ping_lab.checks, image)}
+    assert echos_in(engine, ping_lab, "web") - before >= 3
+    across = results["across the router"]
+    assert across.passed, across.reason
+    assert across.observed["icmp"]["received"] == 3 and len(across.observed["icmp"]["rtt_ms"]) == 3
+    assert results["to a client host"].passed, results["to a client host"].reason
+    # Hosts on a network no router joins are not reachable, and a ping that should be fails.
+    assert results["no route to the island"].passed, results["no route to the island"].reason
+    unreached = results["expected to reach the island"]
+    assert not unreached.passed and unreached.reason.startswith(("timeout", "unreachable")), unreached.reason
+
+
+def test_a_ping_across_a_partition_fails_and_passes_once_healed(engine, image, ping_lab):
+    check = next(c for c in ping_lab.checks if c.name == "across the router")
+    faults.partition(ping_lab.topology, engine, [["alice"], ["web"]], quiet)
+    try:
+        [cut] = run_checks(ping_lab.topology, engine, [check], image)
+    finally:
+        faults.heal(ping_lab.topology, engine, quiet)
+    assert not cut.passed and cut.reason.startswith(("timeout", "unreachable")), cut.reason
+    [healed] = run_checks(ping_lab.topology, engine, [check], image)
+    assert healed.passed, healed.reason
