@@ -38,12 +38,21 @@ class CheckKind:
     # the round, which must reach what its checks say arrived (`counted`).
     counter: tuple[str, str] | None = None
 
+    def proves_by_counter(self, check: CheckSpec) -> bool:
+        """Whether this check's server's side is its target's counter."""
+        return self.counter is not None and check.expect_error is None
+
     def counted(self, observation: dict[str, Any]) -> int:
         """How many the target must have counted for this observation."""
         return 0
 
     def parse(self, parser: CheckParser, raw: Any, path: KeyPath, check: CheckSpec) -> None:
         raise NotImplementedError
+
+    def expand(self, parser: CheckParser, check: CheckSpec, path: KeyPath) -> list[CheckSpec] | None:
+        """The checks this one stands for, reported one by one (a reachability matrix), or
+        None: it stands for itself."""
+        return None
 
     def link(self, parser: CheckParser, check: CheckSpec, known: list[CheckSpec], path: KeyPath) -> None:
         """Resolve what the check names among the lab's other checks; most name none."""

@@ -24,7 +24,9 @@ class CheckResult:
     def route(self) -> str:
         if not self.source:   # a wire check watches a network or host; it has no client
             return f"on {self.target}"
-        return f"{self.source} → {self.target}:{self.port}" if self.target else f"{self.source} (run)"
+        if not self.target:
+            return f"{self.source} (run)"
+        return f"{self.source} → {self.target}" + (f":{self.port}" if self.port is not None else "")
 
 
 def summary(results: list[CheckResult], seconds: float) -> str:

@@ -114,11 +114,11 @@ class CheckParser:
         checks: list[CheckSpec] = []
         names: set[str] = set()
         for index, item in enumerate(self.source.sequence(raw, ("checks",))):
-            check = self.parse(item, ("checks", index))
-            if check.name in names:
-                raise self.source.error(("checks", index, "name"), f"duplicate check name {quote(check.name)}")
-            names.add(check.name)
-            checks.append(check)
+            for check in self.parse_many(item, ("checks", index)):
+                if check.name in names:
+                    raise self.source.error(("checks", index, "name"), f"duplicate check name {quote(check.name)}")
+                names.add(check.name)
+                checks.append(check)
         self.link(checks, checks)
         return checks
 
@@ -128,6 +128,11 @@ class CheckParser:
         `during`)."""
         for index, check in enumerate(checks):
             check.kind.link(self, check, known, path + (index,) if indexed else path)
+
+    def parse_many(self, raw: Any, path: KeyPath) -> list[CheckSpec]:
+        """One check as written, and what it expands to (a `reach:` matrix: a ping per pair)."""
+        check = self.parse(raw, path)
+        return check.kind.expand(self, check, path) or [check]
 
     def parse(self, raw: Any, path: KeyPath) -> CheckSpec:
         source = self.source
@@ -154,7 +159,7 @@ class CheckParser:
             raise source.error(path, "missing required key 'to' ("
                                + ("the host it reaches)" if not kind.takes_port else "host:port of the server)"))
         default_name = (f"{client} -> {target}" + (f":{port}" if port is not None else "") + f" {kind.name}"
-                        if target else f"{client} runs a command")
+                        if target else f"{client} runs a command" if client else kind.name)
         name = source.name(spec.get("name", default_name), path + ("name",), hint="(a check name)")
         check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind)
         if "timeout" in spec:

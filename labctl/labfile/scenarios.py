@@ -157,9 +157,9 @@ def _checks(source: Source, raw: Any, path: KeyPath, parser: CheckParser,
                                    "or the check itself")
             checks.append(known[item])
         else:
-            check = parser.parse(item, item_path)
-            parser.link([check], checks_of_lab, item_path, indexed=False)
-            checks.append(check)
+            expanded = parser.parse_many(item, item_path)
+            parser.link(expanded, checks_of_lab, item_path, indexed=False)
+            checks.extend(expanded)
     return checks
 
 

@@ -274,8 +274,8 @@ def _logs(topology: Topology, engine: Engine, hosts: set[str], since: float) -> 
 
 
 def _counts(topology: Topology, check: CheckSpec) -> bool:
-    return (check.kind.counter is not None and check.target is not None and check.server.mode != "off"
-            and check.expect_error is None and topology.hosts[check.target].runs_lab_image)
+    return (check.kind.proves_by_counter(check) and check.target is not None and check.server.mode != "off"
+            and topology.hosts[check.target].runs_lab_image)
 
 
 def _counters(topology: Topology, engine: Engine,

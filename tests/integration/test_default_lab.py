@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from labctl.ops import lifecycle
+from labctl.ops import faults, lifecycle
 from labctl.ops.checks import run_checks
 
 from .conftest import default_lab_copy, leftovers, load, quiet, run_cli
@@ -134,6 +134,39 @@ def test_an_idle_lab_runs_no_health_process_more_often_than_every_10_seconds(eng
             assert health.get("Interval", 0) >= 10 * 1_000_000_000, (summary["Names"], health)
             checked += 1
     assert checked >= 2   # web and echo run built-in services, and keep a healthcheck
+
+
+REACH = """
+  - name: the clients reach
+    reach: {from: [alice, bob], to: all, fail: [[alice, web]]}
+"""
+
+
+def test_a_reach_matrix_reports_each_pair_and_expects_the_partitioned_one_to_fail(engine, campus, image):
+    """One ping per pair, one row each; alice -- web is partitioned, and the matrix says it
+    must fail: it passes only because no reply came back. Without the partition the same
+    row fails, saying so."""
+    text = campus.file.read_text()
+    variant = campus.file.parent / "reach.yaml"
+    variant.write_text(text.replace("\nchecks:\n", "\nchecks:\n" + REACH.lstrip("\n"), 1))
+    lab = load(variant)
+    matrix = [check for check in lab.checks if check.name.startswith("the clients reach: ")]
+    assert len(matrix) == 8   # alice and bob, each to the four other hosts
+    faults.partition(lab.topology, engine, [["alice"], ["web"]], quiet)
+    try:
+        results = {r.name: r for r in run_checks(lab.topology, engine, matrix, image)}
+    finally:
+        faults.heal(lab.topology, engine, quiet)
+    assert all(result.passed for result in results.values()), \
+        [(r.name, r.reason) for r in results.values() if not r.passed]
+    assert results["the clients reach: alice → web"].observed["error"] in ("timeout", "unreachable")
+    assert results["the clients reach: bob → web"].observed["icmp"]["received"] == 1
+    [healed] = run_checks(lab.topology, engine, [results_check(matrix, "alice → web")], image)
+    assert not healed.passed and "expected no reply (listed under fail)" in healed.reason, healed.reason
+
+
+def results_check(checks, pair: str):
+    return next(check for check in checks if check.name.endswith(pair))
 
 
 def test_down_leaves_nothing(engine, campus, image):

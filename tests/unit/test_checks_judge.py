@@ -219,6 +219,7 @@ def test_ping_reads_as_a_sentence_and_judges_its_replies(lab_with):
     assert judge(cut_off, silent) == (True, "")
     assert judge(plain, silent) == (False, "timeout: no echo reply to 3 requests")
     assert reaches.kind.counted(three_of_four) == 3
+    assert CheckResult("p", "a", "b", None, "ping", True, 0.2).route == "a → b"
 
 
 def test_bad_ping_vocabulary_is_a_one_line_error(lab_with):
@@ -231,6 +232,40 @@ def test_bad_ping_vocabulary_is_a_one_line_error(lab_with):
         ("- {from: a, to: b, ping: {expect_error: refused}}", "expected one of unreachable, timeout"),
         ("- {from: a, to: b, ping: {send: x}}", "unknown key 'send'"),
         ("- {from: a, ping: {}}", "missing required key 'to' (the host it reaches)"),
+    ]:
+        with pytest.raises(LabFileError) as caught:
+            lab_with(check)
+        assert words in str(caught.value) and "\n" not in str(caught.value), (check, str(caught.value))
+
+
+def test_a_reach_matrix_is_a_ping_per_pair_and_knows_which_must_fail(lab_with, write_lab):
+    lab = lab_with("- {name: m, reach: {from: [a, b], to: all, count: 2, fail: [[b, gw]]}}")
+    rows = {check.name: check for check in lab.checks}
+    assert set(rows) == {"m: a → gw", "m: a → b", "m: b → gw", "m: b → a"}
+    assert all(check.kind.name == "ping" and check.options.count == 2 for check in rows.values())
+    assert rows["m: a → b"].options.fails == ""            # routed through gw
+    assert rows["m: b → gw"].options.fails == "listed under fail"
+    no_reply = {"error": "timeout", "detail": "no echo reply to 2 requests"}
+    replied = {"error": None, "icmp": {"sent": 2, "received": 2, "rtt_ms": [0.1, 0.1]}}
+    assert judge(rows["m: b → gw"], no_reply) == (True, "")
+    assert judge(rows["m: b → gw"], replied)[1] == \
+        "expected no reply (listed under fail), but 2/2 echo replies came back"
+    assert judge(rows["m: a → b"], replied) == (True, "")
+    assert not rows["m: b → gw"].kind.proves_by_counter(rows["m: b → gw"])
+    islanded = LAB.replace("  dmz: {subnet: 10.7.2.0/24}\n", "  dmz: {subnet: 10.7.2.0/24}\n  isle: {subnet: 10.7.3.0/24}\n") \
+        .replace("\nchecks:\n", "\n  c: {networks: [isle]}\nchecks:\n") + "  - {name: i, reach: {from: [a], to: [c, b]}}\n"
+    unrouted = {check.name: check for check in read_lab(write_lab(islanded)).checks}
+    assert unrouted["i: a → c"].options.fails == "no routed path" and unrouted["i: a → b"].options.fails == ""
+
+
+def test_bad_reach_vocabulary_is_a_one_line_error(lab_with):
+    for check, words in [
+        ("- {reach: {from: [a], to: [a]}}", "the matrix has no pair of two different hosts"),
+        ("- {reach: {from: [a], to: [nowhere]}}", "unknown host 'nowhere'"),
+        ("- {reach: {from: [], to: all}}", "expected at least one host, or all"),
+        ("- {reach: {from: [a], to: all, fail: [a, b]}}", "expected a pair [from, to]"),
+        ("- {reach: {to: all}}", "from"),
+        ("- {from: a, reach: {from: [a], to: all}}", "unknown key 'from'"),
     ]:
         with pytest.raises(LabFileError) as caught:
             lab_with(check)

@@ -20,6 +20,7 @@ class PingOptions:
     size: int = 56
     min_share: float = 1.0
     max_rtt_ms: float | None = None
+    fails: str = ""            # a reach matrix's pair expected to fail, and why
 
 
 class PingKind(ExchangeKind):
@@ -30,6 +31,13 @@ class PingKind(ExchangeKind):
     transport = "icmp"
     takes_port = False
     counter = ("Icmp", "InEchos")
+
+    def matrix_options(self, count: int, fails: str) -> PingOptions:
+        """A reach matrix's pair: every reply back, or (`fails` says why) none."""
+        return PingOptions(count=count, fails=fails)
+
+    def proves_by_counter(self, check) -> bool:
+        return super().proves_by_counter(check) and not check.options.fails
 
     def counted(self, observation):
         return int((observation.get("icmp") or {}).get("received", 0))
@@ -51,6 +59,17 @@ class PingKind(ExchangeKind):
 
     def probe_request(self, topology, check):
         return {"icmp": {"count": check.options.count, "size": check.options.size}}
+
+    def problems(self, check, observation):
+        if not check.options.fails:
+            return super().problems(check, observation)
+        if observation.get("error") in self.expected_errors:
+            return []
+        if observation.get("error"):
+            return [f"{observation['error']}: {observation.get('detail', '')}"]
+        icmp = observation.get("icmp") or {}
+        return [f"expected no reply ({check.options.fails}), but {icmp.get('received', 0)}/"
+                f"{icmp.get('sent', 0)} echo replies came back"]
 
     def extra_problems(self, check, observation):
         icmp = observation.get("icmp") or {}

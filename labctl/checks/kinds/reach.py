@@ -1,0 +1,82 @@
+"""reach: a reachability matrix, one ping per pair, reported one row per pair.
+
+`{name: lan, reach: {from: [alice, bob], to: all, fail: [[alice, vault]]}}` reads "alice
+and bob each reach every other host, except that alice must not reach vault". Unlike
+Mininet's pingall it says which pairs should fail: a pair with no routed path between
+them, or one the lab lists under `fail` (a partition the lab expects), must get no reply,
+and passes only then.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from ...model.addressing import reachable_networks
+from ...model.yamlsource import describe
+from ..kind import CheckKind
+from .ping import KIND as PING
+
+
+@dataclass
+class ReachOptions:
+    sources: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    count: int = 1
+    fail: set[tuple[str, str]] = field(default_factory=set)
+
+
+class ReachKind(CheckKind):
+    name = "reach"
+    order = 26
+    keys = ("from", "to", "count", "fail")
+    check_keys = ("name", "timeout", "reach")
+    required = ()
+    takes_port = False
+
+    def parse(self, parser, raw, path, check) -> None:
+        source = parser.source
+        body = source.mapping(raw, path, self.keys, required=["from", "to"])
+        options = ReachOptions(sources=self._hosts(parser, body["from"], path + ("from",)),
+                               targets=self._hosts(parser, body["to"], path + ("to",)))
+        if "count" in body:
+            options.count = source.integer(body["count"], path + ("count",), 1, 100, "a count")
+        pairs = source.sequence(body.get("fail", []), path + ("fail",))
+        for index, pair in enumerate(pairs):
+            where = path + ("fail", index)
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise source.error(where, f"expected a pair [from, to] such as [alice, web], got {describe(pair)}")
+            first, second = (parser.host(host, where) for host in pair)
+            options.fail.add((first, second))
+        check.options = options
+
+    @staticmethod
+    def _hosts(parser, raw, path) -> list[str]:
+        if raw == "all":
+            return list(parser.topology.hosts)
+        hosts = parser.source.sequence(raw, path)
+        if not hosts:
+            raise parser.source.error(path, "expected at least one host, or all")
+        return [parser.host(host, path + (index,)) for index, host in enumerate(hosts)]
+
+    def expand(self, parser, check, path):
+        topology, options = parser.topology, check.options
+        checks = []
+        for source in options.sources:
+            routed = reachable_networks(topology, topology.hosts[source])
+            for target in options.targets:
+                if target == source:
+                    continue
+                pair = copy.copy(check)
+                pair.name = f"{check.name}: {source} → {target}"
+                pair.source, pair.target, pair.port, pair.kind = source, target, None, PING
+                reason = ("listed under fail" if (source, target) in options.fail else
+                          "no routed path" if not set(topology.hosts[target].networks) & routed else "")
+                pair.options = PING.matrix_options(options.count, reason)
+                checks.append(pair)
+        if not checks:
+            raise parser.source.error(path + ("reach",), "the matrix has no pair of two different hosts")
+        return checks
+
+
+KIND = ReachKind()
