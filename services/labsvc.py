@@ -1019,6 +1019,30 @@ class UdpEcho:
             record_bytes("udp-echo", "udp", self.port, peer, data, 0 if error else size, error=error)
 
 
+class RawListener:
+    """Records each IP packet of one protocol number that reaches the host (a raw socket:
+    NET_RAW, one of Docker's default capabilities). It answers nothing."""
+
+    def __init__(self, loop: Loop, protocol: int):
+        self.protocol = protocol
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, protocol)
+        self.sock.setblocking(False)
+        self.buffer = bytearray(65535)
+        loop.selector.register(self.sock, selectors.EVENT_READ, self.on_event)
+
+    def on_event(self, _mask: int) -> None:
+        for _ in range(UDP_BATCH):
+            try:
+                size, peer = self.sock.recvfrom_into(self.buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            header = (self.buffer[0] & 0x0F) * 4 if size else 0
+            payload = bytes(self.buffer[header:size])
+            record_bytes("raw-listener", "raw", self.protocol, (peer[0], None), payload, 0)
+
+
 # -- services ------------------------------------------------------------------------------
 
 class Service:
@@ -1091,6 +1115,9 @@ def main(argv: list[str]) -> int:
         kind, port = spec["kind"], int(spec["port"])
         if kind == "udp-echo":
             UdpEcho(loop, port)
+            continue
+        if kind == "raw-listener":
+            RawListener(loop, port)  # its "port" is the protocol number it listens for
             continue
         if kind not in ("tcp-echo", "tls-echo", "http", "https"):
             raise SystemExit(f"labsvc: unknown service '{kind}'")

@@ -341,8 +341,29 @@ def probe_ping(spec: dict, deadline: float, observation: dict) -> None:
                         + (f" (dropped on the way out: {dropped})" if dropped else "")))
 
 
+def probe_raw(spec: dict, deadline: float, observation: dict) -> None:
+    """IP packets of one protocol number, with a payload; raw IP has no answer."""
+    raw = spec["raw"]
+    payload = base64.b64decode(raw["payload"])
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, int(raw["protocol"])) as sock:
+        sock.connect((spec["address"], 0))   # so the source address is known, as the server sees it
+        observation["local"].append([sock.getsockname()[0], None])
+        sent = 0
+        for _ in range(int(raw["count"])):
+            if time.monotonic() >= deadline:
+                break
+            try:
+                sock.send(payload)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EACCES, errno.ENOBUFS):
+                    raise
+                observation["raw_dropped"] = exc.strerror  # a filter on the way out, as on the wire
+            sent += 1
+    observation["raw"] = {"sent": sent}
+
+
 PROBES = {"tcp": probe_stream, "tls": probe_stream, "udp": probe_udp, "http": probe_http,
-          "ping": probe_ping}
+          "ping": probe_ping, "raw": probe_raw}
 
 
 def run_once(spec: dict) -> dict:

@@ -27,7 +27,9 @@ SERVICE_KINDS: dict[str, str] = {
     "tls-echo": "tcp",
     "http": "tcp",
     "https": "tcp",
+    "raw-listener": "raw",   # its port is the IP protocol number it listens for
 }
+RAW_PROTOCOLS = (1, 254)     # what a raw listener or a raw check may use: not TCP (6) or UDP (17)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 LAB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,40}$"
@@ -319,9 +321,13 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
         if kind not in SERVICE_KINDS:
             raise source.error(item_path + (str(kind),), f"unknown service {quote(kind)}; expected one of: "
                                + ", ".join(SERVICE_KINDS))
-        allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else ["port"]
-        spec = source.mapping(body, item_path + (kind,), allowed, required=["port"])
-        port = source.integer(spec["port"], item_path + (kind, "port"), 1, 65535, "a port")
+        if kind == "raw-listener":
+            spec = source.mapping(body, item_path + (kind,), ["protocol"], required=["protocol"])
+            port = raw_protocol(source, spec["protocol"], item_path + (kind, "protocol"))
+        else:
+            allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else ["port"]
+            spec = source.mapping(body, item_path + (kind,), allowed, required=["port"])
+            port = source.integer(spec["port"], item_path + (kind, "port"), 1, 65535, "a port")
         client_cert = spec.get("client_cert", "none")
         if client_cert not in ("none", "optional", "required"):
             raise source.error(item_path + (kind, "client_cert"),
@@ -329,12 +335,24 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
         service = Service(kind, port, client_cert)
         key = (service.transport, port)
         if key in used:
-            raise source.error(item_path + (kind, "port"),
-                               f"{service.transport} port {port} is already used by "
+            raise source.error(item_path + (kind, "protocol" if service.transport == "raw" else "port"),
+                               f"{service.transport} {'protocol' if service.transport == 'raw' else 'port'} "
+                               f"{port} is already used by "
                                f"services[{used[key]}] on this host")
         used[key] = index
         services.append(service)
     return services
+
+
+def raw_protocol(source: Source, value: Any, path: KeyPath) -> int:
+    """An IP protocol number for raw IP: 1 to 254, but not TCP's or UDP's (the kernel owns
+    those; use a tcp or udp check)."""
+    number = source.integer(value, path, *RAW_PROTOCOLS, "an IP protocol number")
+    if number in (6, 17):
+        raise source.error(path, f"protocol {number} is {'TCP' if number == 6 else 'UDP'}: use a "
+                           f"{'tcp' if number == 6 else 'udp'} check; raw IP takes another number "
+                           "(253 and 254 are for experiments)")
+    return number
 
 
 def _parse_build(source: Source, raw: Any, path: KeyPath, folder: Path) -> dict[str, str] | None:

@@ -1,5 +1,6 @@
-"""ping on the real engine: echo requests across a router, judged from both sides (the
-replies the client got; the echo requests the target's own namespace counted)."""
+"""ping and raw IP on the real engine, across a router, judged from both sides: for ping
+the replies the client got and the echo requests the target's own namespace counted; for
+raw IP the packets that left and the target's raw listener's transcript."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ networks:
 hosts:
   gw: {networks: {lan: 10.239.1.254, dmz: 10.239.2.254}, router: true}
   alice: {networks: [lan]}
-  web: {networks: [dmz], services: [{tcp-echo: {port: 7}}]}
+  web: {networks: [dmz], services: [{tcp-echo: {port: 7}}, {raw-listener: {protocol: 253}}]}
   castaway: {networks: [island]}
   bridge: {networks: [lan, island]}
 checks:
@@ -27,6 +28,8 @@ checks:
   - {name: to a client host, from: web, to: alice, ping: {count: 2}}
   - {name: no route to the island, from: alice, to: castaway, ping: {count: 2, expect_error: timeout}, timeout: 3s}
   - {name: expected to reach the island, from: alice, to: castaway, ping: {count: 1}, timeout: 2s}
+  - {name: raw 253, from: alice, to: web, raw: {protocol: 253, send: "over raw ip", count: 2},
+     server: {count: 2, received: "over raw ip"}}
 """
 
 
@@ -62,13 +65,25 @@ def test_ping_across_a_router_is_proved_from_both_sides(engine, image, ping_lab)
     assert not unreached.passed and unreached.reason.startswith(("timeout", "unreachable")), unreached.reason
 
 
-def test_a_ping_across_a_partition_fails_and_passes_once_healed(engine, image, ping_lab):
-    check = next(c for c in ping_lab.checks if c.name == "across the router")
+def test_raw_ip_is_proved_by_the_targets_listener(engine, image, ping_lab):
+    check = next(c for c in ping_lab.checks if c.name == "raw 253")
+    [result] = run_checks(ping_lab.topology, engine, [check], image)
+    assert result.passed, result.reason
+    assert len(result.server) == 2 and {entry["peer"] for entry in result.server} == \
+        {str(ping_lab.topology.hosts["alice"].address_on("lan"))}
+    assert all(entry["preview"] == "over raw ip" and entry["port"] == 253 for entry in result.server)
+
+
+def test_ping_and_raw_across_a_partition_fail_and_pass_once_healed(engine, image, ping_lab):
+    checks = [c for c in ping_lab.checks if c.name in ("across the router", "raw 253")]
     faults.partition(ping_lab.topology, engine, [["alice"], ["web"]], quiet)
     try:
-        [cut] = run_checks(ping_lab.topology, engine, [check], image)
+        cut = {r.name: r for r in run_checks(ping_lab.topology, engine, checks, image)}
     finally:
         faults.heal(ping_lab.topology, engine, quiet)
-    assert not cut.passed and cut.reason.startswith(("timeout", "unreachable")), cut.reason
-    [healed] = run_checks(ping_lab.topology, engine, [check], image)
-    assert healed.passed, healed.reason
+    ping = cut["across the router"]
+    assert not ping.passed and ping.reason.startswith(("timeout", "unreachable")), ping.reason
+    assert not cut["raw 253"].passed and "the server saw no such exchange" in cut["raw 253"].reason, \
+        cut["raw 253"].reason
+    healed = run_checks(ping_lab.topology, engine, checks, image)
+    assert all(r.passed for r in healed), [(r.name, r.reason) for r in healed]

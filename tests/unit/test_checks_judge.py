@@ -270,3 +270,33 @@ def test_bad_reach_vocabulary_is_a_one_line_error(lab_with):
         with pytest.raises(LabFileError) as caught:
             lab_with(check)
         assert words in str(caught.value) and "\n" not in str(caught.value), (check, str(caught.value))
+
+
+def test_raw_ip_reads_as_a_sentence(write_lab):
+    lab = read_lab(write_lab(LAB.replace("{udp-echo: {port: 7}}]", "{udp-echo: {port: 7}}, {raw-listener: {protocol: 253}}]")
+                             + "  - {name: r, from: a, to: b, raw: {protocol: 253, send: hello, count: 2}}\n"))
+    [check] = lab.checks
+    assert (check.target, check.port, check.transport) == ("b", 253, "raw")
+    spec = probe_spec(lab.topology, check, 0)
+    assert spec["raw"] == {"protocol": 253, "count": 2, "payload": base64.b64encode(b"hello").decode()}
+    assert lab.topology.hosts["b"].service_at("raw", 253) is not None
+    assert judge(check, {"error": None, "raw": {"sent": 1}}) == (False, "only 1 of 2 packets left")
+
+
+def test_bad_raw_vocabulary_is_a_one_line_error(lab_with, write_lab):
+    for check, words in [
+        ("- {from: a, to: b, raw: {protocol: 6, send: x}}", "protocol 6 is TCP: use a tcp check"),
+        ("- {from: a, to: b, raw: {protocol: 300, send: x}}", "expected an IP protocol number from 1 to 254"),
+        ("- {from: a, to: b, raw: {send: x}}", "protocol"),
+        ("- {from: a, to: b:7, raw: {protocol: 253, send: x}}", "a raw check reaches a host, not a port"),
+    ]:
+        with pytest.raises(LabFileError) as caught:
+            lab_with(check)
+        assert words in str(caught.value) and "\n" not in str(caught.value), (check, str(caught.value))
+    with pytest.raises(LabFileError) as caught:
+        read_lab(write_lab(LAB.replace("{udp-echo: {port: 7}}]", "{raw-listener: {protocol: 17}}]")))
+    assert "protocol 17 is UDP" in str(caught.value)
+    with pytest.raises(LabFileError) as caught:
+        read_lab(write_lab(LAB.replace("{udp-echo: {port: 7}}]",
+                                       "{raw-listener: {protocol: 253}}, {raw-listener: {protocol: 253}}]")))
+    assert "raw protocol 253 is already used" in str(caught.value)
