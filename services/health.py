@@ -12,7 +12,7 @@ TOKEN = b"labctl-health"
 def ready(spec: str) -> bool:
     transport, _, port_text = spec.partition(":")
     port = int(port_text)
-    if transport == "raw":  # a raw listener answers nothing; its socket is open once it serves
+    if transport in ("raw", "udp-listener"):  # listeners answer nothing; they listen once labsvc serves
         return True
     try:
         if transport == "tcp":

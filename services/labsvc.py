@@ -1019,6 +1019,37 @@ class UdpEcho:
             record_bytes("udp-echo", "udp", self.port, peer, data, 0 if error else size, error=error)
 
 
+class UdpListener:
+    """Records each datagram that reaches its port: sent to the host, to its network's
+    broadcast address, or to the multicast group it joins (on every interface). It answers
+    nothing: who heard a broadcast or a group's datagram is what a check asks."""
+
+    def __init__(self, loop: Loop, port: int, group: str | None):
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", port))
+        if group:
+            for index, name in socket.if_nameindex():
+                if name != "lo":  # struct ip_mreqn: the group, any local address, the interface
+                    request = socket.inet_aton(group) + socket.inet_aton("0.0.0.0") + index.to_bytes(4, sys.byteorder)
+                    self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, request)
+        self.sock.setblocking(False)
+        self.buffer = bytearray(65535)
+        loop.selector.register(self.sock, selectors.EVENT_READ, self.on_event)
+
+    def on_event(self, _mask: int) -> None:
+        for _ in range(UDP_BATCH):
+            try:
+                size, peer = self.sock.recvfrom_into(self.buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            record_bytes("udp-listener", "udp", self.port, peer, bytes(self.buffer[:size]), 0)
+
+
 class RawListener:
     """Records each IP packet of one protocol number that reaches the host (a raw socket:
     NET_RAW, one of Docker's default capabilities). It answers nothing."""
@@ -1118,6 +1149,9 @@ def main(argv: list[str]) -> int:
             continue
         if kind == "raw-listener":
             RawListener(loop, port)  # its "port" is the protocol number it listens for
+            continue
+        if kind == "udp-listener":
+            UdpListener(loop, port, spec.get("group"))
             continue
         if kind not in ("tcp-echo", "tls-echo", "http", "https"):
             raise SystemExit(f"labsvc: unknown service '{kind}'")

@@ -196,6 +196,9 @@ def probe_udp(spec: dict, deadline: float, observation: dict) -> None:
     steps = spec.get("steps") or [{"send": ""}]
     payload = base64.b64decode(steps[0].get("send", ""))
     count = int(spec.get("udp_count", 1))
+    if spec.get("fan_out"):
+        _fan_out(spec, payload, count, observation)
+        return
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((spec["address"], spec["port"]))
         observation["local"].append(list(sock.getsockname()[:2]))
@@ -215,6 +218,21 @@ def probe_udp(spec: dict, deadline: float, observation: dict) -> None:
         if not received:
             raise socket.timeout()
         observation["replies"].append(base64.b64encode(received[0]).decode())
+
+
+def _fan_out(spec: dict, payload: bytes, count: int, observation: dict) -> None:
+    """Datagrams to a network's broadcast address or to a multicast group (which stays on
+    the sender's network: TTL 1). Nothing answers; the listeners' transcripts say who heard."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        if spec["fan_out"] == "broadcast":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.connect((spec["address"], spec["port"]))  # the source address the listeners see
+        observation["local"].append(list(sock.getsockname()[:2]))
+        for _ in range(count):
+            sock.send(payload)
+    observation["udp"] = {"sent": count, "received": 0}
 
 
 def _https_connection(address: str, port: int, timeout: float, tls: dict):

@@ -28,6 +28,7 @@ class CheckKind:
     expected_errors: tuple[str, ...] = ()
     transport: str = "tcp"                 # which of the target's ports it reaches
     takes_port: bool = True                # `to: host:port`; False: `to: host` (ping)
+    fans_out: bool = False                 # `to:` may also be NETWORK:PORT or GROUP:PORT (udp)
     # How labctl runs it: `probe` (services/probe.py in the client host, batched per host),
     # `command` (the check's own program on the host), or `capture` (around a capture).
     runner: str = "probe"
@@ -37,6 +38,20 @@ class CheckKind:
     # the change in one of the target's own counters (/proc/net/snmp: section, field) over
     # the round, which must reach what its checks say arrived (`counted`).
     counter: tuple[str, str] | None = None
+
+    def witnesses(self, check: CheckSpec) -> list[str]:
+        """Hosts besides the target whose transcripts judge the check (who heard a broadcast)."""
+        return []
+
+    def witness_problems(self, check: CheckSpec, observation: dict[str, Any],
+                         transcripts: dict[str, list[dict[str, Any]] | str]) -> list[str]:
+        """What the witnesses' transcripts (or why one could not be read) say is wrong."""
+        return []
+
+    def absence_matters(self, check: CheckSpec) -> bool:
+        """Whether a witness must show nothing (a listener that must not hear): then its
+        output is read once more, so a line the engine logged late is not missed."""
+        return False
 
     def proves_by_counter(self, check: CheckSpec) -> bool:
         """Whether this check's server's side is its target's counter."""

@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 import random
 import re
+from ipaddress import IPv4Address
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..model.topology import Topology, checked_path
+from ..model.topology import MULTICAST, Topology, checked_path
 from ..model.yamlsource import KeyPath, Source, describe, quote
 from .expectation import Expectation, parse_expectation
 
@@ -79,6 +80,8 @@ class CheckSpec:
     options: Any = None            # the kind's own options (kinds/<kind>.py)
     load: LoadOptions | None = None
     server: ServerSide = field(default_factory=ServerSide)
+    # Sent to many at once (udp): ("broadcast", network name) or ("multicast", group).
+    fan_out: tuple[str, str] | None = None
 
     @property
     def protocol(self) -> str:
@@ -146,8 +149,11 @@ class CheckParser:
         spec = source.mapping(raw, path, [*kind.check_keys, kind.name],
                               required=[key for key in kind.required if key != "to"])
         client = self.host(spec["from"], path + ("from",)) if "from" in spec else ""
-        target, port = None, None
-        if "to" in spec and not kind.takes_port:
+        target, port, fan_out = None, None, None
+        fanned = self.fan_out(spec["to"], path + ("to",)) if "to" in spec and kind.fans_out else None
+        if fanned:
+            fan_out, port = fanned
+        elif "to" in spec and not kind.takes_port:
             if isinstance(spec["to"], str) and ":" in spec["to"]:
                 raise source.error(path + ("to",), f"a {kind.name} check reaches a host, not a port: "
                                    f"write to: {spec['to'].split(':')[0]}")
@@ -158,10 +164,11 @@ class CheckParser:
         elif "to" in kind.required:
             raise source.error(path, "missing required key 'to' ("
                                + ("the host it reaches)" if not kind.takes_port else "host:port of the server)"))
-        default_name = (f"{client} -> {target}" + (f":{port}" if port is not None else "") + f" {kind.name}"
-                        if target else f"{client} runs a command" if client else kind.name)
+        default_name = (f"{client} -> {target or fan_out[1]}" + (f":{port}" if port is not None else "")
+                        + f" {kind.name}" if target or fan_out else
+                        f"{client} runs a command" if client else kind.name)
         name = source.name(spec.get("name", default_name), path + ("name",), hint="(a check name)")
-        check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind)
+        check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind, fan_out=fan_out)
         if "timeout" in spec:
             check.timeout = source.duration(spec["timeout"], path + ("timeout",))
         if "latency" in spec:
@@ -183,6 +190,28 @@ class CheckParser:
             raise self.source.error(path, f"unknown host {quote(name)}; the lab declares: "
                                     + ", ".join(self.topology.hosts))
         return name
+
+    def fan_out(self, raw: Any, path: KeyPath) -> tuple[tuple[str, str], int] | None:
+        """`lan:5000` (a network: its broadcast address) or `239.1.2.3:5000` (a multicast
+        group), or None: `to` names a host."""
+        match = re.fullmatch(r"([a-z0-9][a-z0-9-]*|[0-9.]+):([0-9]{1,9})", raw) if isinstance(raw, str) else None
+        if not match or match.group(1) in self.topology.hosts:
+            return None
+        where, port = match.group(1), int(match.group(2))
+        if not 1 <= port <= 65535:
+            raise self.source.error(path, f"expected a port from 1 to 65535, got {port}")
+        if where in self.topology.networks:
+            return ("broadcast", where), port
+        if re.fullmatch(r"[0-9.]+", where):
+            try:
+                group = IPv4Address(where)
+            except ValueError:
+                group = None
+            if group is None or group not in MULTICAST:
+                raise self.source.error(path, f"{where} is not a multicast group: groups are in {MULTICAST} "
+                                        "(or name a host, or a network to broadcast on it)")
+            return ("multicast", str(group)), port
+        return None
 
     def endpoint(self, raw: Any, path: KeyPath) -> tuple[str, int]:
         match = re.fullmatch(r"([a-z0-9][a-z0-9-]*):([0-9]{1,9})", raw) if isinstance(raw, str) else None

@@ -28,7 +28,9 @@ SERVICE_KINDS: dict[str, str] = {
     "http": "tcp",
     "https": "tcp",
     "raw-listener": "raw",   # its port is the IP protocol number it listens for
+    "udp-listener": "udp",   # records datagrams (unicast, broadcast, or its group's) and answers none
 }
+MULTICAST = IPv4Network("224.0.0.0/4")
 RAW_PROTOCOLS = (1, 254)     # what a raw listener or a raw check may use: not TCP (6) or UDP (17)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -67,6 +69,7 @@ class Service:
     kind: str
     port: int
     client_cert: str = "none"   # tls-echo and https: none | optional | required (mutual TLS)
+    group: str | None = None    # udp-listener: the multicast group it joins
 
     @property
     def transport(self) -> str:
@@ -172,7 +175,10 @@ class Topology:
     @property
     def needs_fabric(self) -> bool:
         """Routed traffic must cross the lab's internal bridges (see services/netadmin.py)."""
-        return any(host.router or host.routes for host in self.hosts.values())
+        # A multicast group lies outside every subnet, which Docker drops on an internal
+        # network as it drops routed traffic: the same rule lets it cross its own bridge.
+        return any(host.router or host.routes or any(s.group for s in host.services)
+                   for host in self.hosts.values())
 
     @property
     def state_folder(self) -> Path:
@@ -325,14 +331,16 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
             spec = source.mapping(body, item_path + (kind,), ["protocol"], required=["protocol"])
             port = raw_protocol(source, spec["protocol"], item_path + (kind, "protocol"))
         else:
-            allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else ["port"]
+            allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else \
+                ["port", "group"] if kind == "udp-listener" else ["port"]
             spec = source.mapping(body, item_path + (kind,), allowed, required=["port"])
             port = source.integer(spec["port"], item_path + (kind, "port"), 1, 65535, "a port")
         client_cert = spec.get("client_cert", "none")
         if client_cert not in ("none", "optional", "required"):
             raise source.error(item_path + (kind, "client_cert"),
                                f"expected none, optional or required, got {describe(client_cert)}")
-        service = Service(kind, port, client_cert)
+        group = multicast_group(source, spec["group"], item_path + (kind, "group")) if "group" in spec else None
+        service = Service(kind, port, client_cert, group)
         key = (service.transport, port)
         if key in used:
             raise source.error(item_path + (kind, "protocol" if service.transport == "raw" else "port"),
@@ -342,6 +350,16 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
         used[key] = index
         services.append(service)
     return services
+
+
+def multicast_group(source: Source, value: Any, path: KeyPath) -> str:
+    try:
+        group = IPv4Address(str(value))
+    except ValueError:
+        raise source.error(path, f"expected a multicast group such as 239.1.2.3, got {describe(value)}") from None
+    if group not in MULTICAST:
+        raise source.error(path, f"{group} is not a multicast group: groups are in {MULTICAST}")
+    return str(group)
 
 
 def raw_protocol(source: Source, value: Any, path: KeyPath) -> int:

@@ -30,6 +30,8 @@ from .capture import Capture
 from .causes import explain
 
 MAX_PARALLEL = 16
+LOG_SETTLE_READS = 3    # extra reads of the servers' output where a line may be late
+LOG_SETTLE_PAUSE = 0.05
 AGENT_GRACE = 15.0  # seconds an agent may take beyond its checks' own time
 RETRY_PAUSE = 0.25
 
@@ -137,28 +139,50 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     after = _counters(topology, engine, watched)
     for index, problem in _counter_problems(checks, counted, client_side, observations, before, after).items():
         client_side[index].append(problem)
-    # The server's side is read only where the client's side holds.
+    # The server's side is read only where the client's side holds: the target's transcript,
+    # and those of the hosts that must (or must not) have heard a broadcast or a group.
     server_side = [i for i, check in enumerate(checks)
                    if wants_server_side(topology, check) and not client_side[i]]
-    transcripts, unreadable = _transcripts(topology, engine, {checks[i].target for i in server_side
-                                                              if checks[i].target}, window_start)
+    witnessed = [i for i, check in enumerate(checks) if check.kind.witnesses(check) and not client_side[i]]
+    readers = {checks[i].target for i in server_side if checks[i].target} \
+        | {host for i in witnessed for host in checks[i].kind.witnesses(checks[i])}
     logs = _logs(topology, engine, {checks[i].target for i in server_side
                                     if checks[i].server.log is not None}, window_start)
-    results = []
-    for index, check in enumerate(checks):
-        observation = observations.get(index) or missing
-        problems = client_side[index]
-        entries: list[dict[str, Any]] = []
-        if index in server_side and check.target in unreadable:
-            problems = [f"cannot read the server's side: {unreadable[check.target]}"]
-        elif index in server_side:
-            server, entries = server_problems(topology, check, observation,
-                                              transcripts.get(check.target or "", []),
-                                              logs.get(check.target or ""))
-            problems += server
-        results.append(CheckResult(check.name, check.source, check.target, check.port, check.protocol,
-                                   not problems, float(observation.get("elapsed_ms", 0.0)),
-                                   "; ".join(problems), observation, entries))
+
+    def judged(transcripts: dict[str, list[dict[str, Any]]], unreadable: dict[str, str]) -> list[CheckResult]:
+        results = []
+        for index, check in enumerate(checks):
+            observation = observations.get(index) or missing
+            problems = list(client_side[index])
+            entries: list[dict[str, Any]] = []
+            if index in server_side and check.target in unreadable:
+                problems = [f"cannot read the server's side: {unreadable[check.target]}"]
+            elif index in server_side:
+                server, entries = server_problems(topology, check, observation,
+                                                  transcripts.get(check.target or "", []),
+                                                  logs.get(check.target or ""))
+                problems += server
+            if index in witnessed:
+                problems += check.kind.witness_problems(check, observation, {**transcripts, **unreadable})
+            results.append(CheckResult(check.name, check.source, check.target, check.port, check.protocol,
+                                       not problems, float(observation.get("elapsed_ms", 0.0)),
+                                       "; ".join(problems), observation, entries))
+        return results
+
+    # The engine copies a host's output into its log as it comes, a moment after the host
+    # wrote it: where a server's side is missing, read again, a few times, before saying so.
+    # A round with listeners that must not hear is read twice, so a late line still counts.
+    results = judged(*_transcripts(topology, engine, readers, window_start))
+    for _ in range(LOG_SETTLE_READS):
+        late = any(not result.passed and not client_side[index]
+                   for index, result in enumerate(results) if index in server_side or index in witnessed)
+        quiet_ones = any(checks[i].kind.absence_matters(checks[i]) for i in witnessed)
+        if not late and not quiet_ones:
+            break
+        time.sleep(LOG_SETTLE_PAUSE)
+        results = judged(*_transcripts(topology, engine, readers, window_start))
+        if not late:
+            break
     return results
 
 

@@ -219,7 +219,8 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
         service["environment"] = dict(host.env)
     if host.services:
         spec = [{"kind": s.kind, "port": s.port,
-                 **({"client_cert": s.client_cert} if s.client_cert != "none" else {})}
+                 **({"client_cert": s.client_cert} if s.client_cert != "none" else {}),
+                 **({"group": s.group} if s.group else {})}
                 for s in host.services]
         # No site, no user paths: a smaller process; the script's own folder stays importable.
         service["command"] = ["python3", "-E", "-s", "-S", program("labsvc"),
@@ -245,7 +246,8 @@ def readiness_probe(host: Host) -> list[str] | None:
         return ["CMD-SHELL", host.ready.command]
     if host.services:
         return ["CMD", "python3", "-I", "-S", program("health"),
-                *[f"{s.transport}:{s.port}" for s in host.services]]
+                *[f"{'udp-listener' if s.kind == 'udp-listener' else s.transport}:{s.port}"
+                  for s in host.services]]
     return None
 
 

@@ -300,3 +300,43 @@ def test_bad_raw_vocabulary_is_a_one_line_error(lab_with, write_lab):
         read_lab(write_lab(LAB.replace("{udp-echo: {port: 7}}]",
                                        "{raw-listener: {protocol: 253}}, {raw-listener: {protocol: 253}}]")))
     assert "raw protocol 253 is already used" in str(caught.value)
+
+
+CAST = LAB.replace("{udp-echo: {port: 7}}]", "{udp-echo: {port: 7}}, {udp-listener: {port: 5000}}, "
+                   "{udp-listener: {port: 5001, group: 239.1.2.3}}]") \
+    .replace("\nchecks:\n", "\n  c: {networks: [lan], services: [{udp-listener: {port: 5000}}]}\nchecks:\n")
+
+
+def test_broadcast_and_multicast_read_as_sentences(write_lab):
+    lab = read_lab(write_lab(CAST + "  - {name: bc, from: a, to: dmz:5000, udp: {send: hi, heard_by: [b], not_heard_by: [c]}}\n"
+                             "  - {name: mc, from: a, to: 239.1.2.3:5001, udp: {send: hi, heard_by: [b]}}\n"))
+    broadcast, multicast = lab.checks
+    assert (broadcast.target, broadcast.port, broadcast.fan_out) == (None, 5000, ("broadcast", "dmz"))
+    spec = probe_spec(lab.topology, broadcast, 0)
+    assert (spec["fan_out"], spec["address"], spec["port"]) == ("broadcast", "10.7.2.255", 5000)
+    assert probe_spec(lab.topology, multicast, 1)["address"] == "239.1.2.3"
+    assert broadcast.kind.witnesses(broadcast) == ["b", "c"]
+    observation = {"error": None, "local": [["10.7.1.5", 40000]], "udp": {"sent": 1, "received": 0}}
+    heard = {"port": 5000, "peer": "10.7.1.5", "peer_port": 40000}
+    assert broadcast.kind.witness_problems(broadcast, observation, {"b": [heard], "c": []}) == []
+    assert broadcast.kind.witness_problems(broadcast, observation, {"b": [], "c": [heard]}) == \
+        ["b did not hear the broadcast", "c heard the broadcast, and must not"]
+    assert judge(broadcast, observation) == (True, "")
+
+
+def test_bad_broadcast_and_multicast_vocabulary_is_a_one_line_error(write_lab):
+    for check, words in [
+        ("{from: a, to: 10.7.1.9:5000, udp: {send: x, heard_by: [b]}}", "10.7.1.9 is not a multicast group"),
+        ("{from: a, to: dmz:5000, udp: {send: x}}", "says who hears it: heard_by, not_heard_by or both"),
+        ("{from: a, to: dmz:5000, udp: {send: x, expect: x, heard_by: [b]}}", "a broadcast gets no answer"),
+        ("{from: a, to: dmz:5000, udp: {send: x, heard_by: [gw]}}", "gw has no udp-listener on port 5000"),
+        ("{from: a, to: 239.1.2.3:5000, udp: {send: x, heard_by: [b]}}", "joins no group, not 239.1.2.3"),
+        ("{from: a, to: b:7, udp: {send: x, heard_by: [b]}}", "heard_by goes with a broadcast"),
+        ("{from: a, to: dmz:5000, udp: {send: x, heard_by: [b], not_heard_by: [b]}}", "both in heard_by and not_heard_by"),
+    ]:
+        with pytest.raises(LabFileError) as caught:
+            read_lab(write_lab(CAST + f"  - {check}\n"))
+        assert words in str(caught.value) and "\n" not in str(caught.value), (check, str(caught.value))
+    with pytest.raises(LabFileError) as caught:
+        read_lab(write_lab(CAST.replace("group: 239.1.2.3", "group: 10.0.0.1")))
+    assert "10.0.0.1 is not a multicast group: groups are in 224.0.0.0/4" in str(caught.value)

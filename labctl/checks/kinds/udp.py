@@ -1,9 +1,16 @@
-"""udp: send N datagrams and expect a share of them (or their answer) back."""
+"""udp: send N datagrams and expect a share of them (or their answer) back; or send them
+to a whole network (its broadcast address) or to a multicast group, and say who hears them.
+
+`{from: alice, to: lan:5000, udp: {send: hi, heard_by: [bob], not_heard_by: [web]}}` reads
+"alice broadcasts hi on lan, port 5000: bob hears it, web does not". Who heard what is read
+from the `udp-listener` services' transcripts, by the client's own address and port.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ...model.yamlsource import describe
 from ..exchange import ExchangeKind
 
 
@@ -12,14 +19,18 @@ class UdpOptions:
     count: int = 1
     min_share: float = 1.0
     max_share: float = 1.0     # below 1: the check asserts that datagrams were lost
+    heard_by: list[str] = field(default_factory=list)       # fan-out: who must hear it
+    not_heard_by: list[str] = field(default_factory=list)   # fan-out: who must not
 
 
 class UdpKind(ExchangeKind):
     name = "udp"
     order = 20
-    keys = ("send", "expect", "count", "min_share", "max_share", "expect_error", "reason")
+    keys = ("send", "expect", "count", "min_share", "max_share", "expect_error", "reason",
+            "heard_by", "not_heard_by")
     expected_errors = ("refused", "timeout")
     transport = "udp"
+    fans_out = True
 
     def options(self, parser, body, path, check) -> UdpOptions:
         source = parser.source
@@ -28,6 +39,13 @@ class UdpKind(ExchangeKind):
         options = UdpOptions()
         if "count" in body:
             options.count = source.integer(body["count"], path + ("count",), 1, 100000, "a count")
+        if check.fan_out:
+            self._audience(parser, body, path, check, options)
+            return options
+        for key in ("heard_by", "not_heard_by"):
+            if key in body:
+                raise source.error(path + (key,), f"{key} goes with a broadcast (to: NETWORK:PORT) "
+                                   "or a multicast group (to: GROUP:PORT)")
         if "min_share" in body:
             options.min_share = source.share(body["min_share"], path + ("min_share",))
         if "max_share" in body:
@@ -38,10 +56,43 @@ class UdpKind(ExchangeKind):
                 raise source.error(path + ("max_share",), "max_share is below min_share")
         return options
 
+    def _audience(self, parser, body, path, check, options: UdpOptions) -> None:
+        source, (fan, where) = parser.source, check.fan_out
+        for key in ("expect", "min_share", "max_share", "expect_error"):
+            if key in body:
+                raise source.error(path + (key,), f"a {fan} gets no answer: say who hears it "
+                                   "with heard_by and not_heard_by")
+        if "heard_by" not in body and "not_heard_by" not in body:
+            raise source.error(path, f"a {fan} check says who hears it: heard_by, not_heard_by or both")
+        for key in ("heard_by", "not_heard_by"):
+            hosts = source.sequence(body.get(key, []), path + (key,))
+            for index, raw in enumerate(hosts):
+                where_path = path + (key, index)
+                host = parser.host(raw, where_path)
+                listener = next((s for s in parser.topology.hosts[host].services
+                                 if s.kind == "udp-listener" and s.port == check.port), None)
+                if listener is None:
+                    raise source.error(where_path, f"{host} has no udp-listener on port {check.port}, "
+                                       f"so it could not tell whether it heard the {fan}")
+                if key == "heard_by" and fan == "multicast" and listener.group != where:
+                    raise source.error(where_path, f"{host}'s udp-listener on port {check.port} joins "
+                                       f"{listener.group or 'no group'}, not {where}: it cannot hear it")
+                getattr(options, key).append(host)
+        both = set(options.heard_by) & set(options.not_heard_by)
+        if both:
+            raise source.error(path, f"{describe(sorted(both)[0])} is both in heard_by and not_heard_by")
+
     def probe_request(self, topology, check):
-        return {"udp_count": check.options.count}
+        request = {"udp_count": check.options.count}
+        if check.fan_out:
+            fan, where = check.fan_out
+            address = topology.networks[where].subnet.broadcast_address if fan == "broadcast" else where
+            request.update({"fan_out": fan, "address": str(address)})
+        return request
 
     def extra_problems(self, check, observation):
+        if check.fan_out:
+            return []
         udp = observation.get("udp", {})
         share = udp.get("received", 0) / max(1, udp.get("sent", 1))
         counted = f"{udp.get('received')}/{udp.get('sent')} datagrams came back ({share:.0%})"
@@ -50,6 +101,28 @@ class UdpKind(ExchangeKind):
         if share > check.options.max_share:
             return [f"{counted}, above the {check.options.max_share:.0%} bound"]
         return []
+
+    def witnesses(self, check):
+        return [*check.options.heard_by, *check.options.not_heard_by] if check.fan_out else []
+
+    def absence_matters(self, check):
+        return bool(check.fan_out and check.options.not_heard_by)
+
+    def witness_problems(self, check, observation, transcripts):
+        local = {(str(address), port) for address, port in observation.get("local", [])}
+        fan = check.fan_out[0] if check.fan_out else "datagram"
+        problems = []
+        for host in self.witnesses(check):
+            entries = transcripts.get(host)
+            if isinstance(entries, str) or entries is None:
+                problems.append(f"cannot read {host}'s transcript: {entries or 'not read'}")
+                continue
+            heard = [e for e in entries if e.get("port") == check.port and (e.get("peer"), e.get("peer_port")) in local]
+            if host in check.options.heard_by and not heard:
+                problems.append(f"{host} did not hear the {fan}")
+            elif host in check.options.not_heard_by and heard:
+                problems.append(f"{host} heard the {fan}, and must not")
+        return problems
 
 
 KIND = UdpKind()
