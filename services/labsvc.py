@@ -1050,6 +1050,97 @@ class UdpListener:
             record_bytes("udp-listener", "udp", self.port, peer, bytes(self.buffer[:size]), 0)
 
 
+def dns_record(service, peer: tuple, query: bytes, facts: dict, answer: bytes, protocol: str) -> None:
+    record("dns", protocol, service.port, peer, facts.get("qname", "").encode(), len(query), len(answer),
+           sha256(query).hexdigest(), qname=facts.get("qname"), qtype=facts.get("qtype"),
+           rcode=facts.get("rcode"), answers=facts.get("answers"), error=facts.get("error"))
+
+
+class DnsUdp:
+    """The lab's DNS over UDP: one answer per query, from the zone (services/dnszone.py)."""
+
+    def __init__(self, loop: Loop, service: Service):
+        self.service = service
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", service.port))
+        self.sock.setblocking(False)
+        self.buffer = bytearray(4096)   # a query is small; more is cut and answered FORMERR
+        loop.selector.register(self.sock, selectors.EVENT_READ, self.on_event)
+
+    def on_event(self, _mask: int) -> None:
+        for _ in range(UDP_BATCH):
+            try:
+                size, peer = self.sock.recvfrom_into(self.buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            query = bytes(self.buffer[:size])
+            answer, facts = self.service.zone.answer(query)
+            try:
+                self.sock.sendto(answer[:512] if len(answer) <= 512 else _truncated(answer), peer)
+            except OSError as exc:
+                facts["error"] = f"send failed: {exc.strerror or exc}"
+            dns_record(self.service, peer, query, facts, answer, "udp")
+
+
+def _truncated(answer: bytes) -> bytes:
+    """Too long for UDP: the header and question only, with TC set (ask again over TCP)."""
+    import dnszone
+    try:
+        end = dnszone.parse_question(answer)[4]
+    except dnszone.FormatError:
+        end = 12
+    flags = int.from_bytes(answer[2:4], "big") | 0x0200
+    return answer[:2] + flags.to_bytes(2, "big") + answer[4:6] + b"\0\0\0\0\0\0" + answer[12:end]
+
+
+class DnsApp:
+    """The lab's DNS over TCP: each query is two length bytes and the message; answered the
+    same way, on the same connection, until the client closes."""
+
+    __slots__ = ("conn", "pending")
+
+    def __init__(self, conn: Conn):
+        self.conn = conn
+        self.pending = b""
+
+    def wants_input(self) -> bool:
+        return True
+
+    def feed(self, data: bytes) -> None:
+        self.pending += data
+        while len(self.pending) >= 2:
+            size = int.from_bytes(self.pending[:2], "big")
+            if len(self.pending) < 2 + size:
+                if len(self.pending) > 2 + 65535:
+                    self.conn.close()
+                return
+            query, self.pending = self.pending[2:2 + size], self.pending[2 + size:]
+            answer, facts = self.conn.service.zone.answer(query)
+            self.conn.write(len(answer).to_bytes(2, "big") + answer)
+            dns_record(self.conn.service, self.conn.peer, query, facts, answer, "tcp")
+
+    def flushed(self) -> None:
+        pass
+
+    def eof(self) -> None:
+        self.conn.finish()
+
+    def aborted(self, reason: str) -> None:
+        pass
+
+    def timed_out(self) -> None:
+        self.conn.close()
+
+    def handshake_failed(self, reason: str) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
 class RawListener:
     """Records each IP packet of one protocol number that reaches the host (a raw socket:
     NET_RAW, one of Docker's default capabilities). It answers nothing."""
@@ -1077,11 +1168,12 @@ class RawListener:
 # -- services ------------------------------------------------------------------------------
 
 class Service:
-    def __init__(self, kind: str, port: int, client_cert: str = "none"):
+    def __init__(self, kind: str, port: int, client_cert: str = "none", zone=None):
         self.kind, self.port = kind, port
-        self.protocol = {"tcp-echo": "tcp", "tls-echo": "tls", "http": "http", "https": "http"}[kind]
-        self.app = EchoApp if kind in ("tcp-echo", "tls-echo") else HttpApp
+        self.protocol = {"tcp-echo": "tcp", "tls-echo": "tls", "http": "http", "https": "http", "dns": "tcp"}[kind]
+        self.app = EchoApp if kind in ("tcp-echo", "tls-echo") else DnsApp if kind == "dns" else HttpApp
         self.context = tls_context(client_cert) if kind in ("tls-echo", "https") else None
+        self.zone = zone
 
 
 def distinguished_name(parts) -> str:  # replaced by probe's when TLS is configured
@@ -1152,6 +1244,14 @@ def main(argv: list[str]) -> int:
             continue
         if kind == "udp-listener":
             UdpListener(loop, port, spec.get("group"))
+            continue
+        if kind == "dns":
+            import dnszone  # beside this file; only a host that serves DNS loads it
+            zone = dnszone.Zone(spec["zone"], spec.get("hosts") or {}, spec.get("records") or [],
+                                spec.get("server") or "ns")
+            service = Service(kind, port, zone=zone)
+            DnsUdp(loop, service)
+            Listener(loop, service)
             continue
         if kind not in ("tcp-echo", "tls-echo", "http", "https"):
             raise SystemExit(f"labsvc: unknown service '{kind}'")

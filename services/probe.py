@@ -380,8 +380,50 @@ def probe_raw(spec: dict, deadline: float, observation: dict) -> None:
     observation["raw"] = {"sent": sent}
 
 
+def probe_dns(spec: dict, deadline: float, observation: dict) -> None:
+    """One query, over UDP or TCP; the answer's rcode and records, as text."""
+    import random
+
+    import dnszone  # beside this file
+    ask = spec["dns"]
+    ident = random.randrange(1 << 16)
+    message = dnszone.query(ask["name"], ask["type"], ident)
+    address = (spec["address"], spec["port"])
+    if ask.get("tcp"):
+        with socket.create_connection(address, timeout=max(0.01, deadline - time.monotonic())) as sock:
+            observation["local"].append(list(sock.getsockname()[:2]))
+            sock.sendall(len(message).to_bytes(2, "big") + message)
+            size = int.from_bytes(_read_exactly(sock, 2, deadline), "big")
+            answer = _read_exactly(sock, size, deadline)
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            observation["local"].append(list(sock.getsockname()[:2]))
+            sock.send(message)
+            while True:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                answer = sock.recv(65535)
+                if answer[:2] == ident.to_bytes(2, "big"):
+                    break
+    parsed = dnszone.parse_response(answer)
+    parsed.pop("id", None)
+    observation["dns"] = parsed
+    observation["replies"].append(base64.b64encode(answer[:MAX_REPLY]).decode())
+
+
+def _read_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
+    data = b""
+    while len(data) < size:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection mid-answer")
+        data += chunk
+    return data
+
+
 PROBES = {"tcp": probe_stream, "tls": probe_stream, "udp": probe_udp, "http": probe_http,
-          "ping": probe_ping, "raw": probe_raw}
+          "ping": probe_ping, "raw": probe_raw, "dns": probe_dns}
 
 
 def run_once(spec: dict) -> dict:

@@ -29,7 +29,9 @@ SERVICE_KINDS: dict[str, str] = {
     "https": "tcp",
     "raw-listener": "raw",   # its port is the IP protocol number it listens for
     "udp-listener": "udp",   # records datagrams (unicast, broadcast, or its group's) and answers none
+    "dns": "udp",            # the lab's authoritative DNS, on UDP and TCP
 }
+DNS_RECORD_TYPES = ("CNAME", "TXT", "MX", "SRV")
 MULTICAST = IPv4Network("224.0.0.0/4")
 RAW_PROTOCOLS = (1, 254)     # what a raw listener or a raw check may use: not TCP (6) or UDP (17)
 
@@ -70,10 +72,17 @@ class Service:
     port: int
     client_cert: str = "none"   # tls-echo and https: none | optional | required (mutual TLS)
     group: str | None = None    # udp-listener: the multicast group it joins
+    zone: str | None = None     # dns: the lab's domain
+    records: tuple[tuple[str, str, str], ...] = ()   # dns: declared (name, type, value)
+    resolver: bool = False      # dns: every host resolves names through it
 
     @property
     def transport(self) -> str:
         return SERVICE_KINDS[self.kind]
+
+    @property
+    def transports(self) -> tuple[str, ...]:
+        return ("udp", "tcp") if self.kind == "dns" else (self.transport,)
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,7 @@ class Host:
         return [attachment.network for attachment in self.attachments]
 
     def service_at(self, transport: str, port: int) -> Service | None:
-        return next((s for s in self.services if s.transport == transport and s.port == port), None)
+        return next((s for s in self.services if transport in s.transports and s.port == port), None)
 
     def address_on(self, network: str) -> IPv4Address:
         for attachment in self.attachments:
@@ -171,6 +180,12 @@ class Topology:
     @property
     def engine(self) -> str:
         return self.traits.name
+
+    @property
+    def resolver(self) -> tuple[Host, Service] | None:
+        """The dns service every host resolves names through, and its host, if the lab has one."""
+        return next(((host, service) for host in self.hosts.values() for service in host.services
+                     if service.resolver), None)
 
     @property
     def needs_fabric(self) -> bool:
@@ -209,6 +224,12 @@ def parse_topology(source: Source, top: dict[str, Any], file: Path, traits: Engi
                        "a lab name of lowercase letters, digits, '-' and '_'")
     networks = _parse_networks(source, top["networks"])
     hosts = _parse_hosts(source, top["hosts"], networks, file.resolve().parent)
+    resolvers = [(host.name, index) for host in hosts.values() for index, service in enumerate(host.services)
+                 if service.resolver]
+    if len(resolvers) > 1:
+        host, index = resolvers[1]
+        raise source.error(("hosts", host, "services", index, "dns", "resolver"),
+                           f"hosts.{resolvers[0][0]} already has the lab's resolver; a lab has one")
     return Topology(name, file.resolve(), networks, hosts, source, traits)
 
 
@@ -330,6 +351,10 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
         if kind == "raw-listener":
             spec = source.mapping(body, item_path + (kind,), ["protocol"], required=["protocol"])
             port = raw_protocol(source, spec["protocol"], item_path + (kind, "protocol"))
+        elif kind == "dns":
+            spec = source.mapping(body, item_path + (kind,), ["port", "zone", "records", "resolver"],
+                                  required=["zone"])
+            port = source.integer(spec.get("port", 53), item_path + (kind, "port"), 1, 65535, "a port")
         else:
             allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else \
                 ["port", "group"] if kind == "udp-listener" else ["port"]
@@ -340,16 +365,58 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
             raise source.error(item_path + (kind, "client_cert"),
                                f"expected none, optional or required, got {describe(client_cert)}")
         group = multicast_group(source, spec["group"], item_path + (kind, "group")) if "group" in spec else None
-        service = Service(kind, port, client_cert, group)
-        key = (service.transport, port)
-        if key in used:
-            raise source.error(item_path + (kind, "protocol" if service.transport == "raw" else "port"),
-                               f"{service.transport} {'protocol' if service.transport == 'raw' else 'port'} "
-                               f"{port} is already used by "
-                               f"services[{used[key]}] on this host")
-        used[key] = index
+        dns = _dns_options(source, spec, item_path + (kind,)) if kind == "dns" else {}
+        if dns.get("resolver") and port != 53:
+            raise source.error(item_path + (kind, "resolver"), "a resolver listens on port 53 "
+                               f"(resolv.conf names no port), not {port}")
+        service = Service(kind, port, client_cert, group, **dns)
+        for key in [(transport, port) for transport in service.transports]:
+            _claim(source, used, key, index, item_path + (kind, "protocol" if service.transport == "raw" else "port"))
         services.append(service)
     return services
+
+
+def _claim(source: Source, used: dict[tuple[str, int], int], key: tuple[str, int], index: int,
+           path: KeyPath) -> None:
+    """One service per transport and port on a host."""
+    if key in used:
+        raise source.error(path, f"{key[0]} {'protocol' if key[0] == 'raw' else 'port'} "
+                           f"{key[1]} is already used by services[{used[key]}] on this host")
+    used[key] = index
+
+
+LABEL = r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)"
+
+
+def _dns_options(source: Source, spec: dict[str, Any], path: KeyPath) -> dict[str, Any]:
+    """A dns service's zone, declared records and whether it is every host's resolver."""
+    zone = source.text(spec["zone"], path + ("zone",), hint="(a domain such as campus.lab)").lower().strip(".")
+    if not re.fullmatch(rf"{LABEL}(?:\.{LABEL})*", zone) or len(zone) > 200:
+        raise source.error(path + ("zone",), f"expected a domain such as campus.lab, got {describe(spec['zone'])}")
+    records = []
+    for index, raw in enumerate(source.sequence(spec.get("records", []), path + ("records",))):
+        where = path + ("records", index)
+        record = source.mapping(raw, where, ["name", "type", "value"], required=["name", "type", "value"])
+        name = source.text(record["name"], where + ("name",), hint="(a name in the zone, or @)").lower()
+        if name != "@" and not re.fullmatch(rf"{LABEL}(?:\.{LABEL})*", name):
+            raise source.error(where + ("name",), f"expected a name in the zone such as www (or @ for "
+                               f"the zone itself), got {describe(record['name'])}")
+        rtype = str(record["type"]).upper()
+        if rtype not in DNS_RECORD_TYPES:
+            raise source.error(where + ("type",), f"expected one of {', '.join(DNS_RECORD_TYPES)} (A, AAAA "
+                               f"and PTR come from the hosts), got {describe(record['type'])}")
+        value = source.text(str(record["value"]) if isinstance(record["value"], int) else record["value"],
+                            where + ("value",), single_line=True)
+        shapes = {"MX": (r"\d{1,5} \S+", "a preference and a name such as '10 mail'"),
+                  "SRV": (r"\d{1,5} \d{1,5} \d{1,5} \S+", "priority, weight, port and a name such as '0 5 8080 web'"),
+                  "CNAME": (r"[A-Za-z0-9_.-]+", "a name such as web"),
+                  "TXT": (r".{0,1000}", "text of at most 1000 characters")}
+        pattern, what = shapes[rtype]
+        if not re.fullmatch(pattern, value):
+            raise source.error(where + ("value",), f"expected {what}, got {describe(record['value'])}")
+        records.append((name, rtype, value))
+    resolver = source.boolean(spec["resolver"], path + ("resolver",)) if "resolver" in spec else False
+    return {"zone": zone, "records": tuple(records), "resolver": resolver}
 
 
 def multicast_group(source: Source, value: Any, path: KeyPath) -> str:

@@ -193,7 +193,8 @@ def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str
         if answered is not None:
             return answered
     payload = base64.b64encode(json.dumps(specs).encode()).decode()
-    argv = ["python3", "-I", "-S", program("probe"), payload]
+    # Not -I: the probe imports its neighbours in services/ (dnszone), as the agent does.
+    argv = ["python3", "-E", "-s", "-S", program("probe"), payload]
     if topology.hosts[source].runs_lab_image:
         result = engine.exec(topology, source, argv)
     else:

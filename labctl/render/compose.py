@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 
 from ..errors import LabError
-from ..model.addressing import computed_routes, hosts_table
+from ..model.addressing import address_for, computed_routes, hosts_table
 from ..model.shaping import LiveState, sidecar_specs
-from ..model.topology import Host, Topology
+from ..model.topology import Host, Service, Topology
 from ..names import (FABRIC_SERVICE, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SIDECAR_APPLIED,
                      SIDECAR_GRACE, SPEC_LABEL, bridge_name, fabric_tag, labels, net_service, program,
                      routes_service)
@@ -182,6 +182,14 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
               for mount in host.files],
         ],
     })
+    # On an engine elsewhere this machine's files cannot be mounted, and the engine owns
+    # /etc/resolv.conf: hosts keep their hosts table there.
+    resolv = None if topology.traits.copies_files else resolv_conf(topology, host)
+    if resolv is not None:
+        # Names resolve through the lab's DNS, so it sees (and records) every lookup.
+        path = write_file(topology.folder, topology.state_folder / "resolv" / f"{host.name}.conf", resolv)
+        service.pop("extra_hosts", None)
+        service["volumes"].append(f"{relative_path(path, base)}:/etc/resolv.conf:ro")
     if runs_agent(host):
         # Its checks are asked of it on its input, through the engine: no exec per check.
         service["command"] = ["python3", "-E", "-s", "-S", program("agent")]
@@ -220,7 +228,8 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
     if host.services:
         spec = [{"kind": s.kind, "port": s.port,
                  **({"client_cert": s.client_cert} if s.client_cert != "none" else {}),
-                 **({"group": s.group} if s.group else {})}
+                 **({"group": s.group} if s.group else {}),
+                 **(dns_zone(topology, host, s) if s.kind == "dns" else {})}
                 for s in host.services]
         # No site, no user paths: a smaller process; the script's own folder stays importable.
         service["command"] = ["python3", "-E", "-s", "-S", program("labsvc"),
@@ -235,6 +244,31 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
     return service
 
 
+def dns_zone(topology: Topology, host: Host, service: Service) -> dict[str, Any]:
+    """What a dns service answers: its zone, every host's addresses (those known when the
+    document is written), and the records the lab declares."""
+    return {"zone": service.zone, "server": host.name,
+            "hosts": {name: [str(a.address) for a in other.attachments if a.address is not None]
+                      for name, other in topology.hosts.items()},
+            "records": [{"name": name, "type": rtype, "value": value} for name, rtype, value in service.records]}
+
+
+def resolv_conf(topology: Topology, host: Host) -> str | None:
+    """The host's /etc/resolv.conf when the lab has a resolver: its dns service, reached at
+    the address this host uses for it, and the lab's zone to complete short names."""
+    found = topology.resolver
+    if found is None:
+        return None
+    server, service = found
+    return (f"# Written by labctl: the lab's own DNS ({server.name}) answers for {service.zone}.\n"
+            f"nameserver {address_for(topology, server, host)}\nsearch {service.zone}\n"
+            "options ndots:1 timeout:2 attempts:2\n")
+
+
+# How services/health.py asks a service that does not echo whether it is there.
+HEALTH_TRANSPORT = {"udp-listener": "udp-listener", "dns": "tcp"}
+
+
 def readiness_probe(host: Host) -> list[str] | None:
     """How to tell that the host's program is ready (a healthcheck test), or None."""
     if host.ready and host.ready.tcp_port:
@@ -246,8 +280,7 @@ def readiness_probe(host: Host) -> list[str] | None:
         return ["CMD-SHELL", host.ready.command]
     if host.services:
         return ["CMD", "python3", "-I", "-S", program("health"),
-                *[f"{'udp-listener' if s.kind == 'udp-listener' else s.transport}:{s.port}"
-                  for s in host.services]]
+                *[f"{HEALTH_TRANSPORT.get(s.kind, s.transport)}:{s.port}" for s in host.services]]
     return None
 
 

@@ -1,0 +1,130 @@
+"""The lab's DNS: its zone (services/dnszone.py, standard library, run inside lab hosts),
+the dns service's and the dns check's vocabulary, and the resolver it becomes."""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+
+import pytest
+
+from labctl.engines.factory import read_lab
+from labctl.errors import LabFileError
+from labctl.render.compose import dns_zone, resolv_conf
+
+from ..conftest import REPO
+
+spec = importlib.util.spec_from_file_location("dnszone", REPO / "services" / "dnszone.py")
+dnszone = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(dnszone)
+
+LAB = """
+name: d
+networks:
+  lan: {subnet: 10.8.1.0/24}
+  dmz: {subnet: 10.8.2.0/24}
+hosts:
+  gw: {networks: [lan, dmz], router: true}
+  ns:
+    networks: {dmz: 10.8.2.53}
+    services:
+      - dns:
+          zone: campus.lab
+          resolver: true
+          records: [{name: www, type: CNAME, value: web}, {name: "@", type: MX, value: "10 web"}]
+  web: {networks: {dmz: 10.8.2.80}}
+  alice: {networks: {lan: 10.8.1.5}}
+"""
+
+
+def zone() -> object:
+    return dnszone.Zone("campus.lab", {"web": ["10.8.2.80"], "ns": ["10.8.2.53"]},
+                        [{"name": "www", "type": "CNAME", "value": "web"},
+                         {"name": "@", "type": "TXT", "value": "hello"},
+                         {"name": "_http._tcp", "type": "SRV", "value": "0 5 8080 web"}], "ns")
+
+
+def ask(name: str, qtype: str = "A") -> dict:
+    response, facts = zone().answer(dnszone.query(name, qtype, 4242))
+    parsed = dnszone.parse_response(response)
+    assert parsed["id"] == 4242 and parsed["rcode"] == facts["rcode"]
+    return parsed
+
+
+def test_the_zone_answers_for_hosts_their_addresses_and_declared_records():
+    assert [r["value"] for r in ask("web.campus.lab")["answers"]] == ["10.8.2.80"]
+    assert [r["value"] for r in ask("WWW.campus.lab.")["answers"]] == ["web.campus.lab", "10.8.2.80"]
+    assert [r["value"] for r in ask("80.2.8.10.in-addr.arpa", "PTR")["answers"]] == ["web.campus.lab"]
+    assert [r["value"] for r in ask("campus.lab", "TXT")["answers"]] == ["hello"]
+    assert [r["value"] for r in ask("_http._tcp.campus.lab", "SRV")["answers"]] == ["0 5 8080 web.campus.lab"]
+    assert ask("web.campus.lab", "AAAA") == {"id": 4242, "rcode": "NOERROR", "aa": True, "ra": False, "answers": []}
+    assert ask("nobody.campus.lab")["rcode"] == "NXDOMAIN"
+    assert ask("example.org")["rcode"] == "REFUSED"          # never recursion
+    assert ask("1.1.1.1.in-addr.arpa", "PTR")["rcode"] == "REFUSED"
+
+
+def test_a_malformed_query_gets_formerr_and_never_an_exception():
+    for junk in [b"", b"\x01", b"\x00\x01" + b"\xff" * 20, dnszone.query("web.campus.lab", "A", 1)[:-3],
+                 b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01"]:
+        response, facts = zone().answer(junk)
+        assert dnszone.parse_response(response)["rcode"] == "FORMERR" and "malformed" in facts["error"]
+
+
+def test_the_resolver_serves_every_host_and_the_service_knows_every_address(write_lab):
+    topology = read_lab(write_lab(LAB)).topology
+    ns, service = topology.resolver
+    assert ns.name == "ns" and service.transports == ("udp", "tcp")
+    assert "nameserver 10.8.2.53\nsearch campus.lab\n" in resolv_conf(topology, topology.hosts["alice"])
+    zone_spec = dns_zone(topology, ns, service)
+    assert zone_spec["hosts"]["web"] == ["10.8.2.80"] and zone_spec["records"][0] == \
+        {"name": "www", "type": "CNAME", "value": "web"}
+
+
+def test_a_dns_check_reads_as_a_sentence(write_lab):
+    lab = read_lab(write_lab(LAB + textwrap.dedent("""
+        checks:
+          - {name: q, from: alice, to: ns:53, dns: {name: www.campus.lab, expect: [web.campus.lab, 10.8.2.80]}}
+          - {name: n, from: alice, to: ns:53, dns: {name: x.campus.lab, type: mx, expect_rcode: nxdomain, tcp: true}}
+        """)))
+    question, missing = lab.checks
+    assert (question.options.qtype, question.options.expect) == ("A", ["web.campus.lab", "10.8.2.80"])
+    assert (missing.options.qtype, missing.options.rcode, missing.options.tcp) == ("MX", "NXDOMAIN", True)
+    answered = {"error": None, "dns": {"rcode": "NOERROR", "answers": [{"value": "web.campus.lab"}]}}
+    assert question.kind.problems(question, answered) == \
+        ["no 10.8.2.80 among the answers (web.campus.lab)"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("zone: 'not a zone!'", "expected a domain such as campus.lab"),
+    ("zone: campus.lab, records: [{name: www, type: A, value: 10.8.2.80}]", "A, AAAA and PTR come from the hosts"),
+    ("zone: campus.lab, records: [{name: '@', type: MX, value: web}]", "a preference and a name"),
+    ("zone: campus.lab, records: [{name: 'a b', type: TXT, value: x}]", "expected a name in the zone"),
+    ("zone: campus.lab, port: 5353, resolver: true", "a resolver listens on port 53"),
+    ("port: 53", "missing required key 'zone'"),
+])
+def test_bad_dns_service_vocabulary_is_a_one_line_error(write_lab, text, words):
+    with pytest.raises(LabFileError) as caught:
+        read_lab(write_lab(LAB.replace("resolver: true", "resolver: false")
+                           .replace("  web: {networks: {dmz: 10.8.2.80}}",
+                                    f"  web: {{networks: {{dmz: 10.8.2.80}}, services: [{{dns: {{{text}}}}}]}}")))
+    assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+
+
+def test_a_lab_has_one_resolver(write_lab):
+    with pytest.raises(LabFileError) as caught:
+        read_lab(write_lab(LAB.replace("  web: {networks: {dmz: 10.8.2.80}}",
+                                       "  web: {networks: {dmz: 10.8.2.80}, services: [{dns: {zone: b.lab, resolver: true}}]}")))
+    assert "hosts.ns already has the lab's resolver; a lab has one" in str(caught.value)
+
+
+@pytest.mark.parametrize("check, words", [
+    ("{from: alice, to: ns:53, dns: {name: web.campus.lab, type: BOGUS}}", "expected one of A, AAAA"),
+    ("{from: alice, to: ns:53, dns: {name: web.campus.lab, expect_rcode: NOPE}}", "expected one of NOERROR"),
+    ("{from: alice, to: ns:53, dns: {name: w, expect: 1.2.3.4, expect_rcode: NXDOMAIN}}", "an answer comes with NOERROR"),
+    ("{from: alice, to: ns:53, dns: {name: w, expect_error: timeout, expect_rcode: REFUSED}}", "either an answer or an error"),
+    ("{from: alice, to: ns:53, dns: {type: A}}", "missing required key 'name'"),
+])
+def test_bad_dns_check_vocabulary_is_a_one_line_error(write_lab, check, words):
+    with pytest.raises(LabFileError) as caught:
+        read_lab(write_lab(LAB + f"checks:\n  - {check}\n"))
+    assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
