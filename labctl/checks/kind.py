@@ -64,6 +64,11 @@ class CheckKind:
     def parse(self, parser: CheckParser, raw: Any, path: KeyPath, check: CheckSpec) -> None:
         raise NotImplementedError
 
+    def at_run(self, topology: Topology, check: CheckSpec) -> CheckSpec:
+        """The check as it runs now: most are as written; a reach matrix's pair learns here
+        whether a partition made now splits it."""
+        return check
+
     def expand(self, parser: CheckParser, check: CheckSpec, path: KeyPath) -> list[CheckSpec] | None:
         """The checks this one stands for, reported one by one (a reachability matrix), or
         None: it stands for itself."""

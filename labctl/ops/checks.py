@@ -42,6 +42,7 @@ def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], imag
     """Run `checks`; those with `within` are retried until they pass or their time runs out.
     Wire checks run after the others, one at a time, each around its own capture.
     Results come back in the order given."""
+    checks = [check.kind.at_run(topology, check) for check in checks]
     exchanges = [check for check in checks if check.kind.runner != "capture"]
     results = iter(_run_exchanges(topology, engine, exchanges, image) if exchanges else [])
     ordered = [run_wire_check(topology, engine, check, image) if check.kind.runner == "capture"

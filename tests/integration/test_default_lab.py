@@ -138,14 +138,15 @@ def test_an_idle_lab_runs_no_health_process_more_often_than_every_10_seconds(eng
 
 REACH = """
   - name: the clients reach
-    reach: {from: [alice, bob], to: all, fail: [[alice, web]]}
+    reach: {from: [alice, bob], to: all}
+  - name: alice must not reach web
+    reach: {from: [alice], to: [web], fail: [[alice, web]]}
 """
 
 
 def test_a_reach_matrix_reports_each_pair_and_expects_the_partitioned_one_to_fail(engine, campus, image):
-    """One ping per pair, one row each; alice -- web is partitioned, and the matrix says it
-    must fail: it passes only because no reply came back. Without the partition the same
-    row fails, saying so."""
+    """One ping per pair, one row each. With alice -- web partitioned, that pair must get no
+    reply and passes only then; healed, a pair the lab says must fail fails, saying why."""
     text = campus.file.read_text()
     variant = campus.file.parent / "reach.yaml"
     variant.write_text(text.replace("\nchecks:\n", "\nchecks:\n" + REACH.lstrip("\n"), 1))
@@ -162,7 +163,10 @@ def test_a_reach_matrix_reports_each_pair_and_expects_the_partitioned_one_to_fai
     assert results["the clients reach: alice → web"].observed["error"] in ("timeout", "unreachable")
     assert results["the clients reach: bob → web"].observed["icmp"]["received"] == 1
     [healed] = run_checks(lab.topology, engine, [results_check(matrix, "alice → web")], image)
-    assert not healed.passed and "expected no reply (listed under fail)" in healed.reason, healed.reason
+    assert healed.passed, healed.reason      # no partition now: alice reaches web again
+    [listed] = [check for check in lab.checks if check.name.startswith("alice must not reach web")]
+    [refused] = run_checks(lab.topology, engine, [listed], image)
+    assert not refused.passed and "expected no reply (listed under fail)" in refused.reason, refused.reason
 
 
 def results_check(checks, pair: str):

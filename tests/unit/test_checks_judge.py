@@ -340,3 +340,14 @@ def test_bad_broadcast_and_multicast_vocabulary_is_a_one_line_error(write_lab):
     with pytest.raises(LabFileError) as caught:
         read_lab(write_lab(CAST.replace("group: 239.1.2.3", "group: 10.0.0.1")))
     assert "10.0.0.1 is not a multicast group: groups are in 224.0.0.0/4" in str(caught.value)
+
+
+def test_a_reach_pair_split_by_a_partition_in_force_must_fail(lab_with):
+    from labctl.model.shaping import LiveState, save_live
+    lab = lab_with("- {name: m, reach: {from: [a], to: [b, gw]}}")
+    to_b, to_gw = lab.checks
+    assert to_b.kind.at_run(lab.topology, to_b) is to_b
+    save_live(lab.topology, LiveState(partitions=[[["b"], ["a"]]]))
+    split = to_b.kind.at_run(lab.topology, to_b)
+    assert split.options.fails == "partitioned now" and to_b.options.fails == ""
+    assert to_gw.kind.at_run(lab.topology, to_gw) is to_gw

@@ -9,7 +9,11 @@ its namespace), read before and after the round: the target needs no privilege.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
+
+from ...model.shaping import load_live
 
 from ..exchange import ExchangeKind
 
@@ -21,6 +25,7 @@ class PingOptions:
     min_share: float = 1.0
     max_rtt_ms: float | None = None
     fails: str = ""            # a reach matrix's pair expected to fail, and why
+    matrix: bool = False       # a reach matrix's pair: a partition in force makes it fail
 
 
 class PingKind(ExchangeKind):
@@ -34,7 +39,18 @@ class PingKind(ExchangeKind):
 
     def matrix_options(self, count: int, fails: str) -> PingOptions:
         """A reach matrix's pair: every reply back, or (`fails` says why) none."""
-        return PingOptions(count=count, fails=fails)
+        return PingOptions(count=count, fails=fails, matrix=True)
+
+    def at_run(self, topology, check):
+        if not check.options.matrix or check.options.fails:
+            return check
+        for sides in load_live(topology).partitions:
+            if any(check.source in side and check.target in other
+                   for side, other in ((sides[0], sides[1]), (sides[1], sides[0]))):
+                split = copy.copy(check)
+                split.options = dataclasses.replace(check.options, fails="partitioned now")
+                return split
+        return check
 
     def proves_by_counter(self, check) -> bool:
         return super().proves_by_counter(check) and not check.options.fails

@@ -3,8 +3,8 @@
 `{name: lan, reach: {from: [alice, bob], to: all, fail: [[alice, vault]]}}` reads "alice
 and bob each reach every other host, except that alice must not reach vault". Unlike
 Mininet's pingall it says which pairs should fail: a pair with no routed path between
-them, or one the lab lists under `fail` (a partition the lab expects), must get no reply,
-and passes only then.
+them, one a partition in force splits (`labctl partition`, a scenario step), or one the lab
+lists under `fail`, must get no reply, and passes only then.
 """
 
 from __future__ import annotations
