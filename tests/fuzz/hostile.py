@@ -39,7 +39,8 @@ class Seed:
 
 
 def seeds() -> list[Seed]:
-    found = [("lab", REPO / "lab.yaml"), ("grading", REPO / "examples" / "grading" / "lab.yaml")]
+    found = [("lab", REPO / "lab.yaml"), ("grading", REPO / "examples" / "grading" / "lab.yaml"),
+             ("dns", REPO / "examples" / "dns" / "lab.yaml")]
     found += [(f"itest-{path.parent.name}", path)
               for path in sorted((REPO / "tests" / "integration" / "labs").glob("*/lab.yaml"))]
     return [Seed(name, path.parent, path.read_text(encoding="utf-8")) for name, path in found]
