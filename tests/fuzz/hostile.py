@@ -116,6 +116,7 @@ def _hostile_values() -> list[str]:
 
 
 HOSTILE_VALUES = _hostile_values()
+INPUT_CAP = 1 << 20   # bytes of one generated input: four times the largest lab file read
 
 HOSTILE_KEYS = ['"web\\n"', '"a\\nb"', "<<", "? [a]", "? {a: 1}", "!!binary aGk=", "1", "~", "true",
                 "'" + "k" * 3000 + "'", '"\\0"', "2020-01-01", "&k key", "*k", "!!str name",
@@ -504,7 +505,9 @@ def mutate(rng: random.Random, data: bytes, chosen: list[Callable[[random.Random
     """Apply the mutations in turn; one that reads the lab as data goes first, while the
     text is still a lab PyYAML can read without harm."""
     for mutation in sorted(chosen, key=lambda m: m is not tree_mutation):
-        data = mutation(rng, data)
+        # Kept within a few times what the reader takes (it refuses more unread), so a
+        # chain of growing mutations cannot outgrow the worker generating it.
+        data = mutation(rng, data)[:INPUT_CAP]
     return data
 
 
