@@ -982,21 +982,24 @@ class HttpApp:
 
 # -- UDP -----------------------------------------------------------------------------------
 
-class UdpEcho:
-    """Each datagram back to its sender. A send that fails (no route, a firewall, a full
-    buffer) is recorded with its error; the loop carries on with the next datagram."""
+class Datagrams:
+    """A socket of datagrams (UDP, or raw IP) the loop reads in batches; each kind says what
+    it does with one datagram in `received`."""
 
-    def __init__(self, loop: Loop, port: int):
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        # A burst of datagrams waits in this buffer while the loop serves the others.
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", port))
+    def __init__(self, loop: Loop, sock: socket.socket, buffer_size: int = 65535):
+        self.sock = sock
         self.sock.setblocking(False)
-        self.buffer = bytearray(65535)
-        self.send_errors = 0
+        self.buffer = bytearray(buffer_size)
         loop.selector.register(self.sock, selectors.EVENT_READ, self.on_event)
+
+    @staticmethod
+    def udp(port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # A burst of datagrams waits in this buffer while the loop serves the others.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", port))
+        return sock
 
     def on_event(self, _mask: int) -> None:
         for _ in range(UDP_BATCH):
@@ -1006,48 +1009,52 @@ class UdpEcho:
                 return
             except OSError:  # an error queued for this socket: it concerns an earlier send
                 continue
-            data = bytes(self.buffer[:size])
-            error = None
-            try:
-                self.sock.sendto(data, peer)
-            except (BlockingIOError, InterruptedError):
-                error = "send failed: the send buffer is full"
-            except OSError as exc:
-                error = f"send failed: {exc.strerror or exc}"
-            if error:
-                self.send_errors += 1
-            record_bytes("udp-echo", "udp", self.port, peer, data, 0 if error else size, error=error)
+            self.received(bytes(self.buffer[:size]), peer)
+
+    def received(self, data: bytes, peer: tuple) -> None:
+        raise NotImplementedError
+
+    def send(self, data: bytes, peer: tuple) -> str | None:
+        """Send one datagram; why it failed (recorded, never raised), or None."""
+        try:
+            self.sock.sendto(data, peer)
+        except (BlockingIOError, InterruptedError):
+            return "send failed: the send buffer is full"
+        except OSError as exc:
+            return f"send failed: {exc.strerror or exc}"
+        return None
 
 
-class UdpListener:
+class UdpEcho(Datagrams):
+    """Each datagram back to its sender. A send that fails (no route, a firewall, a full
+    buffer) is recorded with its error; the loop carries on with the next datagram."""
+
+    def __init__(self, loop: Loop, port: int):
+        self.port = port
+        super().__init__(loop, self.udp(port))
+
+    def received(self, data: bytes, peer: tuple) -> None:
+        error = self.send(data, peer)
+        record_bytes("udp-echo", "udp", self.port, peer, data, 0 if error else len(data), error=error)
+
+
+class UdpListener(Datagrams):
     """Records each datagram that reaches its port: sent to the host, to its network's
     broadcast address, or to the multicast group it joins (on every interface). It answers
     nothing: who heard a broadcast or a group's datagram is what a check asks."""
 
     def __init__(self, loop: Loop, port: int, group: str | None):
         self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", port))
+        sock = self.udp(port)
         if group:
             for index, name in socket.if_nameindex():
                 if name != "lo":  # struct ip_mreqn: the group, any local address, the interface
                     request = socket.inet_aton(group) + socket.inet_aton("0.0.0.0") + index.to_bytes(4, sys.byteorder)
-                    self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, request)
-        self.sock.setblocking(False)
-        self.buffer = bytearray(65535)
-        loop.selector.register(self.sock, selectors.EVENT_READ, self.on_event)
+                    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, request)
+        super().__init__(loop, sock)
 
-    def on_event(self, _mask: int) -> None:
-        for _ in range(UDP_BATCH):
-            try:
-                size, peer = self.sock.recvfrom_into(self.buffer)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            record_bytes("udp-listener", "udp", self.port, peer, bytes(self.buffer[:size]), 0)
+    def received(self, data: bytes, peer: tuple) -> None:
+        record_bytes("udp-listener", "udp", self.port, peer, data, 0)
 
 
 def dns_record(service, peer: tuple, query: bytes, facts: dict, answer: bytes, protocol: str) -> None:
@@ -1056,33 +1063,22 @@ def dns_record(service, peer: tuple, query: bytes, facts: dict, answer: bytes, p
            rcode=facts.get("rcode"), answers=facts.get("answers"), error=facts.get("error"))
 
 
-class DnsUdp:
+class DnsUdp(Datagrams):
     """The lab's DNS over UDP: one answer per query, from the zone (services/dnszone.py)."""
 
     def __init__(self, loop: Loop, service: Service):
         self.service = service
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", service.port))
-        self.sock.setblocking(False)
-        self.buffer = bytearray(4096)   # a query is small; more is cut and answered FORMERR
-        loop.selector.register(self.sock, selectors.EVENT_READ, self.on_event)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", service.port))
+        super().__init__(loop, sock, 4096)   # a query is small; more is cut and answered FORMERR
 
-    def on_event(self, _mask: int) -> None:
-        for _ in range(UDP_BATCH):
-            try:
-                size, peer = self.sock.recvfrom_into(self.buffer)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            query = bytes(self.buffer[:size])
-            answer, facts = self.service.zone.answer(query)
-            try:
-                self.sock.sendto(answer[:512] if len(answer) <= 512 else _truncated(answer), peer)
-            except OSError as exc:
-                facts["error"] = f"send failed: {exc.strerror or exc}"
-            dns_record(self.service, peer, query, facts, answer, "udp")
+    def received(self, query: bytes, peer: tuple) -> None:
+        answer, facts = self.service.zone.answer(query)
+        error = self.send(answer if len(answer) <= 512 else _truncated(answer), peer)
+        if error:
+            facts["error"] = error
+        dns_record(self.service, peer, query, facts, answer, "udp")
 
 
 def _truncated(answer: bytes) -> bytes:
@@ -1141,28 +1137,17 @@ class DnsApp:
         pass
 
 
-class RawListener:
+class RawListener(Datagrams):
     """Records each IP packet of one protocol number that reaches the host (a raw socket:
     NET_RAW, one of Docker's default capabilities). It answers nothing."""
 
     def __init__(self, loop: Loop, protocol: int):
         self.protocol = protocol
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, protocol)
-        self.sock.setblocking(False)
-        self.buffer = bytearray(65535)
-        loop.selector.register(self.sock, selectors.EVENT_READ, self.on_event)
+        super().__init__(loop, socket.socket(socket.AF_INET, socket.SOCK_RAW, protocol))
 
-    def on_event(self, _mask: int) -> None:
-        for _ in range(UDP_BATCH):
-            try:
-                size, peer = self.sock.recvfrom_into(self.buffer)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            header = (self.buffer[0] & 0x0F) * 4 if size else 0
-            payload = bytes(self.buffer[header:size])
-            record_bytes("raw-listener", "raw", self.protocol, (peer[0], None), payload, 0)
+    def received(self, packet: bytes, peer: tuple) -> None:
+        header = (packet[0] & 0x0F) * 4 if packet else 0
+        record_bytes("raw-listener", "raw", self.protocol, (peer[0], None), packet[header:], 0)
 
 
 # -- services ------------------------------------------------------------------------------

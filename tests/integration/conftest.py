@@ -100,6 +100,17 @@ def running_copy(engine: ComposeEngine, source: Path, folder: Path):
         lifecycle.down(lab.topology, engine, quiet)
 
 
+def running_text(engine: ComposeEngine, text: str, folder: Path):
+    """Write `text` as lab.yaml in `folder`, bring it up, yield the Lab, take it down."""
+    (folder / "lab.yaml").write_text(text)
+    lab = load(folder / "lab.yaml")
+    lifecycle.up(lab.topology, engine, quiet, timeout=60)
+    try:
+        yield lab
+    finally:
+        lifecycle.down(lab.topology, engine, quiet)
+
+
 def quiet(_message: str) -> None:
     pass
 

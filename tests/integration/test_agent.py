@@ -10,8 +10,7 @@ import pytest
 from labctl.ops.checks import run_checks
 from labctl.names import program
 
-from .conftest import load, quiet
-from labctl.ops import lifecycle
+from .conftest import running_text
 
 LAB = """
 name: itest-agent
@@ -30,14 +29,7 @@ MIB = 1 << 20
 
 @pytest.fixture(scope="module")
 def agent_lab(engine, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("agent")
-    (folder / "lab.yaml").write_text(LAB)
-    lab = load(folder / "lab.yaml")
-    lifecycle.up(lab.topology, engine, quiet, timeout=60)
-    try:
-        yield lab
-    finally:
-        lifecycle.down(lab.topology, engine, quiet)
+    yield from running_text(engine, LAB, tmp_path_factory.mktemp("agent"))
 
 
 class ExecSpy:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.ops import faults, lifecycle
+from labctl.ops import faults
 from labctl.ops.checks import run_checks
 
-from .conftest import load, quiet
+from .conftest import quiet, running_text
 
 LAB = """
 name: itest-ping
@@ -35,14 +35,7 @@ checks:
 
 @pytest.fixture(scope="module")
 def ping_lab(engine, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ping")
-    (folder / "lab.yaml").write_text(LAB)
-    lab = load(folder / "lab.yaml")
-    lifecycle.up(lab.topology, engine, quiet, timeout=60)
-    try:
-        yield lab
-    finally:
-        lifecycle.down(lab.topology, engine, quiet)
+    yield from running_text(engine, LAB, tmp_path_factory.mktemp("ping"))
 
 
 def echos_in(engine, lab, host: str) -> int:
