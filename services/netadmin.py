@@ -2,9 +2,13 @@
 """Network administration, run by short-lived helper containers that join a namespace
 with NET_ADMIN, so lab hosts themselves never hold it.
 
-  netadmin.py routes DEST=VIA ...      in a host's namespace: add or replace routes
+  netadmin.py routes [--no-default6] DEST=VIA ...
+                                       in a host's namespace: drop the IPv6 default route
+                                       (all its IPv6 networks are internal), add or replace
+                                       routes, then wait until no IPv6 address is tentative
   netadmin.py fabric-add TAG BRIDGE... in the engine's namespace: let routed lab traffic
-                                       cross each lab bridge (see below)
+                                       cross each lab bridge (see below); BRIDGE:6 also for
+                                       IPv6, BRIDGE:6i for IPv6 on an internal network
   netadmin.py fabric-del TAG           remove every rule tagged TAG
   netadmin.py features                 in a throwaway namespace: which kernel features work
                                        (prints JSON {feature: true/false})
@@ -20,7 +24,9 @@ with NET_ADMIN, so lab hosts themselves never hold it.
 Docker drops packets on an `internal` network whose destination lies outside that
 network's subnet, which is exactly what a lab router forwards. The fabric rule accepts,
 in Docker's own DOCKER-USER chain, only traffic that enters and leaves the same lab
-bridge, so nothing reaches beyond the lab. Standard library only.
+bridge, so nothing reaches beyond the lab. Docker filters no IPv6 unless told to, so for
+IPv6 the fabric also does what Docker does for IPv4 on an internal network: nothing enters
+or leaves the bridge. Standard library only.
 """
 
 from __future__ import annotations
@@ -42,17 +48,40 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def routes(pairs: list[str]) -> None:
+    if pairs[:1] == ["--no-default6"]:
+        # Every IPv6 network of this host is internal: no route out of the lab.
+        pairs = pairs[1:]
+        run("ip", "-6", "route", "del", "default", check=False)
     for pair in pairs:
         destination, _, via = pair.partition("=")
         address = resolve(via)
         run("ip", "route", "replace", destination, "via", address)
         print(f"route {destination} via {via}" + (f" ({address})" if address != via else ""))
+    settle()
+
+
+def settle(timeout: float = 5.0) -> None:
+    """Wait until no IPv6 address here is still tentative (duplicate address detection
+    takes a second or two after an interface comes up). Until then a router's link-local
+    address cannot ask for a neighbour's, and the first packet it forwards waits a second;
+    Docker moves interfaces in before the container's sysctls could turn detection off."""
+    deadline = time.monotonic() + timeout
+    while run("ip", "-6", "addr", "show", "tentative", check=False).stdout.strip():
+        if time.monotonic() > deadline:
+            print("settle: addresses still tentative; going on")
+            return
+        time.sleep(0.05)
 
 
 def resolve(name: str, timeout: float = 60.0) -> str:
     """An address as is, or a router's name as this namespace's DNS answers it: on a Swarm
     addresses are assigned at deploy, and the name resolves to the router's address on the
     network this host shares with it. The router may still be starting, so keep asking."""
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in name else socket.AF_INET, name)
+        return name
+    except OSError:
+        pass
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -74,10 +103,15 @@ def _iptables() -> str | None:
     return None
 
 
-def _tagged_rules(binary: str, tag: str) -> list[str]:
+def _ip6tables(flavour: str | None) -> str:
+    """The ip6tables of the same flavour (nft or legacy) as the iptables Docker uses."""
+    return (flavour or "iptables").replace("iptables", "ip6tables")
+
+
+def _tagged_rules(binary: str, tag: str, chain: str = "DOCKER-USER") -> list[str]:
     """The rules whose comment is exactly `tag`: one lab's cleanup never takes the rules
     of a lab whose name starts the same."""
-    listing = run(binary, "-w", "-S", "DOCKER-USER").stdout.splitlines()
+    listing = run(binary, "-w", "-S", chain, check=False).stdout.splitlines()
     return [line for line in listing if comment_of(line) == tag]
 
 
@@ -90,28 +124,50 @@ def comment_of(rule: str) -> str | None:
     return None
 
 
+def _insert(binary: str, chain: str, rule: list[str]) -> None:
+    if run(binary, "-w", "-C", chain, *rule, check=False).returncode != 0:
+        run(binary, "-w", "-I", chain, *rule)
+
+
 def fabric_add(tag: str, bridges: list[str]) -> None:
+    """Each bridge is NAME (IPv4), NAME:6 (also IPv6) or NAME:6i (also IPv6, internal)."""
     binary = _iptables()
     if binary is None:
-        print("fabric: no DOCKER-USER chain (the engine manages no iptables); nothing to do")
-        return
-    for bridge in bridges:
-        rule = ["-i", bridge, "-o", bridge, "-m", "comment", "--comment", tag, "-j", "ACCEPT"]
-        if run(binary, "-w", "-C", "DOCKER-USER", *rule, check=False).returncode != 0:
-            run(binary, "-w", "-I", "DOCKER-USER", *rule)
-        print(f"fabric: {bridge} forwards within itself")
+        print("fabric: no DOCKER-USER chain (the engine manages no iptables); nothing to do for IPv4")
+    for spec in bridges:
+        bridge, _, v6 = spec.partition(":")
+        if binary is not None:
+            _insert(binary, "DOCKER-USER", ["-i", bridge, "-o", bridge, "-m", "comment", "--comment", tag,
+                                            "-j", "ACCEPT"])
+            print(f"fabric: {bridge} forwards within itself")
+        if v6:
+            fabric6(_ip6tables(binary), tag, bridge, internal=v6 == "6i")
+
+
+def fabric6(binary: str, tag: str, bridge: str, internal: bool) -> None:
+    """IPv6 as Docker treats IPv4: traffic that enters and leaves the same lab bridge
+    passes (what a lab router forwards), and on an internal network nothing else enters
+    or leaves it: no route out of the lab, and no traffic between two labs. Rules go in
+    at the top, so the ACCEPT goes in last to stand before the DROPs."""
+    comment = ["-m", "comment", "--comment", tag]
+    if internal:
+        _insert(binary, "FORWARD", ["-o", bridge, *comment, "-j", "DROP"])
+        _insert(binary, "FORWARD", ["-i", bridge, *comment, "-j", "DROP"])
+    _insert(binary, "FORWARD", ["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"])
+    print(f"fabric: {bridge} forwards IPv6 within itself" + (", and nothing in or out" if internal else ""))
 
 
 def fabric_del(tag: str) -> None:
     binary = _iptables()
-    if binary is None:
-        return
-    for line in _tagged_rules(binary, tag):
-        words = line.split()
-        if words[:2] == ["-A", "DOCKER-USER"]:
-            # -S prints the comment quoted; hand the words back to iptables unquoted.
-            argv = [word.strip('"') for word in words[2:]]
-            run(binary, "-w", "-D", "DOCKER-USER", *argv, check=False)
+    for flavour, chain in ((binary, "DOCKER-USER"), (_ip6tables(binary), "FORWARD")):
+        if flavour is None:
+            continue
+        for line in _tagged_rules(flavour, tag, chain):
+            words = line.split()
+            if words[:2] == ["-A", chain]:
+                # -S prints the comment quoted; hand the words back to iptables unquoted.
+                argv = [word.strip('"') for word in words[2:]]
+                run(flavour, "-w", "-D", chain, *argv, check=False)
     print(f"fabric: removed rules tagged {tag}")
 
 
@@ -154,7 +210,7 @@ def features() -> None:
 
 def capture(where: str, file: str, seconds: str, expression: list[str]) -> None:
     interface = where
-    if where[:1].isdigit():
+    if where[:1].isdigit() or ":" in where:   # an address, not an interface name
         interface = interface_holding(where)
     # exec timeout, which relays the SIGINT that ends the capture to tcpdump (so it flushes
     # the file) and sends one itself at the deadline; immediate mode, so packets seen just
@@ -173,9 +229,9 @@ def tcpdump_argv(interface: str, file: str, expression: list[str]) -> list[str]:
 
 
 def interface_holding(address: str) -> str:
-    for line in run("ip", "-o", "-4", "addr", "show").stdout.splitlines():
+    for line in run("ip", "-o", "addr", "show").stdout.splitlines():
         words = line.split()
-        if words[3].split("/")[0] == address:
+        if words[2] in ("inet", "inet6") and words[3].split("/")[0] == address:
             return words[1].split("@")[0]
     sys.exit(f"netadmin: no interface holds {address} (is the host disconnected?)")
 

@@ -16,11 +16,12 @@ SPEC: {"mechanism": "auto" | "netem" | "fallback",
 
 Two mechanisms:
   netem     tc netem on the interface's egress does everything, where the kernel has it.
-  fallback  for kernels without sch_netem: TBF (under HTB, for IPv4 only) for rate, an nftables `numgen random`
+  fallback  for kernels without sch_netem: TBF (under HTB, for IP only) for rate, an nftables `numgen random`
             rule in the interface's egress hook for loss, and for delay, jitter, duplication, corruption and reordering
             an NFQUEUE delayer written here against the netlink protocol.
-Either way an impairment acts on IPv4 packets *leaving* the interface, as netem does; ARP
-is spared, so neighbours keep resolving under heavy loss.
+Either way an impairment acts on IPv4 and IPv6 packets *leaving* the interface, as netem
+does; ARP and IPv6 neighbour discovery are spared, so neighbours keep resolving under heavy
+loss, and a partition blocks the peers' addresses but never their neighbour discovery.
 
 Standard library only.
 """
@@ -60,9 +61,10 @@ def run(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.
 def interface_names() -> dict[str, str]:
     """address -> interface name, read from the namespace."""
     names = {}
-    for line in run("ip", "-o", "-4", "addr", "show").stdout.splitlines():
+    for line in run("ip", "-o", "addr", "show").stdout.splitlines():
         words = line.split()
-        names[words[3].split("/")[0]] = words[1].split("@")[0]
+        if words[2] in ("inet", "inet6"):
+            names[words[3].split("/")[0]] = words[1].split("@")[0]
     return names
 
 
@@ -102,17 +104,29 @@ def tbf_args(rate: float) -> list[str]:
     return ["tbf", "rate", f"{int(rate)}bit", "burst", str(burst), "latency", "100ms"]
 
 
+# ICMPv6 router and neighbour solicitations and adverts, and redirects: IPv6's ARP.
+NEIGHBOUR_DISCOVERY = (133, 134, 135, 136, 137)
+ND_NAMES = "nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect"
+
+
 def ip_only(interface: str, qdisc: list[str]) -> None:
-    """Put `qdisc` on an HTB class that only IPv4 is filtered into, so ARP keeps resolving
-    neighbours at full health under heavy loss (the fallback's drops and queue see only IP
-    too). Both mechanisms go through here, so the fallback's tests cover this structure."""
+    """Put `qdisc` on an HTB class that only IP is filtered into, so ARP and IPv6 neighbour
+    discovery keep resolving neighbours at full health under heavy loss (the fallback's
+    drops and queue spare them too). Both mechanisms go through here, so the fallback's
+    tests cover this structure."""
     run("tc", "qdisc", "replace", "dev", interface, "root", "handle", "1:", "htb", "default", "1")
     for band in ("1:1", "1:2"):
         run("tc", "class", "add", "dev", interface, "parent", "1:", "classid", band, "htb",
             "rate", "100gbit", "quantum", "60000")
     run("tc", "qdisc", "add", "dev", interface, "parent", "1:2", "handle", "30:", *qdisc)
-    run("tc", "filter", "add", "dev", interface, "parent", "1:", "protocol", "ip", "prio", "1",
-        "u32", "match", "u32", "0", "0", "flowid", "1:2")
+    filters = ["tc", "filter", "add", "dev", interface, "parent", "1:"]
+    run(*filters, "protocol", "ip", "prio", "1", "u32", "match", "u32", "0", "0", "flowid", "1:2")
+    # Neighbour discovery carries no extension headers: next header 58 at byte 6, the
+    # ICMPv6 type at byte 40. The lower prio is tried first.
+    for kind in NEIGHBOUR_DISCOVERY:
+        run(*filters, "protocol", "ipv6", "prio", "2", "u32", "match", "u8", "58", "0xff", "at", "6",
+            "match", "u8", str(kind), "0xff", "at", "40", "flowid", "1:1")
+    run(*filters, "protocol", "ipv6", "prio", "3", "u32", "match", "u32", "0", "0", "flowid", "1:2")
 
 
 def netem_works(interface: str) -> bool:
@@ -128,22 +142,33 @@ def ruleset(shaped: list[tuple[str, dict, int]], interfaces: list[str], block: l
     netdev hooks, at the interface itself, as a lossy wire would: a drop in the IP hooks
     would fail the sender's send() with EPERM, which no real network does."""
     loss = {interface: spec["loss"] for interface, spec, _ in shaped if spec.get("loss")}
+    spare = f"meta protocol ip6 icmpv6 type {{ {ND_NAMES} }} accept"
     lines = [f"table netdev {TABLE} {{"]
     for interface in interfaces:
-        egress = []
-        if block:
-            egress.append(f"ip daddr {{ {', '.join(block)} }} drop")
+        egress = [spare] if block or interface in loss else []
+        egress += _blocks("daddr", block)
         if interface in loss:
             egress += [f"meta mark {OWN_MARK} accept",
-                       f"meta protocol ip numgen random mod 1000000 < {int(round(loss[interface] * 1_000_000))} drop"]
+                       "meta protocol { ip, ip6 } numgen random mod 1000000 < "
+                       f"{int(round(loss[interface] * 1_000_000))} drop"]
         for hook, rules in (("egress", egress),
-                            ("ingress", [f"ip saddr {{ {', '.join(block)} }} drop"] if block else [])):
+                            ("ingress", [spare, *_blocks("saddr", block)] if block else [])):
             if rules:
                 lines += [f"  chain {hook}_{interface.replace('-', '_')} {{",
                           f'    type filter hook {hook} device "{interface}" priority 0; policy accept;',
                           *[f"    {rule}" for rule in rules], "  }"]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _blocks(field: str, block: list[str]) -> list[str]:
+    """Drop rules for the blocked addresses, one per family (a set holds one family)."""
+    rules = []
+    for family, keyword in ((4, "ip"), (6, "ip6")):
+        addresses = [a for a in block if ipaddress.ip_address(a).version == family]
+        if addresses:
+            rules.append(f"{keyword} {field} {{ {', '.join(addresses)} }} drop")
+    return rules
 
 
 def _iptables() -> str:
@@ -156,25 +181,35 @@ def _iptables() -> str:
     sys.exit("shaper: no working iptables for the NFQUEUE rule")
 
 
+def _both_families() -> list[str]:
+    """iptables and the ip6tables of the same flavour: IPv6 is queued as IPv4 is."""
+    binary = _iptables()
+    return [binary, binary.replace("iptables", "ip6tables")]
+
+
 def queue_rules(shaped: list[tuple[str, dict, int]]) -> None:
     """Send each delayed interface's egress to its queue. nftables' own `queue` statement
     is missing from some kernels that have the xtables NFQUEUE target, so use that."""
-    binary = _iptables()
-    run(binary, "-w", "-t", "mangle", "-N", QUEUE_CHAIN)
-    run(binary, "-w", "-t", "mangle", "-A", "POSTROUTING", "-j", QUEUE_CHAIN)
-    run(binary, "-w", "-t", "mangle", "-A", QUEUE_CHAIN, "-m", "mark", "--mark", str(OWN_MARK),
-        "-j", "RETURN")
-    for interface, _, queue in shaped:
-        if queue >= 0:
-            run(binary, "-w", "-t", "mangle", "-A", QUEUE_CHAIN, "-o", interface, "-j", "NFQUEUE",
-                "--queue-num", str(queue), "--queue-bypass")
+    for binary in _both_families():
+        run(binary, "-w", "-t", "mangle", "-N", QUEUE_CHAIN)
+        run(binary, "-w", "-t", "mangle", "-A", "POSTROUTING", "-j", QUEUE_CHAIN)
+        run(binary, "-w", "-t", "mangle", "-A", QUEUE_CHAIN, "-m", "mark", "--mark", str(OWN_MARK),
+            "-j", "RETURN")
+        if "ip6tables" in binary:
+            for kind in NEIGHBOUR_DISCOVERY:
+                run(binary, "-w", "-t", "mangle", "-A", QUEUE_CHAIN, "-p", "ipv6-icmp",
+                    "--icmpv6-type", str(kind), "-j", "RETURN")
+        for interface, _, queue in shaped:
+            if queue >= 0:
+                run(binary, "-w", "-t", "mangle", "-A", QUEUE_CHAIN, "-o", interface, "-j", "NFQUEUE",
+                    "--queue-num", str(queue), "--queue-bypass")
 
 
 def clear_queue_rules() -> None:
-    binary = _iptables()
-    run(binary, "-w", "-t", "mangle", "-D", "POSTROUTING", "-j", QUEUE_CHAIN, check=False)
-    run(binary, "-w", "-t", "mangle", "-F", QUEUE_CHAIN, check=False)
-    run(binary, "-w", "-t", "mangle", "-X", QUEUE_CHAIN, check=False)
+    for binary in _both_families():
+        run(binary, "-w", "-t", "mangle", "-D", "POSTROUTING", "-j", QUEUE_CHAIN, check=False)
+        run(binary, "-w", "-t", "mangle", "-F", QUEUE_CHAIN, check=False)
+        run(binary, "-w", "-t", "mangle", "-X", QUEUE_CHAIN, check=False)
 
 
 # -- the userspace delayer: NFQUEUE over netlink --------------------------------------------
@@ -222,8 +257,15 @@ class Delayer:
         except OSError:
             pass
         self.sock.bind((0, 0))
+        # Duplicates are re-sent whole, headers included: IPPROTO_RAW means just that, in
+        # both families.
         self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.raw.setsockopt(socket.SOL_SOCKET, SO_MARK, OWN_MARK)
+        try:
+            self.raw6: socket.socket | None = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            self.raw6.setsockopt(socket.SOL_SOCKET, SO_MARK, OWN_MARK)
+        except OSError:   # IPv6 is off in this namespace: nothing of it to duplicate
+            self.raw6 = None
         self.seq = 0
         self.held: list[tuple[float, int, int, bytes | None, bytes | None]] = []
         for queue in queues:
@@ -279,7 +321,7 @@ class Delayer:
             delay = 0.0
         changed = None
         if spec.get("corrupt") and random.random() < spec["corrupt"] and len(packet) > 20:
-            header = (packet[0] & 0x0F) * 4
+            header = 40 if packet[0] >> 4 == 6 else (packet[0] & 0x0F) * 4
             if len(packet) > header:
                 position = random.randrange(header, len(packet))
                 mangled = bytearray(packet)
@@ -296,7 +338,10 @@ class Delayer:
             self.verdict(queue, packet_id, changed)
             if copy is not None:
                 try:
-                    self.raw.sendto(copy, (socket.inet_ntoa(copy[16:20]), 0))
+                    if copy[0] >> 4 == 6 and self.raw6 is not None:
+                        self.raw6.sendto(copy, (socket.inet_ntop(socket.AF_INET6, copy[24:40]), 0))
+                    else:
+                        self.raw.sendto(copy, (socket.inet_ntoa(copy[16:20]), 0))
                 except OSError:
                     pass
         return self.held[0][0] - now if self.held else None
@@ -348,7 +393,7 @@ def apply(spec: dict) -> tuple[dict, dict[int, dict]]:
             queue = QUEUE_BASE + index
             queues[queue] = item
         shaped.append((interface, item, queue))
-    block = [str(ipaddress.IPv4Address(address)) for address in spec.get("block", [])]
+    block = [str(ipaddress.ip_address(address)) for address in spec.get("block", [])]
     if queues:
         queue_rules(shaped)
     rules = ruleset(shaped, all_interfaces, block)

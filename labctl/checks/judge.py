@@ -4,19 +4,25 @@ and what the server saw, from its transcript or its output."""
 from __future__ import annotations
 
 import hashlib
-from ipaddress import IPv4Address
 from typing import Any
 
 from ..model.addressing import address_for, source_address_toward
-from ..model.topology import Topology
+from ..model.topology import Address, Topology
 from .expectation import Expectation, with_client
 from .spec import CheckSpec
 
 
-def target_address(topology: Topology, check: CheckSpec) -> IPv4Address | None:
+def target_address(topology: Topology, check: CheckSpec) -> Address | None:
+    """The address the check's client reaches its target at, in the check's family."""
     if check.target is None:
         return None
-    return address_for(topology, topology.hosts[check.target], topology.hosts[check.source])
+    return address_for(topology, topology.hosts[check.target], topology.hosts[check.source], check.family)
+
+
+def family_of(topology: Topology, check: CheckSpec) -> int:
+    """The address family the check runs over: its own, or what its target is reached by."""
+    address = target_address(topology, check)
+    return check.family or (address.version if address is not None else 4)
 
 
 def judge(check: CheckSpec, observation: dict[str, Any]) -> tuple[bool, str]:
@@ -62,7 +68,7 @@ def wants_server_side(topology: Topology, check: CheckSpec) -> bool:
             and check.port is not None and target.service_at(check.transport, check.port) is not None)
 
 
-def expected_peer(topology: Topology, check: CheckSpec) -> tuple[str, IPv4Address]:
+def expected_peer(topology: Topology, check: CheckSpec) -> tuple[str, Address]:
     peer = check.server.peer or check.source
     destination = target_address(topology, check)
     assert destination is not None
@@ -107,7 +113,7 @@ def server_problems(topology: Topology, check: CheckSpec, observation: dict[str,
     return problems, mine
 
 
-def _transcript_problems(side, peer: str, address: IPv4Address, at_port: list[dict[str, Any]],
+def _transcript_problems(side, peer: str, address: Address, at_port: list[dict[str, Any]],
                          mine: list[dict[str, Any]]) -> list[str]:
     if not mine:
         seen = sorted({str(e.get("peer")) for e in at_port})

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..model.yamlsource import KeyPath
     from .spec import CheckParser, CheckSpec
 
-COMMON_KEYS = ("name", "from", "to", "timeout", "latency", "within", "load", "server")
+COMMON_KEYS = ("name", "from", "to", "family", "timeout", "latency", "within", "load", "server")
 
 
 class CheckKind:
@@ -38,6 +38,10 @@ class CheckKind:
     # the change in one of the target's own counters (/proc/net/snmp: section, field) over
     # the round, which must reach what its checks say arrived (`counted`).
     counter: tuple[str, str] | None = None
+    counter6: tuple[str, str] | None = None    # the same over IPv6 (/proc/net/snmp6)
+
+    def counter_for(self, family: int) -> tuple[str, str] | None:
+        return self.counter6 if family == 6 else self.counter
 
     def witnesses(self, check: CheckSpec) -> list[str]:
         """Hosts besides the target whose transcripts judge the check (who heard a broadcast)."""

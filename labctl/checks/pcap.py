@@ -1,11 +1,11 @@
-"""A small pcap reader: enough of IPv4, TCP and UDP for wire checks, and a merge of the
-captures taken at several interfaces of one overlay network."""
+"""A small pcap reader: enough of IPv4, IPv6, TCP and UDP for wire checks, and a merge of
+the captures taken at several interfaces of one overlay network."""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Iterator
 
 from ..errors import LabError
@@ -35,8 +35,19 @@ class Packet:
         return f"{self.source}{ports[0]} → {self.destination}{ports[1]} {self.protocol}"
 
 
-# link type -> how many bytes precede the IP header, and where the EtherType sits
-LINK_TYPES = {1: (14, 12), 113: (16, 14), 276: (20, 0), 101: (0, None), 228: (0, None)}
+# link type -> how many bytes precede the IP header, and where the EtherType sits (None:
+# raw IP, whose version nibble tells the family)
+LINK_TYPES = {1: (14, 12), 113: (16, 14), 276: (20, 0), 101: (0, None), 228: (0, None), 229: (0, None)}
+ETHERTYPES = {b"\x08\x00": 4, b"\x86\xdd": 6}   # ARP and the rest are no lab traffic
+
+# IPv6 extension headers skipped on the way to the transport: hop-by-hop, routing,
+# destination options. A fragment header (44) is read apart; a longer chain than this is
+# taken for garbage, and the loop over it stays bounded.
+IPV6_SKIPPED = (0, 43, 60)
+IPV6_MAX_EXTENSIONS = 8
+# ICMPv6 neighbour discovery (router and neighbour solicitation and advertisement,
+# redirect): IPv6's ARP, kept out of what is judged as ARP is.
+NEIGHBOUR_DISCOVERY = range(133, 138)
 
 
 def merge_pcaps(files: list[bytes]) -> bytes:
@@ -89,9 +100,14 @@ def read_pcap(data: bytes) -> Iterator[Packet]:
         seconds, fraction, length, _ = struct.unpack_from(order + "IIII", data, offset)
         frame = data[offset + 16:offset + 16 + length]
         offset += 16 + length
-        if type_at is not None and frame[type_at:type_at + 2] != b"\x08\x00":
+        family = ETHERTYPES.get(frame[type_at:type_at + 2]) if type_at is not None else None
+        if type_at is not None and family is None:
             continue
-        packet = _ip_packet(frame[offset_ip:], seconds + fraction / (1e9 if nanos else 1e6))
+        ip, stamp = frame[offset_ip:], seconds + fraction / (1e9 if nanos else 1e6)
+        version = ip[0] >> 4 if ip else 0
+        if family not in (None, version):
+            continue
+        packet = _ip_packet(ip, stamp) if version == 4 else _ip6_packet(ip, stamp) if version == 6 else None
         if packet:
             yield packet
 
@@ -103,7 +119,41 @@ def _ip_packet(ip: bytes, stamp: float) -> Packet | None:
     total = struct.unpack_from("!H", ip, 2)[0]
     body = ip[header:total] if total >= header else ip[header:]
     source, destination = str(IPv4Address(ip[12:16])), str(IPv4Address(ip[16:20]))
-    number = ip[9]
+    return _transport(stamp, source, destination, ip[9], body)
+
+
+def _ip6_packet(ip: bytes, stamp: float) -> Packet | None:
+    """An IPv6 packet, its extension headers skipped; None if truncated or malformed. A
+    fragment other than the first has no transport header: it comes as protocol `ip` with
+    its bytes, so no_plaintext still reads them."""
+    if len(ip) < 40 or ip[0] >> 4 != 6:
+        return None
+    length = struct.unpack_from("!H", ip, 4)[0]
+    body = ip[40:40 + length] if length else ip[40:]   # 0: a jumbogram (so BIG TCP's)
+    source, destination = str(IPv6Address(ip[8:24])), str(IPv6Address(ip[24:40]))
+    number = ip[6]
+    for _ in range(IPV6_MAX_EXTENSIONS):
+        if number in IPV6_SKIPPED:
+            if len(body) < 2 or len(body) < (body[1] + 1) * 8:
+                return None
+            number, body = body[0], body[(body[1] + 1) * 8:]
+        elif number == 44:                           # fragment
+            if len(body) < 8:
+                return None
+            if struct.unpack_from("!H", body, 2)[0] >> 3:
+                return Packet(stamp, source, destination, "ip", payload=body[8:])
+            number, body = body[0], body[8:]
+        else:
+            break
+    if number in IPV6_SKIPPED or number == 44:      # a longer chain than any real packet's
+        return None
+    if number == 58 and body and body[0] in NEIGHBOUR_DISCOVERY:
+        return None
+    return _transport(stamp, source, destination, number, body)
+
+
+def _transport(stamp: float, source: str, destination: str, number: int, body: bytes) -> Packet:
+    """The packet by its transport: alike for both families (ICMPv6 is 58)."""
     if number == 6 and len(body) >= 20:
         ports = struct.unpack_from("!HH", body)
         data_offset = (body[12] >> 4) * 4
@@ -111,7 +161,7 @@ def _ip_packet(ip: bytes, stamp: float) -> Packet | None:
     if number == 17 and len(body) >= 8:
         ports = struct.unpack_from("!HH", body)
         return Packet(stamp, source, destination, "udp", ports[0], ports[1], 0, body[8:])
-    return Packet(stamp, source, destination, "icmp" if number == 1 else "ip", payload=body)
+    return Packet(stamp, source, destination, "icmp" if number in (1, 58) else "ip", payload=body)
 
 
 def client_hello_server_name(payload: bytes) -> str | None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 import random
 import re
-from ipaddress import IPv4Address
+from ipaddress import ip_address
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..model.topology import MULTICAST, Topology, checked_path
+from ..model.topology import MULTICAST, MULTICAST6, Topology, checked_path
 from ..model.yamlsource import KeyPath, Source, describe, quote
 from .expectation import Expectation, parse_expectation
 
@@ -82,6 +82,7 @@ class CheckSpec:
     server: ServerSide = field(default_factory=ServerSide)
     # Sent to many at once (udp): ("broadcast", network name) or ("multicast", group).
     fan_out: tuple[str, str] | None = None
+    family: int | None = None      # 4 or 6; None: IPv4 where the target has it, else IPv6
 
     @property
     def protocol(self) -> str:
@@ -169,6 +170,8 @@ class CheckParser:
                         f"{client} runs a command" if client else kind.name)
         name = source.name(spec.get("name", default_name), path + ("name",), hint="(a check name)")
         check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind, fan_out=fan_out)
+        if "family" in spec:
+            check.family = self.family(spec["family"], path + ("family",), check)
         if "timeout" in spec:
             check.timeout = source.duration(spec["timeout"], path + ("timeout",))
         if "latency" in spec:
@@ -191,24 +194,49 @@ class CheckParser:
                                     + ", ".join(self.topology.hosts))
         return name
 
+    def family(self, raw: Any, path: KeyPath, check: CheckSpec) -> int:
+        """`family: 4` or `6`: the address family the check runs over, which both ends must have."""
+        if raw not in (4, 6, "4", "6", "ipv4", "ipv6") or isinstance(raw, bool):
+            raise self.source.error(path, f"expected 4 or 6 (IPv4 or IPv6), got {describe(raw)}")
+        family = 6 if str(raw).endswith("6") else 4
+        if check.fan_out is not None:
+            kind, where = check.fan_out
+            if kind == "broadcast" and family == 6:
+                raise self.source.error(path, "IPv6 has no broadcast; send to a multicast group such as [ff15::1]:5000")
+            if kind == "multicast" and (":" in where) != (family == 6):
+                raise self.source.error(path, f"group {where} is not IPv{family}")
+        for end in (check.source, check.target):
+            if not end:
+                continue
+            host = self.topology.hosts[end]
+            if not any(family in self.topology.networks[n].families for n in host.networks):
+                raise self.source.error(path, f"'{end}' has no IPv{family} address: none of its networks "
+                                        f"({', '.join(host.networks)}) has a {'subnet6' if family == 6 else 'subnet'}")
+        return family
+
     def fan_out(self, raw: Any, path: KeyPath) -> tuple[tuple[str, str], int] | None:
         """`lan:5000` (a network: its broadcast address) or `239.1.2.3:5000` (a multicast
         group), or None: `to` names a host."""
-        match = re.fullmatch(r"([a-z0-9][a-z0-9-]*|[0-9.]+):([0-9]{1,9})", raw) if isinstance(raw, str) else None
+        match = re.fullmatch(r"([a-z0-9][a-z0-9-]*|[0-9.]+|\[[0-9a-fA-F:.]*\]):([0-9]{1,9})", raw) \
+            if isinstance(raw, str) else None
         if not match or match.group(1) in self.topology.hosts:
             return None
         where, port = match.group(1), int(match.group(2))
         if not 1 <= port <= 65535:
             raise self.source.error(path, f"expected a port from 1 to 65535, got {port}")
         if where in self.topology.networks:
+            if self.topology.networks[where].subnet is None:
+                raise self.source.error(path, f"network '{where}' is IPv6 only, and IPv6 has no broadcast; "
+                                        "send to a multicast group such as [ff15::1]:5000")
             return ("broadcast", where), port
-        if re.fullmatch(r"[0-9.]+", where):
+        if re.fullmatch(r"[0-9.]+|\[.*\]", where):
             try:
-                group = IPv4Address(where)
+                group = ip_address(where.strip("[]"))
             except ValueError:
                 group = None
-            if group is None or group not in MULTICAST:
-                raise self.source.error(path, f"{where} is not a multicast group: groups are in {MULTICAST} "
+            groups = MULTICAST6 if where.startswith("[") else MULTICAST
+            if group is None or group not in groups:
+                raise self.source.error(path, f"{where} is not a multicast group: groups are in {groups} "
                                         "(or name a host, or a network to broadcast on it)")
             return ("multicast", str(group)), port
         return None

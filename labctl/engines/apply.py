@@ -47,6 +47,11 @@ KNOWN_KEYS = {"image", "hostname", "init", "stop_grace_period", "labels", "sysct
               "cap_add", "restart", "depends_on", "stdin_open", "logging"}
 
 
+def _addresses(options: dict[str, str] | None) -> dict[str, str | None]:
+    """A service's static addresses on one network, as the endpoint API takes them."""
+    return {key: (options or {}).get(key) for key in ("ipv4_address", "ipv6_address")}
+
+
 def seconds(duration: str | int | float) -> float:
     """A Compose duration ("2s", "1m30s", "500ms") in seconds."""
     if isinstance(duration, (int, float)):
@@ -226,6 +231,7 @@ class Deployment:
                     self.api.create_network(
                         name, driver=definition.get("driver", "bridge"), internal=bool(definition.get("internal")),
                         options=definition.get("driver_opts") or None, labels=labels, check_duplicate=True,
+                        enable_ipv6=bool(definition.get("enable_ipv6")),
                         ipam=docker.types.IPAMConfig(pool_configs=pools) if pools else None)
                 except docker.errors.APIError as exc:
                     raise EngineError(f"cannot create network {name}: {exc.explanation or exc}") from None
@@ -302,7 +308,7 @@ class Deployment:
         if attached and not (mode or "").startswith("container:"):
             first, options = attached[0]
             networking = self.api.create_networking_config({networks[first]: self.api.create_endpoint_config(
-                ipv4_address=(options or {}).get("ipv4_address"), aliases=[name])})
+                **_addresses(options), aliases=[name])})
         environment = service.get("environment") or {}
         labels = {**(service.get("labels") or {}), CONFIG_LABEL: digest,
                   "com.docker.compose.project": self.project, "com.docker.compose.service": name,
@@ -320,7 +326,7 @@ class Deployment:
             host_config=host_config, networking_config=networking)["Id"]
         for network, options in attached[1:]:
             self.api.connect_container_to_network(container, networks[network], aliases=[name],
-                                                  ipv4_address=(options or {}).get("ipv4_address"))
+                                                  **_addresses(options))
         self._put_files(container, name)
         return container
 

@@ -333,10 +333,12 @@ class ContainerEngine:
             raise EngineError(f"disconnect {host} from {network}: {exc.explanation or exc}") from None
 
     def connect(self, topology: Topology, host: str, network: str) -> None:
-        address = str(topology.hosts[host].address_on(network))
+        attachment = topology.hosts[host].attachment(network)
+        addresses = {"ipv4_address": attachment.address, "ipv6_address": attachment.address6}
         try:
-            self._network(topology, network).connect(self.host_container(topology, host),
-                                                     ipv4_address=address, aliases=[host])
+            self._network(topology, network).connect(
+                self.host_container(topology, host), aliases=[host],
+                **{key: str(value) for key, value in addresses.items() if value is not None})
         except docker.errors.APIError as exc:
             raise EngineError(f"reconnect {host} to {network}: {exc.explanation or exc}") from None
 

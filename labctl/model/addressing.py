@@ -4,53 +4,67 @@ every host reaches every network through the lab's routers."""
 from __future__ import annotations
 
 from collections import deque
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
-from .topology import Host, Route, Topology
+from .topology import Address, Attachment, Host, Route, Subnet, Topology
 
 
 def resolve_addresses(topology: Topology) -> None:
-    """Validate static addresses, then give each `auto` attachment the lowest free address."""
-    taken: dict[str, dict[IPv4Address, str]] = {name: {} for name in topology.networks}
+    """Validate static addresses, then give each `auto` attachment the lowest free address
+    in each family its network has."""
+    taken: dict[tuple[str, int], dict[Address, str]] = {
+        (name, family): {} for name, network in topology.networks.items() for family in network.families}
     for host in topology.hosts.values():
         for attachment in host.attachments:
-            if attachment.address is None:
-                continue
-            network = topology.networks[attachment.network]
-            address = attachment.address
-            path = attachment.key_path
-            if address not in network.subnet:
-                raise topology.error(path, f"address {address} is outside network "
-                                     f"'{network.name}' ({network.subnet})")
-            if address in (network.subnet.network_address, network.subnet.broadcast_address):
-                raise topology.error(path, f"address {address} is the network or broadcast "
-                                     f"address of {network.subnet}")
-            if address == network.gateway:
-                raise topology.error(path, f"address {address} is reserved for Docker's bridge "
-                                     f"on '{network.name}'; use another")
-            owner = taken[network.name].get(address)
-            if owner is not None:
-                raise topology.error(path, f"duplicate address {address}: host '{owner}' "
-                                     f"already has it on '{network.name}'")
-            taken[network.name][address] = host.name
+            for address in attachment.addresses:
+                _claim_static(topology, taken, host, attachment, address)
     for host in topology.hosts.values():
         for attachment in host.attachments:
-            if attachment.address is not None:
-                continue
             network = topology.networks[attachment.network]
-            free = (address for address in network.subnet.hosts()
-                    if address != network.gateway and address not in taken[network.name])
-            address = next(free, None)
-            if address is None:
-                raise topology.error(attachment.key_path,
-                                     f"no free address left on '{network.name}' ({network.subnet})")
-            attachment.address = address
-            taken[network.name][address] = host.name
+            for family in network.families:
+                if attachment.address_for(family) is not None:
+                    continue
+                subnet = network.subnet_for(family)
+                assert subnet is not None
+                gateway = network.gateway_for(family)
+                used = taken[network.name, family]
+                address = next((a for a in subnet.hosts() if a != gateway and a not in used), None)
+                if address is None:
+                    raise topology.error(attachment.key_path,
+                                         f"no free address left on '{network.name}' ({subnet})")
+                if isinstance(address, IPv4Address):
+                    attachment.address = address
+                else:
+                    attachment.address6 = address
+                used[address] = host.name
     for host in topology.hosts.values():
         for index, route in enumerate(host.routes):
-            if not any(route.via in topology.networks[n].subnet for n in host.networks):
+            if not any(topology.networks[n].holds(route.via) for n in host.networks):
                 raise topology.error(("hosts", host.name, "routes", index, "via"),
                                      f"gateway {route.via} is not on any network of '{host.name}'")
+
+
+def _claim_static(topology: Topology, taken: dict[tuple[str, int], dict[Address, str]], host: Host,
+                  attachment: Attachment, address: Address) -> None:
+    network = topology.networks[attachment.network]
+    subnet = network.subnet_for(address.version)
+    path = attachment.key_path
+    if subnet is None or address not in subnet:
+        raise topology.error(path, f"address {address} is outside network '{network.name}' ({subnet})")
+    reserved = (subnet.network_address, subnet.broadcast_address) if address.version == 4 else \
+        (subnet.network_address,)
+    if address in reserved:
+        raise topology.error(path, f"address {address} is the network or broadcast address of {subnet}"
+                             if address.version == 4 else
+                             f"address {address} is the subnet-router anycast address of {subnet}")
+    if address == network.gateway_for(address.version):
+        raise topology.error(path, f"address {address} is reserved for Docker's bridge "
+                             f"on '{network.name}'; use another")
+    owner = taken[network.name, address.version].get(address)
+    if owner is not None:
+        raise topology.error(path, f"duplicate address {address}: host '{owner}' "
+                             f"already has it on '{network.name}'")
+    taken[network.name, address.version][address] = host.name
 
 
 def _router_graph(topology: Topology) -> dict[str, list[tuple[str, Host]]]:
@@ -91,61 +105,100 @@ def _first_hops(topology: Topology, host: Host) -> dict[str, tuple[Host, str]]:
 
 
 def computed_routes(topology: Topology, host: Host) -> list[Route]:
-    """Routes `host` needs to reach every network it is not on: the first router on the
-    shortest path through the lab's routers, then any routes the lab declares itself."""
-    routes = [Route(topology.networks[name].subnet, router.address_on(shared))
-              for name, (router, shared) in _first_hops(topology, host).items()]
+    """Routes `host` needs to reach every network it is not on, in each family both ends
+    have: the first router on the shortest path through the lab's routers, then any routes
+    the lab declares itself."""
+    routes = [Route(subnet, router.address_on(shared, subnet.version))
+              for name, (router, shared) in _first_hops(topology, host).items()
+              for subnet in topology.networks[name].subnets
+              if subnet.version in router.families_on(shared)]
     declared = {route.destination for route in host.routes}
     return [route for route in routes if route.destination not in declared] + list(host.routes)
 
 
-def routes_by_name(topology: Topology, host: Host) -> list[tuple[IPv4Network, str]]:
+def inside_ipv6(topology: Topology, host: Host) -> bool:
+    """Whether `host` has IPv6 only on internal networks: then it keeps no IPv6 default
+    route (Docker gives it one, to the bridge), so no IPv6 route leads out of the lab."""
+    networks = [topology.networks[name] for name in host.networks]
+    return any(n.subnet6 for n in networks) and all(n.internal for n in networks if n.subnet6)
+
+
+def needs_routing_helper(topology: Topology, host: Host) -> bool:
+    """Whether a helper sets up `host`'s routing at start: its routes, and on IPv6 its
+    default route dropped and the wait for duplicate address detection (until a router's
+    link-local addresses pass it, it cannot ask for the neighbours it forwards to)."""
+    return bool(computed_routes(topology, host)) or any(topology.networks[name].subnet6 for name in host.networks)
+
+
+def routes_by_name(topology: Topology, host: Host) -> list[tuple[Subnet, str]]:
     """The same routes with each gateway named, not addressed: on a Swarm, addresses are
     known only once the lab runs, and the router's name resolves to the right one there."""
-    return [(topology.networks[name].subnet, router.name)
-            for name, (router, _shared) in _first_hops(topology, host).items()]
+    return [(subnet, router.name)
+            for name, (router, _shared) in _first_hops(topology, host).items()
+            for subnet in topology.networks[name].subnets]
 
 
-def reachable_networks(topology: Topology, host: Host) -> set[str]:
-    return set(host.networks) | {
+def reachable_networks(topology: Topology, host: Host, family: int | None = None) -> set[str]:
+    """The networks `host` is on or has a route to (in `family`, or in any)."""
+    routes = [route for route in computed_routes(topology, host)
+              if family is None or route.destination.version == family]
+    return {name for name in host.networks
+            if family is None or family in host.families_on(name)} | {
         name for name, network in topology.networks.items()
-        if any(route.destination.overlaps(network.subnet) for route in computed_routes(topology, host))
+        if any(route.destination.overlaps(subnet) for route in routes for subnet in network.subnets
+               if route.destination.version == subnet.version)
     }
 
 
-def address_for(topology: Topology, target: Host, source: Host) -> IPv4Address:
-    """The address `source` should use for `target`: on a network they share if any, else on
-    a network `source` can route to, else `target`'s first address."""
-    for network in target.networks:
-        if network in source.networks:
-            return target.address_on(network)
-    routed = reachable_networks(topology, source)
-    for network in target.networks:
-        if network in routed:
-            return target.address_on(network)
-    return target.address_on(target.networks[0])
+def address_for(topology: Topology, target: Host, source: Host, family: int | None = None) -> Address:
+    """The address `source` should use for `target`, in `family` (IPv4 where the network has
+    it, when not given): on a network they share if any, else on a network `source` can
+    route to, else `target`'s first address."""
+    def candidates(networks) -> list[str]:
+        return [n for n in target.networks if n in networks
+                and (family is None or family in target.families_on(n))]
+    shared = candidates(source.networks)
+    chosen = shared or candidates(reachable_networks(topology, source, family)) or candidates(target.networks)
+    return target.address_on((chosen or target.networks)[0], family)
 
 
-def hosts_table(topology: Topology, source: Host) -> dict[str, IPv4Address]:
-    """Name -> address as `source` sees the other hosts (written into its /etc/hosts)."""
-    return {name: address_for(topology, host, source)
-            for name, host in topology.hosts.items() if host is not source}
+def hosts_table(topology: Topology, source: Host) -> list[tuple[str, Address]]:
+    """(name, address) pairs as `source` sees the other hosts, written into its /etc/hosts:
+    an address in each family `source` can reach it by, IPv4 first."""
+    table: list[tuple[str, Address]] = []
+    for name, host in topology.hosts.items():
+        if host is source:
+            continue
+        families = sorted({f for n in host.networks for f in host.families_on(n)})
+        reachable = [f for f in families if _reaches(topology, source, host, f)] or families[:1]
+        table += [(name, address_for(topology, host, source, family)) for family in reachable]
+    return table
 
 
+def _reaches(topology: Topology, source: Host, target: Host, family: int) -> bool:
+    networks = reachable_networks(topology, source, family)
+    return any(n in networks and family in target.families_on(n) for n in target.networks)
 
-def source_address_toward(topology: Topology, source: Host, destination: IPv4Address) -> IPv4Address:
+
+def source_address_toward(topology: Topology, source: Host, destination: Address) -> Address:
     """The address a server at `destination` sees when `source` talks to it: the source's
     address on the shared network, else on the network of the route's gateway."""
     for attachment in source.attachments:
-        if destination in topology.networks[attachment.network].subnet:
-            assert attachment.address is not None
-            return attachment.address
-    for route in sorted(computed_routes(topology, source), key=lambda r: -r.destination.prefixlen):
+        if topology.networks[attachment.network].holds(destination):
+            own = attachment.address_for(destination.version)
+            if own is not None:
+                return own
+    routes = [r for r in computed_routes(topology, source) if r.destination.version == destination.version]
+    for route in sorted(routes, key=lambda r: -r.destination.prefixlen):
         if destination in route.destination:
             for attachment in source.attachments:
-                if route.via in topology.networks[attachment.network].subnet:
-                    assert attachment.address is not None
-                    return attachment.address
+                own = attachment.address_for(destination.version)
+                if own is not None and topology.networks[attachment.network].holds(route.via):
+                    return own
+    for attachment in source.attachments:
+        own = attachment.address_for(destination.version)
+        if own is not None:
+            return own
     return source.address_on(source.networks[0])
 
 

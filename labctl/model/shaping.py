@@ -110,8 +110,8 @@ def blocked(topology: Topology, live: LiveState | None = None) -> dict[str, list
     blocks: dict[str, set[str]] = {}
     for sides in (live.partitions if live else []):
         for side, other in ((sides[0], sides[1]), (sides[1], sides[0])):
-            addresses = {str(topology.hosts[peer].address_on(network))
-                         for peer in other for network in topology.hosts[peer].networks}
+            addresses = {str(address) for peer in other for attachment in topology.hosts[peer].attachments
+                         for address in attachment.addresses}
             for host in side:
                 blocks.setdefault(host, set()).update(addresses)
     return {host: sorted(addresses) for host, addresses in blocks.items()}

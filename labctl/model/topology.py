@@ -10,7 +10,7 @@ import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,12 @@ SERVICE_KINDS: dict[str, str] = {
 }
 DNS_RECORD_TYPES = ("CNAME", "TXT", "MX", "SRV")
 MULTICAST = IPv4Network("224.0.0.0/4")
+MULTICAST6 = IPv6Network("ff00::/8")
+# Where a lab's IPv6 subnet may not lie: what the kernel or IPv6 itself reserves.
+RESERVED6 = {IPv6Network("ff00::/8"): "multicast", IPv6Network("fe80::/10"): "link-local",
+             IPv6Network("::/8"): "reserved (loopback, unspecified and IPv4-mapped)"}
+Address = IPv4Address | IPv6Address
+Subnet = IPv4Network | IPv6Network
 RAW_PROTOCOLS = (1, 254)     # what a raw listener or a raw check may use: not TCP (6) or UDP (17)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -48,22 +54,51 @@ MAX_PATH_PART = 255         # bytes of one of its names, as Linux allows
 
 @dataclass(frozen=True)
 class Network:
+    """A network with an IPv4 subnet, an IPv6 subnet, or both (dual stack)."""
     name: str
-    subnet: IPv4Network
+    subnet: IPv4Network | None
     internal: bool = True
     encrypted: bool = False   # Swarm: IPsec between machines; one machine's bridge needs none
+    subnet6: IPv6Network | None = None
+
+    @property
+    def subnets(self) -> list[Subnet]:
+        return [subnet for subnet in (self.subnet, self.subnet6) if subnet is not None]
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        return tuple(subnet.version for subnet in self.subnets)
+
+    def subnet_for(self, family: int) -> Subnet | None:
+        return self.subnet if family == 4 else self.subnet6
+
+    def gateway_for(self, family: int) -> Address:
+        """Docker gives the bridge itself the first address of each subnet; hosts never get it."""
+        subnet = self.subnet_for(family)
+        assert subnet is not None, f"network {self.name} has no IPv{family} subnet"
+        return subnet.network_address + 1
 
     @property
     def gateway(self) -> IPv4Address:
-        """Docker gives the bridge itself the first address; hosts never get it."""
-        return self.subnet.network_address + 1
+        return self.gateway_for(4)  # type: ignore[return-value]
+
+    def holds(self, address: Address) -> bool:
+        return any(address in subnet for subnet in self.subnets)
 
 
 @dataclass
 class Attachment:
     network: str
-    address: IPv4Address | None  # None until addressing fills in an automatic one
+    address: IPv4Address | None   # None until addressing fills in an automatic one
     key_path: KeyPath = ()
+    address6: IPv6Address | None = None
+
+    def address_for(self, family: int) -> Address | None:
+        return self.address if family == 4 else self.address6
+
+    @property
+    def addresses(self) -> list[Address]:
+        return [address for address in (self.address, self.address6) if address is not None]
 
 
 @dataclass(frozen=True)
@@ -87,8 +122,8 @@ class Service:
 
 @dataclass(frozen=True)
 class Route:
-    destination: IPv4Network
-    via: IPv4Address
+    destination: Subnet
+    via: Address
 
 
 @dataclass(frozen=True)
@@ -148,12 +183,21 @@ class Host:
     def service_at(self, transport: str, port: int) -> Service | None:
         return next((s for s in self.services if transport in s.transports and s.port == port), None)
 
-    def address_on(self, network: str) -> IPv4Address:
+    def address_on(self, network: str, family: int | None = None) -> Address:
+        """The host's address on `network`: in `family`, or IPv4 where the network has it."""
+        attachment = self.attachment(network)
+        address = attachment.address_for(family) if family else (attachment.address or attachment.address6)
+        assert address is not None, f"{self.name} has no IPv{family or ''} address on {network}"
+        return address
+
+    def attachment(self, network: str) -> Attachment:
         for attachment in self.attachments:
             if attachment.network == network:
-                assert attachment.address is not None, "addresses are resolved at load time"
-                return attachment.address
+                return attachment
         raise KeyError(f"{self.name} is not on {network}")
+
+    def families_on(self, network: str) -> tuple[int, ...]:
+        return tuple(address.version for address in self.attachment(network).addresses)
 
     @property
     def runs_lab_image(self) -> bool:
@@ -192,8 +236,9 @@ class Topology:
         """Routed traffic must cross the lab's internal bridges (see services/netadmin.py)."""
         # A multicast group lies outside every subnet, which Docker drops on an internal
         # network as it drops routed traffic: the same rule lets it cross its own bridge.
+        # Docker filters no IPv6 at all: the fabric keeps an internal network's IPv6 inside.
         return any(host.router or host.routes or any(s.group for s in host.services)
-                   for host in self.hosts.values())
+                   for host in self.hosts.values()) or any(n.subnet6 for n in self.networks.values())
 
     @property
     def state_folder(self) -> Path:
@@ -210,7 +255,7 @@ class Topology:
         return LabError(f"no host {quote(name)} in lab '{self.name}'; hosts: " + ", ".join(self.hosts))
 
 
-NETWORK_KEYS = ["subnet", "internal", "encrypted"]
+NETWORK_KEYS = ["subnet", "subnet6", "internal", "encrypted"]
 HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
              "env", "routes", "ready", "placement", "limits"]
 LIMIT_KEYS = ["memory", "pids", "cpus"]
@@ -242,25 +287,52 @@ def _parse_networks(source: Source, raw: Any) -> dict[str, Network]:
     networks: dict[str, Network] = {}
     for name, body in items.items():
         path: KeyPath = ("networks", name)
-        spec = source.mapping(body, path, NETWORK_KEYS, required=["subnet"])
-        subnet_text = spec["subnet"]
-        try:
-            subnet = ipaddress.ip_network(str(subnet_text), strict=True)
-        except ValueError as exc:
-            raise source.error(path + ("subnet",),
-                               f"expected an IPv4 subnet such as 10.10.1.0/24, got "
-                               f"{describe(subnet_text)} ({exc})") from None
-        if not isinstance(subnet, IPv4Network) or subnet.prefixlen > 29:
-            raise source.error(path + ("subnet",),
-                               f"expected an IPv4 subnet of /29 or larger, got {subnet}")
-        for other in networks.values():
-            if subnet.overlaps(other.subnet):
-                raise source.error(path + ("subnet",),
-                                   f"subnet {subnet} overlaps network '{other.name}' ({other.subnet})")
+        spec = source.mapping(body, path, NETWORK_KEYS)
+        if "subnet" not in spec and "subnet6" not in spec:
+            raise source.error(path, "expected subnet (IPv4, such as 10.10.1.0/24), subnet6 (IPv6, "
+                               "such as fd00:10:1::/64), or both")
+        subnet = _subnet4(source, spec["subnet"], path + ("subnet",)) if "subnet" in spec else None
+        subnet6 = _subnet6(source, spec["subnet6"], path + ("subnet6",)) if "subnet6" in spec else None
+        for key, mine in (("subnet", subnet), ("subnet6", subnet6)):
+            for other in networks.values():
+                theirs = other.subnet_for(mine.version) if mine is not None else None
+                if mine is not None and theirs is not None and mine.overlaps(theirs):
+                    raise source.error(path + (key,), f"subnet {mine} overlaps network "
+                                       f"'{other.name}' ({theirs})")
         internal = source.boolean(spec.get("internal", True), path + ("internal",))
         encrypted = source.boolean(spec.get("encrypted", False), path + ("encrypted",))
-        networks[name] = Network(name, subnet, internal, encrypted)
+        networks[name] = Network(name, subnet, internal, encrypted, subnet6)
     return networks
+
+
+def _subnet4(source: Source, raw: Any, path: KeyPath) -> IPv4Network:
+    try:
+        subnet = ipaddress.ip_network(str(raw), strict=True)
+    except ValueError as exc:
+        raise source.error(path, f"expected an IPv4 subnet such as 10.10.1.0/24, got "
+                           f"{describe(raw)} ({exc})") from None
+    if not isinstance(subnet, IPv4Network):
+        raise source.error(path, f"{subnet} is an IPv6 subnet: give it as subnet6")
+    if subnet.prefixlen > 29:
+        raise source.error(path, f"expected an IPv4 subnet of /29 or larger, got {subnet}")
+    return subnet
+
+
+def _subnet6(source: Source, raw: Any, path: KeyPath) -> IPv6Network:
+    try:
+        subnet = ipaddress.ip_network(str(raw), strict=True)
+    except ValueError as exc:
+        raise source.error(path, f"expected an IPv6 subnet such as fd00:10:1::/64, got "
+                           f"{describe(raw)} ({exc})") from None
+    if not isinstance(subnet, IPv6Network):
+        raise source.error(path, f"{subnet} is an IPv4 subnet: give it as subnet")
+    if not 16 <= subnet.prefixlen <= 120:
+        raise source.error(path, f"expected an IPv6 subnet from /16 to /120 (/64 is usual), got {subnet}")
+    for reserved, what in RESERVED6.items():
+        if subnet.overlaps(reserved):
+            raise source.error(path, f"{subnet} is {what} ({reserved}); use a unique local subnet "
+                               "such as fd00:10:1::/64")
+    return subnet
 
 
 def _parse_hosts(source: Source, raw: Any, networks: dict[str, Network],
@@ -325,14 +397,33 @@ def _parse_attachments(source: Source, raw: Any, path: KeyPath,
                                + ", ".join(networks))
         if network in [a.network for a in attachments]:
             raise source.error(item_path, f"network '{network}' is listed twice")
-        address: IPv4Address | None = None
-        if value not in (None, "auto"):
+        attachment = Attachment(network, None, item_path)
+        values = value if isinstance(value, list) else [] if value in (None, "auto") else [value]
+        if not values and isinstance(value, list) or len(values) > 2:
+            raise source.error(item_path, "expected an address, 'auto', or a list of an IPv4 and an "
+                               f"IPv6 address, got {describe(value)}")
+        for index, item in enumerate(values):
+            where = item_path + (index,) if isinstance(value, list) else item_path
+            if item == "auto":
+                continue
             try:
-                address = IPv4Address(str(value))
+                address = ipaddress.ip_address(str(item))
             except ValueError:
-                raise source.error(item_path, "expected an IPv4 address or 'auto', got "
-                                   + describe(value)) from None
-        attachments.append(Attachment(network, address, item_path))
+                raise source.error(where, "expected an IPv4 or IPv6 address, or 'auto', got "
+                                   + describe(item)) from None
+            subnet = networks[network].subnet_for(address.version)
+            if subnet is None:
+                other = "subnet6" if address.version == 6 else "subnet"
+                raise source.error(where, f"{address} is an IPv{address.version} address but network "
+                                   f"'{network}' has no {other}")
+            if attachment.address_for(address.version) is not None:
+                raise source.error(where, f"two IPv{address.version} addresses for '{network}'; "
+                                   "give one per family")
+            if isinstance(address, IPv4Address):
+                attachment.address = address
+            else:
+                attachment.address6 = address
+        attachments.append(attachment)
     return attachments
 
 
@@ -421,11 +512,13 @@ def _dns_options(source: Source, spec: dict[str, Any], path: KeyPath) -> dict[st
 
 def multicast_group(source: Source, value: Any, path: KeyPath) -> str:
     try:
-        group = IPv4Address(str(value))
+        group = ipaddress.ip_address(str(value))
     except ValueError:
-        raise source.error(path, f"expected a multicast group such as 239.1.2.3, got {describe(value)}") from None
-    if group not in MULTICAST:
-        raise source.error(path, f"{group} is not a multicast group: groups are in {MULTICAST}")
+        raise source.error(path, "expected a multicast group such as 239.1.2.3 or ff15::1:2, got "
+                           f"{describe(value)}") from None
+    groups = MULTICAST if group.version == 4 else MULTICAST6
+    if group not in groups:
+        raise source.error(path, f"{group} is not a multicast group: IPv{group.version} groups are in {groups}")
     return str(group)
 
 
@@ -543,15 +636,18 @@ def _parse_routes(source: Source, raw: Any, path: KeyPath) -> list[Route]:
         item_path = path + (index,)
         spec = source.mapping(item, item_path, ["to", "via"], required=["to", "via"])
         try:
-            destination = IPv4Network(str(spec["to"]), strict=False)
+            destination = ipaddress.ip_network(str(spec["to"]), strict=False)
         except ValueError:
-            raise source.error(item_path + ("to",), "expected an IPv4 subnet, got "
+            raise source.error(item_path + ("to",), "expected an IPv4 or IPv6 subnet, got "
                                + describe(spec["to"])) from None
         try:
-            via = IPv4Address(str(spec["via"]))
+            via = ipaddress.ip_address(str(spec["via"]))
         except ValueError:
-            raise source.error(item_path + ("via",), "expected an IPv4 address, got "
+            raise source.error(item_path + ("via",), "expected an IPv4 or IPv6 address, got "
                                + describe(spec["via"])) from None
+        if via.version != destination.version:
+            raise source.error(item_path + ("via",), f"{via} is IPv{via.version} but the route to "
+                               f"{destination} is IPv{destination.version}")
         routes.append(Route(destination, via))
     return routes
 

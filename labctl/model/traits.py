@@ -17,19 +17,25 @@ class EngineTraits:
     builds_images: bool       # `build:` hosts can be built where the lab runs
     document: str             # which rendered document it runs: "compose" or "stack"
     in_lab_file: bool = True  # may a lab file name it in `engine:`
+    ipv6: str | None = None   # why the engine's networks cannot carry IPv6; None: they can
 
 
 def check_engine_can_run(topology, traits: EngineTraits) -> None:
     """What the engine cannot honour, refused with what to write instead; Docker would
     drop it silently. `topology` is a model.topology.Topology."""
     where = f"on {traits.summary}"
+    for network in topology.networks.values():
+        if network.subnet6 is not None and traits.ipv6:
+            raise topology.error(("networks", network.name, "subnet6"),
+                                 f"IPv6 is not available {where}: {traits.ipv6}; drop subnet6 "
+                                 "or run the lab on one machine (--engine compose)")
     for host in topology.hosts.values():
         at = ("hosts", host.name)
         if traits.assigns_addresses:
             for attachment in host.attachments:
-                if attachment.address is not None:
+                if attachment.addresses:
                     raise topology.error(attachment.key_path,
-                                         f"a static address ({attachment.address}) is not available {where}, "
+                                         f"a static address ({attachment.addresses[0]}) is not available {where}, "
                                          "which assigns task addresses itself; write 'auto' (or list the "
                                          "network) and reach the host by its name: labctl resolves the "
                                          "addresses after deploy")

@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..checks.judge import client_problems, server_problems, wants_server_side
+from ..checks.judge import client_problems, family_of, server_problems, wants_server_side
 from ..checks.probe import probe_spec
 from ..checks.result import CheckResult
 from ..checks.spec import CheckSpec
@@ -112,7 +112,7 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
 
     # Kinds proven by a counter of the target's (ping): read it before and after the round.
     counted = [i for i, check in enumerate(checks) if _counts(topology, check) and i not in observations]
-    watched = {(checks[i].target, checks[i].kind.counter) for i in counted}
+    watched = {_counter_key(topology, checks[i]) for i in counted}
     before = _counters(topology, engine, watched)
 
     def run_batch(source: str) -> None:
@@ -138,7 +138,8 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     client_side = [client_problems(check, observations.get(index) or missing)
                    for index, check in enumerate(checks)]
     after = _counters(topology, engine, watched)
-    for index, problem in _counter_problems(checks, counted, client_side, observations, before, after).items():
+    keys = {i: _counter_key(topology, checks[i]) for i in counted}
+    for index, problem in _counter_problems(keys, client_side, observations, checks, before, after).items():
         client_side[index].append(problem)
     # The server's side is read only where the client's side holds: the target's transcript,
     # and those of the hosts that must (or must not) have heard a broadcast or a group.
@@ -304,39 +305,53 @@ def _counts(topology: Topology, check: CheckSpec) -> bool:
             and topology.hosts[check.target].runs_lab_image)
 
 
+def _counter_key(topology: Topology, check: CheckSpec) -> tuple[str, tuple[str, str]]:
+    """(target, counter): the counter the check's kind proves it by, in the check's family."""
+    counter = check.kind.counter_for(family_of(topology, check))
+    assert check.target is not None and counter is not None
+    return check.target, counter
+
+
 def _counters(topology: Topology, engine: Engine,
               watched: set[tuple[str, tuple[str, str]]]) -> dict[tuple[str, tuple[str, str]], int | str]:
     """Each (target, counter)'s value in the target's own network namespace, or why it
-    could not be read."""
+    could not be read: /proc/net/snmp holds IPv4's in a header line and a value line per
+    section; /proc/net/snmp6 holds IPv6's one to a line (Icmp6InEchos 3)."""
     def read(item: tuple[str, tuple[str, str]]) -> tuple[tuple[str, tuple[str, str]], int | str]:
         host, (section, field) = item
+        table = "/proc/net/snmp6" if section.endswith("6") else "/proc/net/snmp"
         try:
-            result = engine.exec(topology, host, ["cat", "/proc/net/snmp"])
+            result = engine.exec(topology, host, ["cat", table])
         except LabError as exc:
             return item, str(exc)
-        lines = [line.split() for line in result.stdout.decode("utf-8", "replace").splitlines()
-                 if line.startswith(section + ":")]
-        if result.exit_code != 0 or len(lines) < 2 or field not in lines[0]:
-            return item, f"no {section} {field} counter in {host}'s /proc/net/snmp"
-        return item, int(lines[1][lines[0].index(field)])
+        text = result.stdout.decode("utf-8", "replace").splitlines()
+        if section.endswith("6"):
+            values = [line.split() for line in text if line.startswith(section + field)]
+            if result.exit_code == 0 and len(values) == 1 and values[0][0] == section + field:
+                return item, int(values[0][1])
+        else:
+            lines = [line.split() for line in text if line.startswith(section + ":")]
+            if result.exit_code == 0 and len(lines) >= 2 and field in lines[0]:
+                return item, int(lines[1][lines[0].index(field)])
+        return item, f"no {section} {field} counter in {host}'s {table}"
     if not watched:
         return {}
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         return dict(pool.map(read, sorted(watched)))
 
 
-def _counter_problems(checks: list[CheckSpec], counted: list[int], client_side: list[list[str]],
-                      observations: dict[int, dict[str, Any]], before: dict, after: dict) -> dict[int, str]:
+def _counter_problems(keys: dict[int, tuple[str, tuple[str, str]]], client_side: list[list[str]],
+                      observations: dict[int, dict[str, Any]], checks: list[CheckSpec],
+                      before: dict, after: dict) -> dict[int, str]:
     """The server's side of counted checks: over the round the target's counter rose by at
     least what every passing check against it says arrived."""
     needed: dict[tuple[str, tuple[str, str]], int] = {}
-    passing = [i for i in counted if not client_side[i]]
+    passing = [i for i in keys if not client_side[i]]
     for i in passing:
-        key = (checks[i].target, checks[i].kind.counter)
-        needed[key] = needed.get(key, 0) + checks[i].kind.counted(observations.get(i) or {})
+        needed[keys[i]] = needed.get(keys[i], 0) + checks[i].kind.counted(observations.get(i) or {})
     problems = {}
     for i in passing:
-        key = (checks[i].target, checks[i].kind.counter)
+        key = keys[i]
         first, last = before.get(key), after.get(key)
         if isinstance(first, str) or isinstance(last, str) or first is None or last is None:
             problems[i] = f"cannot read the server's side: {first if isinstance(first, str) else last}"

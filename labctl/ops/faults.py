@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..engines.base import Engine, bind_addresses
 from ..errors import LabError
-from ..model.addressing import computed_routes
+from ..model.addressing import needs_routing_helper
 from ..model.impairment import Interface
 from ..model.shaping import LiveState, effective, load_live, save_live, sidecar_specs
 from ..model.targets import resolve_target
@@ -56,10 +56,10 @@ def reattach(topology: Topology, engine: Engine, host: str, progress: Progress) 
         running = {state.name for state in engine.states(topology)
                    if state.role == "host" and state.state == "running"}
         others = [routes_service(name) for name, other in topology.hosts.items()
-                  if name != host and name in running and computed_routes(topology, other)]
+                  if name != host and name in running and needs_routing_helper(topology, other)]
         others += [net_service(name) for name in specs if name != host and name in running]
         engine.update(topology, document, others, progress)
-    wanted = [routes_service(host)] if computed_routes(topology, topology.hosts[host]) else []
+    wanted = [routes_service(host)] if needs_routing_helper(topology, topology.hosts[host]) else []
     if host in specs:
         wanted.append(net_service(host))
     engine.update(topology, document, wanted, progress, recreate=True)

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import LabError
-from ..model.addressing import address_for, computed_routes, hosts_table
+from ..model.addressing import address_for, computed_routes, hosts_table, inside_ipv6, needs_routing_helper
 from ..model.shaping import LiveState, sidecar_specs
 from ..model.topology import Host, Service, Topology
 from ..names import (FABRIC_SERVICE, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SIDECAR_APPLIED,
@@ -91,11 +91,12 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
             services[host.name].pop("volumes")
             services[host.name].update(_copied(topology, host, pki, base, copies))
         routes = computed_routes(topology, host)
-        if routes:
+        if needs_routing_helper(topology, host):
             services[routes_service(host.name)] = _helper(
                 topology, image, "routes", host=host.name,
                 network_mode=f"service:{host.name}",
                 command=["python3", program("netadmin"), "routes",
+                         *(["--no-default6"] if inside_ipv6(topology, host) else []),
                          *[f"{route.destination}={route.via}" for route in routes]],
                 depends_on={host.name: {"condition": "service_started"}})
     for host, spec in sidecar_specs(topology, live).items():
@@ -112,13 +113,16 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
         services[FABRIC_SERVICE] = _helper(
             topology, image, "fabric", network_mode="host",
             command=["python3", program("netadmin"), "fabric-add", fabric_tag(topology),
-                     *[bridge_name(topology, name) for name in topology.networks]])
+                     *[bridge_name(topology, name) + (":6i" if network.internal else ":6") * bool(network.subnet6)
+                       for name, network in topology.networks.items()]])
     networks = {
         name: {
             "driver": "bridge",
             "internal": network.internal,
             "driver_opts": {"com.docker.network.bridge.name": bridge_name(topology, name)},
-            "ipam": {"config": [{"subnet": str(network.subnet), "gateway": str(network.gateway)}]},
+            "ipam": {"config": [{"subnet": str(subnet), "gateway": str(network.gateway_for(subnet.version))}
+                                for subnet in network.subnets]},
+            **({"enable_ipv6": True} if network.subnet6 else {}),
             "labels": labels(topology),
         }
         for name, network in topology.networks.items()
@@ -163,10 +167,12 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
     credentials = pki.host(host.name)
     service = host_basics(topology, host, image)
     service.update({
-        "networks": {attachment.network: {"ipv4_address": str(attachment.address)}
+        "networks": {attachment.network: {key: str(address) for key, address in
+                                          (("ipv4_address", attachment.address),
+                                           ("ipv6_address", attachment.address6)) if address}
                      for attachment in host.attachments},
         "extra_hosts": [f"{name}:{address}" for name, address in
-                        sorted(hosts_table(topology, host).items())],
+                        sorted(hosts_table(topology, host), key=lambda pair: pair[0])],
         "security_opt": ["no-new-privileges:true"],
         # What one host may use: a runaway program fails its own host only.
         "mem_limit": host.limits.memory,
@@ -223,6 +229,8 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
     }
     if host.router:
         service["sysctls"] = {"net.ipv4.ip_forward": 1}
+        if any(topology.networks[name].subnet6 for name in host.networks):
+            service["sysctls"]["net.ipv6.conf.all.forwarding"] = 1
     if host.env:
         service["environment"] = dict(host.env)
     if host.services:
@@ -248,7 +256,7 @@ def dns_zone(topology: Topology, host: Host, service: Service) -> dict[str, Any]
     """What a dns service answers: its zone, every host's addresses (those known when the
     document is written), and the records the lab declares."""
     return {"zone": service.zone, "server": host.name,
-            "hosts": {name: [str(a.address) for a in other.attachments if a.address is not None]
+            "hosts": {name: [str(address) for a in other.attachments for address in a.addresses]
                       for name, other in topology.hosts.items()},
             "records": [{"name": name, "type": rtype, "value": value} for name, rtype, value in service.records]}
 

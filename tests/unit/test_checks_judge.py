@@ -339,7 +339,7 @@ def test_bad_broadcast_and_multicast_vocabulary_is_a_one_line_error(write_lab):
         assert words in str(caught.value) and "\n" not in str(caught.value), (check, str(caught.value))
     with pytest.raises(LabFileError) as caught:
         read_lab(write_lab(CAST.replace("group: 239.1.2.3", "group: 10.0.0.1")))
-    assert "10.0.0.1 is not a multicast group: groups are in 224.0.0.0/4" in str(caught.value)
+    assert "10.0.0.1 is not a multicast group: IPv4 groups are in 224.0.0.0/4" in str(caught.value)
 
 
 def test_a_reach_pair_split_by_a_partition_in_force_must_fail(lab_with):

@@ -3,8 +3,8 @@
 `{from: alice, to: web, ping: {count: 3, min_share: 1, max_rtt: 50ms, size: 56}}` reads
 "alice pings web 3 times with 56 bytes; every reply comes back within 50 ms". Expected
 errors: `unreachable` (an ICMP error, or no route) and `timeout` (no reply at all).
-The server's side is the target's own count of echo requests received (Icmp InEchos in
-its namespace), read before and after the round: the target needs no privilege.
+The server's side is the target's own count of echo requests received (Icmp InEchos, or
+Icmp6InEchos over IPv6, in its namespace), read before and after the round: the target needs no privilege.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class PingKind(ExchangeKind):
     transport = "icmp"
     takes_port = False
     counter = ("Icmp", "InEchos")
+    counter6 = ("Icmp6", "InEchos")
 
     def matrix_options(self, count: int, fails: str) -> PingOptions:
         """A reach matrix's pair: every reply back, or (`fails` says why) none."""

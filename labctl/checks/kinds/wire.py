@@ -48,7 +48,9 @@ class WireSpec:
 
 
 def addresses_of(topology: Topology, host: str) -> set[str]:
-    return {str(topology.hosts[host].address_on(network)) for network in topology.hosts[host].networks}
+    """Every address of `host`, IPv4 and IPv6 alike: an exchange over either family is the
+    host's. Text as pcap writes it (IPv6 compressed), so the two compare."""
+    return {str(address) for attachment in topology.hosts[host].attachments for address in attachment.addresses}
 
 
 def wire_problems(topology: Topology, spec: WireSpec, packets: list[Packet]) -> list[str]:

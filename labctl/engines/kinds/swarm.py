@@ -8,7 +8,8 @@ from ...model.traits import EngineTraits
 from . import EngineChoice, EngineKind
 
 TRAITS = EngineTraits(name="swarm", summary="Swarm", assigns_addresses=True, copies_files=True,
-                      bridges=False, builds_images=False, document="stack")
+                      bridges=False, builds_images=False, document="stack",
+                      ipv6="Swarm overlay networks do not carry IPv6 reliably (moby #43615)")
 
 
 def _open(topology, choice: EngineChoice):
