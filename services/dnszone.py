@@ -126,6 +126,12 @@ def parse_response(message: bytes) -> dict:
 
 # -- the zone ------------------------------------------------------------------------------
 
+def reverse_zone(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """The reverse zone the lab answers for around an address: its /24 under in-addr.arpa,
+    its /64 under ip6.arpa (16 nibbles, the host part, dropped from its name)."""
+    return ip.reverse_pointer.split(".", 1 if ip.version == 4 else 16)[-1]
+
+
 class Zone:
     """`zone`: the lab's domain; `hosts`: name -> addresses; `records`: declared records,
     each {name, type, value} with names relative to the zone ("@" is the apex)."""
@@ -139,9 +145,9 @@ class Zone:
         for host, addresses in hosts.items():
             for address in addresses:
                 ip = ipaddress.ip_address(address)
-                self.add(f"{host}.{self.zone}", "A" if ip.version == 4 else "AAAA", address)
+                self.add(f"{host}.{self.zone}", "A" if ip.version == 4 else "AAAA", str(ip))
                 self.add(ip.reverse_pointer, "PTR", f"{host}.{self.zone}")
-                self.reverse_zones.add(ip.reverse_pointer.split(".", 1)[1])
+                self.reverse_zones.add(reverse_zone(ip))
         for record in records:
             name = record["name"]
             fqdn = self.zone if name == "@" else f"{name.rstrip('.')}.{self.zone}".lower()

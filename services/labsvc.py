@@ -8,6 +8,8 @@ Every exchange served is appended as one JSON line to the transcript
 (/var/log/labctl/transcript.jsonl), so checks can assert what the server saw; the same line
 goes to standard output after "transcript ", where labctl reads it through the engine's log
 API. "labsvc: serving ..." on standard output says every server listens: the host is ready.
+Every server listens on IPv4 and on IPv6 (a socket for each; IPv6 where the host has it),
+and writes its peers as services/inet.py does: 10.1.2.3, fd00:1::2.
 
 One thread serves everything: a selectors event loop (epoll) owns every listening socket,
 every connection and every UDP socket. A connection is a socket, a few small buffers and,
@@ -45,6 +47,8 @@ import selectors
 import socket
 import sys
 import time
+
+from inet import endpoint, family_of, ipv6_interfaces, ipv6_membership  # beside this file
 
 try:  # the built-in digest: hashlib would load OpenSSL's libcrypto into every server
     from _sha256 import sha256
@@ -170,6 +174,7 @@ def record(service: str, protocol: str, port: int, peer: tuple, preview: bytes, 
            bytes_out: int, sha256: str, **extra) -> None:
     """One JSON line per exchange. Health probes (empty or token payloads from loopback)
     are not exchanges."""
+    peer = endpoint(peer)
     if peer[0] == "127.0.0.1" and (bytes_in == 0 or (bytes_in == len(HEALTH_TOKEN)
                                                      and preview == HEALTH_TOKEN)):
         return
@@ -311,14 +316,51 @@ class Loop:
         return True
 
 
+# -- both families -------------------------------------------------------------------------
+
+FAMILIES = (socket.AF_INET, socket.AF_INET6)
+# What making or binding a socket fails with where the host lacks the family (IPv6 disabled
+# or missing in the kernel). Docker leaves a container on IPv4-only networks able to bind
+# "::" all the same; such a socket hears nothing until an IPv6 network is connected.
+LACKS_FAMILY = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
+
+
+def bound(family: int, kind: int, port: int) -> socket.socket:
+    """A socket bound to `port` on every address of its family. An IPv6 socket takes IPv6
+    only: IPv4 has a socket of its own, so an IPv4 peer never shows as ::ffff:a.b.c.d."""
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def each_family(make) -> list:
+    """make(family) for IPv4 and IPv6, without the family the host lacks (at least one)."""
+    made, lacking = [], None
+    for family in FAMILIES:
+        try:
+            made.append(make(family))
+        except OSError as exc:
+            if exc.errno not in LACKS_FAMILY:
+                raise
+            lacking = exc
+    if not made:
+        raise lacking
+    return made
+
+
 # -- TCP services --------------------------------------------------------------------------
 
 class Listener:
-    def __init__(self, loop: Loop, service: Service):
+    def __init__(self, loop: Loop, service: Service, family: int):
         self.loop, self.service = loop, service
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", service.port))
+        self.sock = bound(family, socket.SOCK_STREAM, service.port)
         self.sock.listen(4096)  # the kernel caps it at somaxconn
         self.sock.setblocking(False)
         loop.selector.register(self.sock, selectors.EVENT_READ, self.accept)
@@ -340,7 +382,7 @@ class Listener:
             if len(loop.conns) >= MAX_CONNECTIONS:
                 loop.make_room()
             sock.setblocking(False)
-            Conn(loop, sock, peer, self.service)
+            Conn(loop, sock, endpoint(peer), self.service)
 
 
 def first_record_complete(data: bytes) -> bool:
@@ -993,12 +1035,10 @@ class Datagrams:
         loop.selector.register(self.sock, selectors.EVENT_READ, self.on_event)
 
     @staticmethod
-    def udp(port: int) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    def udp(port: int, family: int) -> socket.socket:
+        sock = bound(family, socket.SOCK_DGRAM, port)
         # A burst of datagrams waits in this buffer while the loop serves the others.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("0.0.0.0", port))
         return sock
 
     def on_event(self, _mask: int) -> None:
@@ -1029,9 +1069,9 @@ class UdpEcho(Datagrams):
     """Each datagram back to its sender. A send that fails (no route, a firewall, a full
     buffer) is recorded with its error; the loop carries on with the next datagram."""
 
-    def __init__(self, loop: Loop, port: int):
+    def __init__(self, loop: Loop, port: int, family: int):
         self.port = port
-        super().__init__(loop, self.udp(port))
+        super().__init__(loop, self.udp(port, family))
 
     def received(self, data: bytes, peer: tuple) -> None:
         error = self.send(data, peer)
@@ -1040,13 +1080,17 @@ class UdpEcho(Datagrams):
 
 class UdpListener(Datagrams):
     """Records each datagram that reaches its port: sent to the host, to its network's
-    broadcast address, or to the multicast group it joins (on every interface). It answers
-    nothing: who heard a broadcast or a group's datagram is what a check asks."""
+    broadcast address, or to the multicast group it joins (on every interface; an IPv6
+    group on every interface with IPv6). It answers nothing: who heard a broadcast or a
+    group's datagram is what a check asks."""
 
-    def __init__(self, loop: Loop, port: int, group: str | None):
+    def __init__(self, loop: Loop, port: int, group: str | None, family: int):
         self.port = port
-        sock = self.udp(port)
-        if group:
+        sock = self.udp(port, family)
+        if group and family_of(group) == socket.AF_INET6 == family:
+            for index in ipv6_interfaces().values():  # struct ipv6_mreq: the group, the interface
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, ipv6_membership(group, index))
+        elif group and family_of(group) == socket.AF_INET == family:
             for index, name in socket.if_nameindex():
                 if name != "lo":  # struct ip_mreqn: the group, any local address, the interface
                     request = socket.inet_aton(group) + socket.inet_aton("0.0.0.0") + index.to_bytes(4, sys.byteorder)
@@ -1066,12 +1110,10 @@ def dns_record(service, peer: tuple, query: bytes, facts: dict, answer: bytes, p
 class DnsUdp(Datagrams):
     """The lab's DNS over UDP: one answer per query, from the zone (services/dnszone.py)."""
 
-    def __init__(self, loop: Loop, service: Service):
+    def __init__(self, loop: Loop, service: Service, family: int):
         self.service = service
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("0.0.0.0", service.port))
-        super().__init__(loop, sock, 4096)   # a query is small; more is cut and answered FORMERR
+        # A query is small; more is cut and answered FORMERR.
+        super().__init__(loop, bound(family, socket.SOCK_DGRAM, service.port), 4096)
 
     def received(self, query: bytes, peer: tuple) -> None:
         answer, facts = self.service.zone.answer(query)
@@ -1139,14 +1181,15 @@ class DnsApp:
 
 class RawListener(Datagrams):
     """Records each IP packet of one protocol number that reaches the host (a raw socket:
-    NET_RAW, one of Docker's default capabilities). It answers nothing."""
+    NET_RAW, one of Docker's default capabilities). It answers nothing. An IPv4 raw socket
+    reads the IP header too, an IPv6 one only what follows it."""
 
-    def __init__(self, loop: Loop, protocol: int):
-        self.protocol = protocol
-        super().__init__(loop, socket.socket(socket.AF_INET, socket.SOCK_RAW, protocol))
+    def __init__(self, loop: Loop, protocol: int, family: int):
+        self.protocol, self.family = protocol, family
+        super().__init__(loop, socket.socket(family, socket.SOCK_RAW, protocol))
 
     def received(self, packet: bytes, peer: tuple) -> None:
-        header = (packet[0] & 0x0F) * 4 if packet else 0
+        header = (packet[0] & 0x0F) * 4 if packet and self.family == socket.AF_INET else 0
         record_bytes("raw-listener", "raw", self.protocol, (peer[0], None), packet[header:], 0)
 
 
@@ -1221,28 +1264,30 @@ def main(argv: list[str]) -> int:
     loop = Loop()
     for spec in specs:
         kind, port = spec["kind"], int(spec["port"])
+        # Each server listens on IPv4 and on IPv6, with a socket for each family.
         if kind == "udp-echo":
-            UdpEcho(loop, port)
+            each_family(lambda family: UdpEcho(loop, port, family))
             continue
-        if kind == "raw-listener":
-            RawListener(loop, port)  # its "port" is the protocol number it listens for
+        if kind == "raw-listener":  # its "port" is the protocol number it listens for
+            each_family(lambda family: RawListener(loop, port, family))
             continue
         if kind == "udp-listener":
-            UdpListener(loop, port, spec.get("group"))
+            each_family(lambda family: UdpListener(loop, port, spec.get("group"), family))
             continue
         if kind == "dns":
             import dnszone  # beside this file; only a host that serves DNS loads it
             zone = dnszone.Zone(spec["zone"], spec.get("hosts") or {}, spec.get("records") or [],
                                 spec.get("server") or "ns")
             service = Service(kind, port, zone=zone)
-            DnsUdp(loop, service)
-            Listener(loop, service)
+            each_family(lambda family: DnsUdp(loop, service, family))
+            each_family(lambda family: Listener(loop, service, family))
             continue
         if kind not in ("tcp-echo", "tls-echo", "http", "https"):
             raise SystemExit(f"labsvc: unknown service '{kind}'")
         if kind in ("http", "https"):
             _import_http()
-        Listener(loop, Service(kind, port, spec.get("client_cert") or "none"))
+        service = Service(kind, port, spec.get("client_cert") or "none")
+        each_family(lambda family: Listener(loop, service, family))
     print(f"labsvc: serving {', '.join(s['kind'] + ':' + str(s['port']) for s in specs) or 'nothing'}",
           flush=True)
     loop.run()

@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from inet import family_of  # beside this file
+
 
 def rtt(address: str, port: int, count: int) -> list[float]:
     sock = socket.create_connection((address, port), timeout=10)
@@ -36,7 +38,7 @@ def rtt(address: str, port: int, count: int) -> list[float]:
 
 
 def udp(address: str, port: int, count: int) -> list[int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(family_of(address), socket.SOCK_DGRAM)
     sock.connect((address, port))
     sock.settimeout(1.0)
     order: list[int] = []

@@ -5,16 +5,19 @@ Usage: probe.py BASE64_JSON   (a list of probe specs, built by labctl/checks/pro
 Prints one JSON list of observations. It judges nothing: labctl compares what was
 observed with what the check expects. Standard library only.
 
-A spec holds: id, protocol (tcp|tls|udp|http), address, port, timeout, and
+A spec holds: id, protocol (tcp|tls|udp|http|ping|raw|dns), address (IPv4 or IPv6: the
+socket's family follows it), port, timeout, and
   steps      [{send: base64, read: {mode, n, pattern}}]; modes: eof (half-close, then
              read to the end), drain (read to the end), bytes, regex, json, none
-  udp_count  datagrams to send (udp)
+  udp_count  datagrams to send (udp); fan_out: broadcast | multicast (IPv4 or IPv6 group),
+             with interface_address: an IPv6 group leaves by the interface holding it
   tls        {ca: lab|untrusted, server_name, client_cert: bool}
   http       {method, path, headers, https}
   load       {clients, requests | duration}
 An observation holds: id, error, detail, elapsed_ms, local ([address, port] of each
-connection, so the server's transcript can be matched), replies (base64 per step),
-and per protocol: tls facts, HTTP status and headers, UDP counts, load statistics.
+connection, written as the server's transcript writes its peer, so the two can be
+matched), replies (base64 per step), and per protocol: tls facts, HTTP status and
+headers, UDP counts, load statistics.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import sys
 import threading
 import time
 
+from inet import address_text, endpoint, family_of, interface_holding  # beside this file
+
 # ssl and http.client cost tens of milliseconds to import and many batches need neither:
 # main() imports them only for batches that do, which keeps a check's overhead close to
 # that of a bare `docker exec`.
@@ -35,6 +40,10 @@ import time
 PKI = "/opt/labctl/pki"
 CA_FILES = {"lab": f"{PKI}/ca.pem", "untrusted": f"{PKI}/untrusted-ca.pem"}
 MAX_REPLY = 1 << 20
+
+
+# No route to the address (also: IPv6 asked of a host that has no IPv6 address to send from).
+UNREACHABLE = (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL)
 
 
 class ReadTimeout(socket.timeout):  # noqa: N818 (it is a timeout)
@@ -73,7 +82,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return "timeout", "no answer in time"
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
         return "reset", "connection reset by peer"
-    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+    if isinstance(exc, OSError) and exc.errno in UNREACHABLE:
         return "unreachable", exc.strerror or str(exc)
     return "error", f"{exc.__class__.__name__}: {exc}"
 
@@ -166,7 +175,7 @@ def _send(conn, payload: bytes) -> None:
 def probe_stream(spec: dict, deadline: float, observation: dict) -> None:
     sock = socket.create_connection((spec["address"], spec["port"]),
                                     timeout=max(deadline - time.monotonic(), 0.001))
-    observation["local"].append(list(sock.getsockname()[:2]))
+    observation["local"].append(list(endpoint(sock.getsockname())))
     try:
         conn = sock
         if spec["protocol"] == "tls":
@@ -199,9 +208,9 @@ def probe_udp(spec: dict, deadline: float, observation: dict) -> None:
     if spec.get("fan_out"):
         _fan_out(spec, payload, count, observation)
         return
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(family_of(spec["address"]), socket.SOCK_DGRAM) as sock:
         sock.connect((spec["address"], spec["port"]))
-        observation["local"].append(list(sock.getsockname()[:2]))
+        observation["local"].append(list(endpoint(sock.getsockname())))
         received: list[bytes] = []
         for _ in range(count):
             sock.send(payload)
@@ -222,14 +231,22 @@ def probe_udp(spec: dict, deadline: float, observation: dict) -> None:
 
 def _fan_out(spec: dict, payload: bytes, count: int, observation: dict) -> None:
     """Datagrams to a network's broadcast address or to a multicast group (which stays on
-    the sender's network: TTL 1). Nothing answers; the listeners' transcripts say who heard."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    the sender's network: TTL 1). Nothing answers; the listeners' transcripts say who heard.
+    An IPv6 group goes out of the interface holding `interface_address` when the spec names
+    one, else where the kernel's routes send it."""
+    family = family_of(spec["address"])
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         if spec["fan_out"] == "broadcast":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        elif family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+            index = interface_holding(spec["interface_address"]) if spec.get("interface_address") else None
+            if index is not None:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
         else:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         sock.connect((spec["address"], spec["port"]))  # the source address the listeners see
-        observation["local"].append(list(sock.getsockname()[:2]))
+        observation["local"].append(list(endpoint(sock.getsockname())))
         for _ in range(count):
             sock.send(payload)
     observation["udp"] = {"sent": count, "received": 0}
@@ -263,9 +280,11 @@ def probe_http(spec: dict, deadline: float, observation: dict) -> None:
     try:
         steps = spec.get("steps") or [{"send": ""}]
         body = base64.b64decode(steps[0].get("send", ""))
-        headers = {"Host": f"{tls.get('server_name')}:{spec['port']}", **request.get("headers", {})}
+        name = tls.get("server_name") or spec["address"]
+        host = f"[{name}]" if ":" in name else name  # an IPv6 literal in brackets
+        headers = {"Host": f"{host}:{spec['port']}", **request.get("headers", {})}
         conn.connect()
-        observation["local"].append(list(conn.sock.getsockname()[:2]))
+        observation["local"].append(list(endpoint(conn.sock.getsockname())))
         if request.get("https"):
             observation["tls"] = conn.tls_facts
         conn.request(request.get("method", "GET"), request.get("path", "/"), body=body or None,
@@ -292,16 +311,31 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
+# Per family: the ICMP protocol number, echo request, echo reply, destination unreachable.
+ICMP = {socket.AF_INET: (socket.IPPROTO_ICMP, 8, 0, 3),
+        socket.AF_INET6: (socket.IPPROTO_ICMPV6, 128, 129, 1)}
+
+
+def _ip_header_length(family: int, packet: bytes) -> int:
+    """The IP header before an ICMP message: IPv4's says its length; IPv6's is 40 bytes."""
+    if not packet:
+        return 0
+    return (packet[0] & 0x0F) * 4 if family == socket.AF_INET else 40
+
+
 def probe_ping(spec: dict, deadline: float, observation: dict) -> None:
-    """ICMP echo requests, one at a time, each waiting up to a second for its reply. An
-    unprivileged ICMP socket where the kernel allows one (Docker's default), else a raw
-    one (NET_RAW, a default capability)."""
+    """ICMP (or ICMPv6) echo requests, one at a time, each waiting up to a second for its
+    reply. An unprivileged ICMP socket where the kernel allows one (Docker's default), else
+    a raw one (NET_RAW, a default capability). The kernel sums ICMPv6 itself."""
     icmp = spec["icmp"]
     count, size, address = int(icmp["count"]), int(icmp["size"]), spec["address"]
+    family = family_of(address)
+    protocol, request, reply, unreachable_type = ICMP[family]
+    target = address_text(address)
     try:
-        sock, raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
+        sock, raw = socket.socket(family, socket.SOCK_DGRAM, protocol), False
     except OSError:
-        sock, raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
+        sock, raw = socket.socket(family, socket.SOCK_RAW, protocol), True
     ident = threading.get_ident() & 0xFFFF
     sent, rtts, unreachable, dropped = 0, [], "", ""
     payload = (b"labctl-ping-" * (size // 12 + 1))[:size]
@@ -309,14 +343,15 @@ def probe_ping(spec: dict, deadline: float, observation: dict) -> None:
         for sequence in range(1, count + 1):
             if time.monotonic() >= deadline:
                 break
-            header = bytes([8, 0, 0, 0]) + ident.to_bytes(2, "big") + sequence.to_bytes(2, "big")
-            packet = header[:2] + _checksum(header + payload).to_bytes(2, "big") + header[4:] + payload
+            header = bytes([request, 0, 0, 0]) + ident.to_bytes(2, "big") + sequence.to_bytes(2, "big")
+            checksum = _checksum(header + payload) if family == socket.AF_INET else 0
+            packet = header[:2] + checksum.to_bytes(2, "big") + header[4:] + payload
             started = time.monotonic()
             sent += 1
             try:
                 sock.sendto(packet, (address, 0))
             except OSError as exc:
-                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                if exc.errno in UNREACHABLE:
                     sent -= 1
                     unreachable = exc.strerror
                     break
@@ -325,7 +360,7 @@ def probe_ping(spec: dict, deadline: float, observation: dict) -> None:
                     continue
                 raise
             if not observation["local"]:
-                observation["local"].append(list(sock.getsockname()))
+                observation["local"].append(list(endpoint(sock.getsockname())))
             wait_until = min(deadline, started + 1.0)
             while True:
                 left = wait_until - time.monotonic()
@@ -337,23 +372,23 @@ def probe_ping(spec: dict, deadline: float, observation: dict) -> None:
                 except socket.timeout:
                     break
                 except OSError as exc:
-                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED):
+                    if exc.errno in UNREACHABLE or exc.errno == errno.ECONNREFUSED:
                         unreachable = exc.strerror
                         break
                     raise
-                if raw:
-                    data = data[(data[0] & 0x0F) * 4:]
-                if len(data) < 8 or peer[0] != address and data[0] == 0:
+                if raw and family == socket.AF_INET:  # IPv6 raw sockets give no IP header
+                    data = data[_ip_header_length(family, data):]
+                if len(data) < 8 or data[0] == reply and address_text(peer[0]) != target:
                     continue
-                if data[0] == 3 and raw:  # about our request if it quotes our id
+                if data[0] == unreachable_type and raw:  # about our request if it quotes our id
                     quoted = data[8:]
-                    quoted = quoted[(quoted[0] & 0x0F) * 4:] if quoted else b""
+                    quoted = quoted[_ip_header_length(family, quoted):]
                     if quoted[4:6] == ident.to_bytes(2, "big"):
                         unreachable = "destination unreachable"
                         break
                     continue
                 replied = int.from_bytes(data[6:8], "big")
-                if data[0] == 0 and replied == sequence and (not raw or data[4:6] == ident.to_bytes(2, "big")):
+                if data[0] == reply and replied == sequence and (not raw or data[4:6] == ident.to_bytes(2, "big")):
                     rtts.append(round((time.monotonic() - started) * 1000, 3))
                     break
     observation["icmp"] = {"sent": sent, "received": len(rtts), "rtt_ms": rtts}
@@ -368,9 +403,9 @@ def probe_raw(spec: dict, deadline: float, observation: dict) -> None:
     """IP packets of one protocol number, with a payload; raw IP has no answer."""
     raw = spec["raw"]
     payload = base64.b64decode(raw["payload"])
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, int(raw["protocol"])) as sock:
+    with socket.socket(family_of(spec["address"]), socket.SOCK_RAW, int(raw["protocol"])) as sock:
         sock.connect((spec["address"], 0))   # so the source address is known, as the server sees it
-        observation["local"].append([sock.getsockname()[0], None])
+        observation["local"].append([endpoint(sock.getsockname())[0], None])
         sent = 0
         for _ in range(int(raw["count"])):
             if time.monotonic() >= deadline:
@@ -396,14 +431,14 @@ def probe_dns(spec: dict, deadline: float, observation: dict) -> None:
     address = (spec["address"], spec["port"])
     if ask.get("tcp"):
         with socket.create_connection(address, timeout=max(0.01, deadline - time.monotonic())) as sock:
-            observation["local"].append(list(sock.getsockname()[:2]))
+            observation["local"].append(list(endpoint(sock.getsockname())))
             sock.sendall(len(message).to_bytes(2, "big") + message)
             size = int.from_bytes(_read_exactly(sock, 2, deadline), "big")
             answer = _read_exactly(sock, size, deadline)
     else:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with socket.socket(family_of(spec["address"]), socket.SOCK_DGRAM) as sock:
             sock.connect(address)
-            observation["local"].append(list(sock.getsockname()[:2]))
+            observation["local"].append(list(endpoint(sock.getsockname())))
             sock.send(message)
             while True:
                 sock.settimeout(max(0.01, deadline - time.monotonic()))

@@ -148,9 +148,10 @@ def ruleset(shaped: list[tuple[str, dict, int]], interfaces: list[str], block: l
         egress = [spare] if block or interface in loss else []
         egress += _blocks("daddr", block)
         if interface in loss:
+            share = int(round(loss[interface] * 1_000_000))
             egress += [f"meta mark {OWN_MARK} accept",
-                       "meta protocol { ip, ip6 } numgen random mod 1000000 < "
-                       f"{int(round(loss[interface] * 1_000_000))} drop"]
+                       "meta protocol { ip, ip6 } " + (f"numgen random mod 1000000 < {share} " if share < 1_000_000 else "")
+                       + "drop"]
         for hook, rules in (("egress", egress),
                             ("ingress", [spare, *_blocks("saddr", block)] if block else [])):
             if rules:

@@ -364,6 +364,8 @@ class Deployment:
         if probe is not None:
             result = self.run(container, readiness_wait(probe, max(1.0, deadline - time.monotonic())))
             if result.exit_code != 0:
+                if not self.api.inspect_container(container).get("State", {}).get("Running"):
+                    raise EngineError(self.failure(container))  # it ended: say why, not "not ready"
                 what = f"host '{name}'" if host is not None else f"helper '{name}'"
                 raise EngineError(f"{what} did not become ready within {self.timeout:.0f}s "
                                   f"(its probe: {' '.join(probe[1:])})")
