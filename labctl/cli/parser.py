@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     def verb(name: str, handler, help: str) -> argparse.ArgumentParser:
         sub = verb_parsers.add_parser(name, help=help, description=help.replace("%%", "%"))
         sub.set_defaults(handler=handler)
+        # As people type them: `labctl validate --engine swarm lab.yaml` too. SUPPRESS
+        # keeps a value given before the verb when none is given after it.
+        sub.add_argument("--engine", metavar="ENGINE", default=argparse.SUPPRESS,
+                         help="as before the verb: compose, swarm or ssh://user@host")
+        sub.add_argument("--cluster", metavar="FILE", default=argparse.SUPPRESS,
+                         help="as before the verb: the cluster file a Swarm lab runs on")
         return sub
 
     def lab_file_argument(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -52,7 +52,7 @@ def default_lab_copy(folder: Path, name: str, octet: int) -> Path:
     touch a lab the user has running."""
     text = (REPO / "lab.yaml").read_text()
     text = text.replace("name: campus", f"name: {name}").replace("10.10.", f"10.{octet}.")
-    text = text.replace(r"10\.10\.", rf"10\.{octet}\.")
+    text = text.replace(r"10\.10\.", rf"10\.{octet}\.").replace("fd00:10:", f"fd00:{octet}:")
     path = folder / "lab.yaml"
     path.write_text(text)
     return path
@@ -74,7 +74,9 @@ def leftovers(engine: ComposeEngine, topology: Topology, image: str) -> dict[str
                          if tag.startswith(topology.project + "-")],
     }
     rules = client.containers.run(image, ["sh", "-c", "iptables-nft -S DOCKER-USER 2>/dev/null; "
-                                          "iptables-legacy -S DOCKER-USER 2>/dev/null; true"],
+                                          "iptables-legacy -S DOCKER-USER 2>/dev/null; "
+                                          "ip6tables-nft -S FORWARD 2>/dev/null; "
+                                          "ip6tables-legacy -S FORWARD 2>/dev/null; true"],
                                   network_mode="host", cap_add=["NET_ADMIN"], remove=True)
     found["forwarding rules"] = [line for line in rules.decode().splitlines()
                                  if fabric_tag(topology) in line]

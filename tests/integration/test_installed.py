@@ -77,7 +77,7 @@ def test_the_wheel_runs_the_default_lab_from_any_folder(installed, engine, image
         ok(run([labctl, "validate", "lab.yaml"], tmp_path))
         ok(run([labctl, "up"], tmp_path))
         checked = ok(run([labctl, "check"], tmp_path))
-        assert "12 passed, 0 failed" in checked.stdout, checked.stdout
+        assert "13 passed, 0 failed" in checked.stdout, checked.stdout
         # someone else's project: the lab file as test items, and the `lab` fixture
         (tmp_path / "test_mine.py").write_text(
             "def test_echo_from_my_suite(lab):\n"

@@ -24,7 +24,7 @@ from labctl.engines.swarm import SwarmEngine
 from labctl.errors import EngineError
 from labctl.names import LAB_LABEL, SERVICES_PATH
 
-from ..conftest import REPO
+from ..conftest import REPO, without_ipv6
 from .conftest import names
 
 M1, M2, M3 = names()
@@ -40,7 +40,7 @@ def labctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def lab_file(machines: Path) -> Path:
-    text = (REPO / "lab.yaml").read_text().replace("name: campus", "name: mh-campus")
+    text = without_ipv6((REPO / "lab.yaml").read_text()).replace("name: campus", "name: mh-campus")
     for host, machine in PLACEMENT.items():
         text = re.sub(rf"\n  {host}:\n", f"\n  {host}:\n    placement: {machine}\n", text, count=1)
     path = machines.parent / "lab" / "lab.yaml"
@@ -220,7 +220,7 @@ def test_compose_on_an_engine_over_ssh(machines, tmp_path):
     (home / ".ssh" / "config").write_text(f"Host {machine.target.host}\n  IdentityFile {machine.target.key}\n")
     folder = tmp_path / "lab"
     folder.mkdir()
-    (folder / "lab.yaml").write_text((REPO / "lab.yaml").read_text().replace("name: campus", "name: mh-remote"))
+    (folder / "lab.yaml").write_text(without_ipv6((REPO / "lab.yaml").read_text()).replace("name: campus", "name: mh-remote"))
 
     def remote(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "labctl", "--engine", f"ssh://root@{machine.target.host}",

@@ -11,6 +11,7 @@ its transcript: the query, from alice's own address, with the answer it gave.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 
 from ...model.yamlsource import describe
 from ..exchange import ExchangeKind
@@ -50,7 +51,7 @@ class DnsKind(ExchangeKind):
                 raise source.error(path + ("type",), f"expected one of {', '.join(QUERY_TYPES)}, got {describe(body['type'])}")
         if "expect" in body:
             values = body["expect"] if isinstance(body["expect"], list) else [body["expect"]]
-            options.expect = [source.text(str(value), path + ("expect",), single_line=True).strip(".").lower()
+            options.expect = [_canonical(source.text(str(value), path + ("expect",), single_line=True))
                               for value in values]
         if "expect_rcode" in body:
             options.rcode = str(body["expect_rcode"]).upper()
@@ -81,6 +82,15 @@ class DnsKind(ExchangeKind):
             problems.append(f"no {', '.join(missing)} among the answers"
                             + (f" ({', '.join(sorted(values))})" if values else " (none came)"))
         return problems
+
+
+def _canonical(value: str) -> str:
+    """A name as the answers give it (lower case, no final dot), or an address in the form
+    the server writes it: FD00:0010::3 and fd00:10::3 are one IPv6 address."""
+    try:
+        return str(ip_address(value))
+    except ValueError:
+        return value.strip(".").lower()
 
 
 KIND = DnsKind()

@@ -9,7 +9,7 @@ from . import EngineChoice, EngineKind
 
 TRAITS = EngineTraits(name="swarm", summary="Swarm", assigns_addresses=True, copies_files=True,
                       bridges=False, builds_images=False, document="stack",
-                      ipv6="Swarm overlay networks do not carry IPv6 reliably (moby #43615)")
+                      ipv6="a Swarm gives overlay tasks IPv4 addresses only, and their IPv6 ones collide (moby #43615)")
 
 
 def _open(topology, choice: EngineChoice):
