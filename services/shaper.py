@@ -370,7 +370,8 @@ def apply(spec: dict) -> tuple[dict, dict[int, dict]]:
     missing = [item["address"] for item in wanted if item["address"] not in names]
     if missing:
         sys.exit(f"shaper: no interface holds {', '.join(missing)} (is the host disconnected?)")
-    all_interfaces = [name for name in names.values() if name != "lo"]
+    # An interface holds an address in each family (and a link-local one): list it once.
+    all_interfaces = sorted({name for name in names.values() if name != "lo"})
     clear(all_interfaces)
     mechanism = spec.get("mechanism", "auto")
     if mechanism == "auto":

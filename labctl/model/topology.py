@@ -291,8 +291,8 @@ def _parse_networks(source: Source, raw: Any) -> dict[str, Network]:
         if "subnet" not in spec and "subnet6" not in spec:
             raise source.error(path, "expected subnet (IPv4, such as 10.10.1.0/24), subnet6 (IPv6, "
                                "such as fd00:10:1::/64), or both")
-        subnet = _subnet4(source, spec["subnet"], path + ("subnet",)) if "subnet" in spec else None
-        subnet6 = _subnet6(source, spec["subnet6"], path + ("subnet6",)) if "subnet6" in spec else None
+        subnet = _subnet(source, spec["subnet"], path + ("subnet",), 4) if "subnet" in spec else None
+        subnet6 = _subnet(source, spec["subnet6"], path + ("subnet6",), 6) if "subnet6" in spec else None
         for key, mine in (("subnet", subnet), ("subnet6", subnet6)):
             for other in networks.values():
                 theirs = other.subnet_for(mine.version) if mine is not None else None
@@ -305,30 +305,23 @@ def _parse_networks(source: Source, raw: Any) -> dict[str, Network]:
     return networks
 
 
-def _subnet4(source: Source, raw: Any, path: KeyPath) -> IPv4Network:
+def _subnet(source: Source, raw: Any, path: KeyPath, family: int) -> IPv4Network | IPv6Network:
+    """`subnet` (family 4) or `subnet6` (family 6): a subnet of that family, big enough for
+    a lab, outside what IPv6 reserves."""
+    key, example, other = ("subnet", "10.10.1.0/24", "subnet6") if family == 4 else \
+        ("subnet6", "fd00:10:1::/64", "subnet")
     try:
         subnet = ipaddress.ip_network(str(raw), strict=True)
     except ValueError as exc:
-        raise source.error(path, f"expected an IPv4 subnet such as 10.10.1.0/24, got "
+        raise source.error(path, f"expected an IPv{family} subnet such as {example}, got "
                            f"{describe(raw)} ({exc})") from None
-    if not isinstance(subnet, IPv4Network):
-        raise source.error(path, f"{subnet} is an IPv6 subnet: give it as subnet6")
-    if subnet.prefixlen > 29:
+    if subnet.version != family:
+        raise source.error(path, f"{subnet} is an IPv{subnet.version} subnet: give it as {other}")
+    if family == 4 and subnet.prefixlen > 29:
         raise source.error(path, f"expected an IPv4 subnet of /29 or larger, got {subnet}")
-    return subnet
-
-
-def _subnet6(source: Source, raw: Any, path: KeyPath) -> IPv6Network:
-    try:
-        subnet = ipaddress.ip_network(str(raw), strict=True)
-    except ValueError as exc:
-        raise source.error(path, f"expected an IPv6 subnet such as fd00:10:1::/64, got "
-                           f"{describe(raw)} ({exc})") from None
-    if not isinstance(subnet, IPv6Network):
-        raise source.error(path, f"{subnet} is an IPv4 subnet: give it as subnet")
-    if not 16 <= subnet.prefixlen <= 120:
+    if family == 6 and not 16 <= subnet.prefixlen <= 120:
         raise source.error(path, f"expected an IPv6 subnet from /16 to /120 (/64 is usual), got {subnet}")
-    for reserved, what in RESERVED6.items():
+    for reserved, what in RESERVED6.items() if family == 6 else ():
         if subnet.overlaps(reserved):
             raise source.error(path, f"{subnet} is {what} ({reserved}); use a unique local subnet "
                                "such as fd00:10:1::/64")

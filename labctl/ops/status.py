@@ -87,7 +87,7 @@ def lab_status(topology: Topology, engine: Engine) -> LabStatus:
         if assigned is not None:
             addresses = dict(sorted(assigned.get(state.name, {}).items()))
         else:
-            addresses = {a.network: str(a.address) for a in host.attachments}
+            addresses = {a.network: ",".join(str(address) for address in a.addresses) for a in host.attachments}
         services = (["router"] if host.router else []) + [f"{s.kind}:{s.port}" for s in host.services]
         status.hosts.append(HostRow(state.name, state.state, health.get(state.name, state.health), addresses, services,
                                     faults.of(state.name), state.machine, state.reason))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 
 from cryptography import x509
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..files import ensure_folder, write_file
-from ..model.topology import Topology
+from ..model.topology import Address, Topology
 
 VALIDITY = dt.timedelta(days=825)
 
@@ -113,19 +112,19 @@ def ensure_pki(topology: Topology, folder: Path) -> LabPki:
         _write_cert(root, pki.untrusted_ca_certificate, cert)
     ca_key, ca_cert = _load_ca(pki)
     for host in topology.hosts.values():
-        addresses = [attachment.address for attachment in host.attachments]
+        addresses = [address for attachment in host.attachments for address in attachment.addresses]
         wanted = {host.name} | {str(address) for address in addresses}
         credentials = pki.host(host.name)
         if credentials.certificate.exists() and credentials.key.exists():
             current = x509.load_pem_x509_certificate(credentials.certificate.read_bytes())
             if _sans(current) == wanted and current.issuer == ca_cert.subject:
                 continue
-        _issue(root, credentials, host.name, [a for a in addresses if a is not None], topology.name,
+        _issue(root, credentials, host.name, addresses, topology.name,
                ca_key, ca_cert)
     return pki
 
 
-def _issue(root: Path, credentials: HostCredentials, name: str, addresses: list[IPv4Address], lab: str,
+def _issue(root: Path, credentials: HostCredentials, name: str, addresses: list[Address], lab: str,
            ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)

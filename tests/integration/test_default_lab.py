@@ -46,20 +46,24 @@ def test_exchanges_cross_the_router_and_fail_without_it(engine, campus, image):
                     and check.expect_error is None]
     for check in alice_checks:
         check.timeout = 1.0
-    dmz = str(campus.topology.networks["dmz"].subnet)
-    gateway = str(campus.topology.hosts["gw"].address_on("lan"))
-    removed = engine.run_in_namespace(campus.topology, "alice", image, ["ip", "route", "del", dmz],
-                                      cap_add=["NET_ADMIN"])
-    assert removed.exit_code == 0, removed.stderr
+    # The routes to the dmz in both families; the IPv6 echo check needs the IPv6 one.
+    routes = [(str(subnet), str(campus.topology.hosts["gw"].address_on("lan", subnet.version)))
+              for subnet in campus.topology.networks["dmz"].subnets]
+    assert len(routes) == 2 and any(check.family == 6 for check in alice_checks)
+    for dmz, _gateway in routes:
+        removed = engine.run_in_namespace(campus.topology, "alice", image, ["ip", "route", "del", dmz],
+                                          cap_add=["NET_ADMIN"])
+        assert removed.exit_code == 0, removed.stderr
     try:
         results = run_checks(campus.topology, engine, alice_checks, image)
         assert results and not any(result.passed for result in results), \
             [(r.name, r.reason) for r in results]
     finally:
-        restored = engine.run_in_namespace(campus.topology, "alice", image,
-                                           ["ip", "route", "replace", dmz, "via", gateway],
-                                           cap_add=["NET_ADMIN"])
-        assert restored.exit_code == 0, restored.stderr
+        for dmz, gateway in routes:
+            restored = engine.run_in_namespace(campus.topology, "alice", image,
+                                               ["ip", "route", "replace", dmz, "via", gateway],
+                                               cap_add=["NET_ADMIN"])
+            assert restored.exit_code == 0, restored.stderr
     assert all(result.passed for result in run_checks(campus.topology, engine, alice_checks, image))
 
 

@@ -86,7 +86,7 @@ def test_the_wheel_runs_the_default_lab_from_any_folder(installed, engine, image
             "    assert lab.transcript('echo')\n")
         tested = run([str(installed / "pytest"), "-p", "no:cacheprovider", "lab.yaml", "test_mine.py"],
                      tmp_path)
-        assert tested.returncode == 0 and "13 passed" in tested.stdout, tested.stdout[-3000:]
+        assert tested.returncode == 0 and "14 passed" in tested.stdout, tested.stdout[-3000:]
         assert (tmp_path / "compose" / "wheel-campus.yaml").is_file()
         assert (tmp_path / ".labctl" / "wheel-campus" / "pki" / "ca.pem").is_file()
     finally:

@@ -35,6 +35,9 @@ hosts:
   ns:
     networks: [dmz]
     services: [{dns: {zone: six.lab, records: [{name: www, type: CNAME, value: web}]}}]
+  carol: {networks: [dmz]}
+  member: {networks: [dmz], services: [{udp-listener: {port: 5000, group: "ff15::1:2"}}]}
+  outsider: {networks: [dmz], services: [{udp-listener: {port: 5000}}]}
 checks:
   - name: tcp over ipv6 across the router
     family: 6
@@ -72,6 +75,17 @@ checks:
     from: alice
     to: web
     ping: {count: 3}
+  - name: the ipv6 group hears it, and only the group
+    from: carol
+    to: "[ff15::1:2]:5000"
+    udp: {send: "to the group", heard_by: [member], not_heard_by: [outsider]}
+  - name: a group never crosses the router           # sent from the lan: must fail
+    from: alice
+    to: "[ff15::1:2]:5000"
+    udp: {send: "to the group", heard_by: [member]}
+  - name: alice reaches over ipv6
+    family: 6
+    reach: {from: [alice], to: [bob, web, only6]}
   - name: the handshake crossed the dmz over ipv6
     wire:
       at: dmz
@@ -103,7 +117,7 @@ checks:
     dns: {name: web.six.lab, type: A, expect: "{web4}"}
 """ % ALICE6
 
-MUST_FAIL = {"the server must have seen bob", "a handshake bob never made"}
+MUST_FAIL = {"the server must have seen bob", "a handshake bob never made", "a group never crosses the router"}
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +169,10 @@ def test_ipv6_exchanges_are_proved_from_both_sides(engine, image, six):
     ipv4 = str(six.topology.hosts["alice"].address_on("lan", 4))
     assert f'"client": "{ipv4}"' in body("web sees alice's ipv4 address by default")
     assert results["ping over ipv6"].observed["icmp"]["received"] == 3
+    assert "member did not hear the multicast" in results["a group never crosses the router"].reason
+    assert sorted(name for name in results if name.startswith("alice reaches over ipv6: ")) == [
+        "alice reaches over ipv6: alice → bob", "alice reaches over ipv6: alice → only6",
+        "alice reaches over ipv6: alice → web"]
 
 
 def test_internal_ipv6_has_no_route_out_and_the_filter_keeps_it_in(engine, image, six):

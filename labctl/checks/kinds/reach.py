@@ -1,7 +1,8 @@
 """reach: a reachability matrix, one ping per pair, reported one row per pair.
 
 `{name: lan, reach: {from: [alice, bob], to: all, fail: [[alice, vault]]}}` reads "alice
-and bob each reach every other host, except that alice must not reach vault". Unlike
+and bob each reach every other host, except that alice must not reach vault". With
+`family: 6` the pings go over IPv6, and hosts with no IPv6 address are left out. Unlike
 Mininet's pingall it says which pairs should fail: a pair with no routed path between
 them, one a partition in force splits (`labctl partition`, a scenario step), or one the lab
 lists under `fail`, must get no reply, and passes only then.
@@ -30,7 +31,7 @@ class ReachKind(CheckKind):
     name = "reach"
     order = 26
     keys = ("from", "to", "count", "fail")
-    check_keys = ("name", "timeout", "reach")
+    check_keys = ("name", "timeout", "family", "reach")
     required = ()
     takes_port = False
 
@@ -62,16 +63,22 @@ class ReachKind(CheckKind):
     def expand(self, parser, check, path):
         topology, options = parser.topology, check.options
         checks = []
-        for source in options.sources:
-            routed = reachable_networks(topology, topology.hosts[source])
-            for target in options.targets:
+
+        def has_family(host: str) -> bool:   # `family: 6` leaves out hosts with no IPv6
+            return check.family is None or any(check.family in topology.hosts[host].families_on(n)
+                                               for n in topology.hosts[host].networks)
+        for source in filter(has_family, options.sources):
+            routed = reachable_networks(topology, topology.hosts[source], check.family)
+            for target in filter(has_family, options.targets):
                 if target == source:
                     continue
                 pair = copy.copy(check)
                 pair.name = f"{check.name}: {source} → {target}"
                 pair.source, pair.target, pair.port, pair.kind = source, target, None, PING
+                reachable = {n for n in topology.hosts[target].networks
+                             if check.family is None or check.family in topology.hosts[target].families_on(n)}
                 reason = ("listed under fail" if (source, target) in options.fail else
-                          "no routed path" if not set(topology.hosts[target].networks) & routed else "")
+                          "no routed path" if not reachable & routed else "")
                 pair.options = PING.matrix_options(options.count, reason)
                 checks.append(pair)
         if not checks:
