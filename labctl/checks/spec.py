@@ -172,6 +172,9 @@ class CheckParser:
         check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind, fan_out=fan_out)
         if "family" in spec:
             check.family = self.family(spec["family"], path + ("family",), check)
+        elif fan_out and fan_out[0] == "multicast":
+            # A group is of one family, and its sender needs an address in it.
+            check.family = self.family(6 if ":" in fan_out[1] else 4, path + ("to",), check)
         if "timeout" in spec:
             check.timeout = source.duration(spec["timeout"], path + ("timeout",))
         if "latency" in spec:

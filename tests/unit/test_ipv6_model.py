@@ -149,3 +149,10 @@ def test_validate_for_swarm_refuses_the_dual_stack_default_lab_as_people_type_it
     assert result.returncode == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("labctl: error: lab.yaml:") and "networks.lan.subnet6: IPv6 is not available on Swarm" in line
+
+
+def test_a_group_takes_its_family_and_its_sender_needs_an_address_in_it(write_lab):
+    message = error(write_lab, LAB.replace('- {name: group, from: web,', '- {name: group, from: legacy,'))
+    assert " checks[3].to: 'legacy' has no IPv6 address" in message, message
+    lab = read_lab(write_lab(LAB))
+    assert {check.name: check.family for check in lab.checks}["group"] == 6
