@@ -30,7 +30,7 @@ hosts:
   bob: {networks: [lan]}
   web:
     networks: [dmz]
-    services: [{tcp-echo: {port: 7}}, {udp-echo: {port: 7}}, {http: {port: 8080}}]
+    services: [{tcp-echo: {port: 7}}, {udp-echo: {port: 7}}, {http: {port: 8080}}, {raw-listener: {protocol: 253}}]
   only6: {networks: [six], services: [{tcp-echo: {port: 7}}]}
   ns:
     networks: [dmz]
@@ -75,6 +75,12 @@ checks:
     from: alice
     to: web
     ping: {count: 3}
+  - name: raw ip over ipv6
+    family: 6
+    from: alice
+    to: web
+    raw: {protocol: 253, send: "next header 253", count: 2}
+    server: {count: 2, received: "next header 253"}
   - name: the ipv6 group hears it, and only the group
     from: carol
     to: "[ff15::1:2]:5000"
@@ -169,6 +175,7 @@ def test_ipv6_exchanges_are_proved_from_both_sides(engine, image, six):
     ipv4 = str(six.topology.hosts["alice"].address_on("lan", 4))
     assert f'"client": "{ipv4}"' in body("web sees alice's ipv4 address by default")
     assert results["ping over ipv6"].observed["icmp"]["received"] == 3
+    assert [entry["peer"] for entry in results["raw ip over ipv6"].server] == [ALICE6, ALICE6]
     assert "member did not hear the multicast" in results["a group never crosses the router"].reason
     assert sorted(name for name in results if name.startswith("alice reaches over ipv6: ")) == [
         "alice reaches over ipv6: alice → bob", "alice reaches over ipv6: alice → only6",
