@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 LABCTL := $(BIN)/labctl
 PYTEST_ARGS ?=
 
-.PHONY: lab-up lab-down lab-check test unit integration env doctor image clean bench
+.PHONY: lab-up lab-down lab-check test unit integration env browser doctor image clean bench
 
 # The virtual environment, rebuilt when the package's dependencies change.
 # The distribution was called `labctl` before it took its own name; an old one goes first.
@@ -20,6 +20,12 @@ $(BIN)/.installed: pyproject.toml
 # Docker engine, Compose v2 and the image bootstrapper: installed and started if missing.
 env: $(BIN)/.installed
 	$(LABCTL) doctor --install --quiet
+
+# Headless Chromium for the tests that open labctl's pages: Debian's, since no browser
+# download is made (Playwright drives it; it never fetches one of its own).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 doctor: $(BIN)/.installed
 	$(LABCTL) doctor
@@ -38,7 +44,7 @@ lab-down: $(BIN)/.installed
 	$(LABCTL) down
 
 # The import contracts first: a layer importing one above it fails in seconds.
-test: env
+test: env browser
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS) tests examples lab.yaml
 
@@ -46,7 +52,7 @@ unit: $(BIN)/.installed
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
 
-integration: env
+integration: env browser
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
 
 clean:

@@ -20,7 +20,7 @@ import pytest
 
 from .assets import host_tag
 from .checks.kinds import check_kinds
-from .checks.result import CheckResult
+from .checks.result import CheckResult, points, reason_with_hint
 from .checks.spec import CheckParser, CheckSpec
 from .engines.base import Engine, ExecResult
 from .engines.factory import choose, open_engine, read_lab
@@ -222,9 +222,9 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         assert isinstance(self.parent, LabFile)
         result = self.parent.results()[self.name]
-        self.user_properties.append(("route", result.route))
+        self.user_properties += [("route", result.route), ("points", points(result.points))]
         if not result.passed:
-            raise CheckFailed(f"{result.route} {result.protocol}: {result.reason}")
+            raise CheckFailed(f"{result.route} {result.protocol}: {reason_with_hint(result)}")
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, (CheckFailed, LabError)):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..model.yamlsource import KeyPath
     from .spec import CheckParser, CheckSpec
 
-COMMON_KEYS = ("name", "from", "to", "family", "timeout", "latency", "within", "load", "server")
+COMMON_KEYS = ("name", "from", "to", "family", "timeout", "latency", "within", "load", "server", "hint", "points")
 
 
 class CheckKind:

@@ -83,6 +83,8 @@ class CheckSpec:
     # Sent to many at once (udp): ("broadcast", network name) or ("multicast", group).
     fan_out: tuple[str, str] | None = None
     family: int | None = None      # 4 or 6; None: IPv4 where the target has it, else IPv6
+    hint: str | None = None        # shown when the check fails: what to look at
+    points: float = 1.0            # what passing it is worth in the score
 
     @property
     def protocol(self) -> str:
@@ -177,6 +179,10 @@ class CheckParser:
             check.family = self.family(6 if ":" in fan_out[1] else 4, path + ("to",), check)
         if "timeout" in spec:
             check.timeout = source.duration(spec["timeout"], path + ("timeout",))
+        if "hint" in spec:
+            check.hint = source.text(spec["hint"], path + ("hint",), hint="(what to look at when it fails)")
+        if "points" in spec:
+            check.points = self.points(spec["points"], path + ("points",))
         if "latency" in spec:
             check.latency_ms = source.duration(spec["latency"], path + ("latency",)) * 1000
         if "within" in spec:
@@ -196,6 +202,11 @@ class CheckParser:
             raise self.source.error(path, f"unknown host {quote(name)}; the lab declares: "
                                     + ", ".join(self.topology.hosts))
         return name
+
+    def points(self, raw: Any, path: KeyPath) -> float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 1000 or raw != raw:
+            raise self.source.error(path, f"expected points from 0 to 1000, got {describe(raw)}")
+        return float(raw)
 
     def family(self, raw: Any, path: KeyPath, check: CheckSpec) -> int:
         """`family: 4` or `6`: the address family the check runs over, which both ends must have."""

@@ -8,6 +8,7 @@ from .. import __version__
 from ..model.faults import HOST_ACTIONS
 from . import verbs
 from .formats import result_formats
+from .graphs import graph_formats
 
 EPILOG = """\
 Typical session:
@@ -62,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     lab_file_argument(verb("validate", verbs.validate, "check the lab file; touches nothing"))
     lab_file_argument(verb("render", verbs.render,
                            "write compose/<lab>.yaml, a Compose file that runs without labctl"))
+    sub = lab_file_argument(verb("graph", verbs.graph,
+                                 "draw the lab: networks as segments, hosts on them, addresses and services"))
+    sub.add_argument("--format", choices=sorted(graph_formats()), help="; ".join(
+        f"{item.name}: {item.summary}" for item in graph_formats().values()) + " (default: by -o's suffix, else dot)")
+    sub.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (its suffix picks the format)")
+    sub.add_argument("--status", action="store_true",
+                     help="draw the running lab: hosts coloured by state, faults, impairments, each check's last result")
     sub = lab_file_argument(verb("up", verbs.up,
                                  "start the lab (idempotent) and wait until every host is ready"))
     sub.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
@@ -74,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{item.name}: {item.summary}" for item in result_formats().values()))
     sub.add_argument("--json", action="store_true", help="print the results as JSON (--format json)")
     sub.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
+    sub.add_argument("--report", metavar="FILE", help="also write a report a student can read: each check, "
+                     "why it failed, its hint, what the server saw (FILE.html or FILE.md)")
     sub = verb("transcript", verbs.transcript,
                "show the exchanges a host's built-in servers have served, one per line")
     sub.add_argument("host")

@@ -25,6 +25,32 @@ def render(args) -> int:
     return 0
 
 
+def graph(args) -> int:
+    from .graphs import format_for, graph_formats
+    chosen = graph_formats()[args.format] if args.format else (format_for(args.output) if args.output else None)
+    if chosen is None:
+        if args.output:
+            raise LabError(f"-o {args.output}: name a file ending " + ", ".join(
+                f".{suffix}" for item in graph_formats().values() for suffix in item.suffixes[:1])
+                + ", or give --format")
+        chosen = graph_formats()["dot"]
+    if args.status:
+        from ..ops.picture import overlay
+        lab, engine = open_lab(args)
+        drawing = chosen.render(lab.topology, overlay(lab.topology, engine))
+    else:
+        drawing = chosen.render(load(args).topology, None)
+    if args.output:
+        Path(args.output).write_bytes(drawing)
+        progress(f"wrote {args.output} ({chosen.summary})")
+    elif chosen.binary and sys.stdout.isatty():
+        raise LabError(f"{chosen.name} is not for a terminal: write it with -o FILE")
+    else:
+        sys.stdout.buffer.write(drawing)
+        sys.stdout.flush()
+    return 0
+
+
 def up(args) -> int:
     from ..ops import lifecycle
     lab, engine = open_lab(args)
@@ -39,13 +65,18 @@ def up(args) -> int:
 
 def check(args) -> int:
     from ..ops import lifecycle
-    from .formats import result_formats
+    from .formats import format_for_file, result_formats
+    report = format_for_file(args.report) if args.report else None
+    if args.report and report is None:
+        raise LabError(f"--report {args.report}: expected a file ending .html or .md")
     lab, engine = open_lab(args)
     _name_leftovers(lab, engine)
     results, seconds = lifecycle.check(lab, engine, args.names, args.k)
     formats = result_formats()
     if args.junit:
         Path(args.junit).write_text(formats["junit"].render(results, seconds, lab.name))
+    if report is not None:
+        Path(args.report).write_text(report.render(results, seconds, lab.name))
     print(formats["json" if args.json else args.format].render(results, seconds, lab.name))
     return 0 if all(result.passed for result in results) else 1
 

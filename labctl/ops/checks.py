@@ -48,6 +48,8 @@ def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], imag
     ordered = [run_wire_check(topology, engine, check, image) if check.kind.runner == "capture"
                else next(results) for check in checks]
     explain(topology, engine, ordered)
+    for check, result in zip(checks, ordered):
+        result.hint, result.points = check.hint, check.points
     return ordered
 
 

@@ -158,6 +158,10 @@ def install(progress: Progress) -> list[str]:
             progress("installing mmdebstrap for the offline image build")
             _apt_install("mmdebstrap")
             changed.append("installed mmdebstrap")
+    if not shutil.which("dot") and _is_root() and shutil.which("apt-get"):
+        progress("installing Graphviz for labctl graph's SVG, PNG and HTML")
+        _apt_install("graphviz")
+        changed.append("installed graphviz")
     return changed
 
 

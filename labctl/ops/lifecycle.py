@@ -21,6 +21,7 @@ from ..labfile.load import Lab
 from ..model.shaping import forget_live, load_live, sidecar_specs
 from ..model.topology import Topology
 from ..names import net_service
+from .picture import remember_results
 from ..render.lab import render_lab
 from .checks import timed_run
 
@@ -94,7 +95,9 @@ def down(topology: Topology, engine: Engine, progress: Progress) -> dict[str, in
 def check(lab: Lab, engine: Engine, names: list[str] | None = None,
           pattern: str | None = None) -> tuple[list[CheckResult], float]:
     selected = select_checks(lab.checks, names, pattern)
-    return timed_run(lab.topology, engine, selected, host_tag())
+    results, seconds = timed_run(lab.topology, engine, selected, host_tag())
+    remember_results(lab.topology, results)
+    return results, seconds
 
 
 def select_checks(checks: list[CheckSpec], names: list[str] | None, pattern: str | None) -> list[CheckSpec]:

@@ -183,3 +183,32 @@ def test_down_leaves_nothing(engine, campus, image):
     assert leftovers(engine, campus.topology, image) == {}
 
 
+
+
+def test_the_graph_of_the_running_lab_loads_in_chromium(engine, campus, tmp_path):
+    from . import browser
+    cli = ["-f", str(campus.file)]
+    drawn = run_cli(*cli, "graph", "-o", str(tmp_path / "lab.html"))
+    assert drawn.returncode == 0, drawn.stderr
+    lifecycle.check(campus, engine, ["tcp echo", "udp echo"])   # their results are drawn
+    for step in (["partition", "alice", "--", "web"], ["impair", "bob:lan", "--delay", "40ms"]):
+        assert run_cli(*cli, *step).returncode == 0
+    try:
+        for name in ("status.html", "status.svg"):
+            drawn = run_cli(*cli, "graph", "--status", "-o", str(tmp_path / name))
+            assert drawn.returncode == 0, drawn.stderr
+    finally:
+        assert run_cli(*cli, "heal").returncode == 0
+        assert run_cli(*cli, "impair", "--clear").returncode == 0
+    everything = {f"host_{name}" for name in campus.topology.hosts} | {f"net_{name}" for name in campus.topology.networks}
+    for name in ("lab.html", "status.html", "status.svg"):
+        page = browser.load(tmp_path / name, tmp_path)
+        assert page.errors == [], (name, page.errors)
+        assert everything <= page.ids, (name, everything - page.ids)
+        assert len(page.screenshot) > 10_000, name
+    status = browser.load(tmp_path / "status.html", tmp_path)
+    for words in ("partitioned from web", "bob:lan: delay 40ms", "[running]", "tcp echo", "udp echo"):
+        assert words in status.text, (words, status.text[:2000])
+    svg = (tmp_path / "status.svg").read_text()
+    assert svg.count('fill="#c9f2d0"') == len(campus.topology.hosts), "every host drawn as running"
+    (tmp_path / "status.png").write_bytes(status.screenshot)

@@ -76,8 +76,11 @@ def test_the_wheel_runs_the_default_lab_from_any_folder(installed, engine, image
     try:
         ok(run([labctl, "validate", "lab.yaml"], tmp_path))
         ok(run([labctl, "up"], tmp_path))
-        checked = ok(run([labctl, "check"], tmp_path))
+        checked = ok(run([labctl, "check", "--report", "report.html"], tmp_path))
         assert "13 passed, 0 failed" in checked.stdout, checked.stdout
+        assert "13 of 13 points" in (tmp_path / "report.html").read_text()
+        ok(run([labctl, "graph", "--status", "-o", "lab.svg"], tmp_path))
+        assert (tmp_path / "lab.svg").read_text().count('class="node host"') == len(topology.hosts)
         # someone else's project: the lab file as test items, and the `lab` fixture
         (tmp_path / "test_mine.py").write_text(
             "def test_echo_from_my_suite(lab):\n"

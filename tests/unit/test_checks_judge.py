@@ -188,7 +188,7 @@ def test_reports():
     text, last = formats["table"].render(results, 1.5, "lab").rsplit("\n", 1)
     assert last == summary(results, 1.5)
     assert "a → b:9" in text and "FAIL" in text and "refused" in text
-    assert summary(results, 1.5) == "1 passed, 1 failed in 1.50s"
+    assert summary(results, 1.5) == "1 passed, 1 failed in 1.50s; score 1/2"
     payload = json.loads(formats["json"].render(results, 1.5, "lab"))
     assert payload["passed"] == 1 and payload["failed"] == 1
     assert payload["checks"][1]["reason"] == "refused: connection refused"
@@ -351,3 +351,48 @@ def test_a_reach_pair_split_by_a_partition_in_force_must_fail(lab_with):
     split = to_b.kind.at_run(lab.topology, to_b)
     assert split.options.fails == "partitioned now" and to_b.options.fails == ""
     assert to_gw.kind.at_run(lab.topology, to_gw) is to_gw
+
+
+def test_hints_and_points_reach_every_output(lab_with, tmp_path):
+    lab = lab_with('- {name: worth three, from: a, to: b:7, tcp: {send: x}, points: 3, hint: "read until the newline"}\n'
+                   '- {name: worth one, from: a, to: b:7, tcp: {send: x}}')
+    [three, one] = lab.checks
+    assert (three.points, three.hint, one.points, one.hint) == (3.0, "read until the newline", 1.0, None)
+    results = [CheckResult("worth three", "a", "b", 7, "tcp", False, 2.0, "timeout: no answer in time",
+                           server=[{"peer": "10.0.0.2", "peer_port": 40000, "bytes_in": 2, "bytes_out": 0,
+                                    "preview": "x\n"}], hint="read until the newline", points=3.0),
+               CheckResult("worth one", "a", "b", 7, "tcp", True, 1.0)]
+    formats = result_formats()
+    table = formats["table"].render(results, 1.0, "lab")
+    assert "timeout: no answer in time (hint: read until the newline)" in table
+    assert table.endswith("1 passed, 1 failed in 1.00s; score 1/4")
+    payload = json.loads(formats["json"].render(results, 1.0, "lab"))
+    assert (payload["score"], payload["points"]) == (1.0, 4.0)
+    assert payload["checks"][0]["hint"] == "read until the newline" and payload["checks"][0]["points"] == 3.0
+    suite = ET.fromstring(formats["junit"].render(results, 1.0, "lab").split("\n", 1)[1]).find("testsuite")
+    assert {p.get("name"): p.get("value") for p in suite.find("properties")} == {"score": "1", "points": "4"}
+    case = suite.findall("testcase")[0]
+    assert {p.get("name"): p.get("value") for p in case.find("properties")} == \
+        {"points": "3", "hint": "read until the newline"}
+    assert "hint: read until the newline" in case.find("failure").text
+    markdown = formats["markdown"].render(results, 1.0, "lab")
+    assert markdown.startswith("# lab: 1 of 4 points")
+    assert "## FAIL: worth three (0/3)" in markdown and "- hint: read until the newline" in markdown
+    assert "- the server saw: from 10.0.0.2:40000, 2 bytes in, 0 out: 'x\\n'" in markdown
+    page = formats["html"].render(results, 1.0, "lab <script>")
+    assert "lab &lt;script&gt;: 1 of 4 points" in page and "<script>" not in page
+    assert "hint: read until the newline" in page and page.count("<tr>") == 3
+    from labctl.cli.formats import format_for_file
+    assert format_for_file("report.HTML").name == "html" and format_for_file("r.md").name == "markdown"
+    assert format_for_file("report.pdf") is None
+
+
+def test_bad_points_and_hints_are_one_line_errors(lab_with):
+    for check, words in [
+        ("- {from: a, to: b:7, tcp: {send: x}, points: -1}", "points: expected points from 0 to 1000"),
+        ("- {from: a, to: b:7, tcp: {send: x}, points: true}", "points: expected points from 0 to 1000"),
+        ("- {from: a, to: b:7, tcp: {send: x}, hint: [a]}", "hint: expected"),
+    ]:
+        with pytest.raises(LabFileError) as caught:
+            lab_with(check)
+        assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)

@@ -31,7 +31,7 @@ class ReachKind(CheckKind):
     name = "reach"
     order = 26
     keys = ("from", "to", "count", "fail")
-    check_keys = ("name", "timeout", "family", "reach")
+    check_keys = ("name", "timeout", "family", "hint", "points", "reach")
     required = ()
     takes_port = False
 

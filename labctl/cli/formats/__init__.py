@@ -18,6 +18,13 @@ class ResultFormat:
     summary: str
     # results, seconds, the suite's name (the lab's) -> the text to print or write
     render: Callable[[list[CheckResult], float, str], str]
+    suffixes: tuple[str, ...] = ()   # the report files `check --report FILE` writes in it
+
+
+def format_for_file(name: str) -> ResultFormat | None:
+    """The format a report file's suffix asks for (report.html, report.md), or None."""
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return next((item for item in result_formats().values() if suffix in item.suffixes), None)
 
 
 @cache

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from ...checks.result import CheckResult
+from ...checks.result import CheckResult, score, total
 from . import ResultFormat
 
 
@@ -15,6 +15,8 @@ def render(results: list[CheckResult], seconds: float, suite: str) -> str:
         "passed": sum(result.passed for result in results),
         "failed": sum(not result.passed for result in results),
         "seconds": round(seconds, 3),
+        "score": score(results),
+        "points": total(results),
         "checks": [{key: value for key, value in asdict(result).items() if key != "observed"}
                    for result in results],
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...checks.result import CheckResult, summary
+from ...checks.result import CheckResult, reason_with_hint, summary
 from ..views import columns
 from . import ResultFormat
 
@@ -10,7 +10,7 @@ from . import ResultFormat
 def render(results: list[CheckResult], seconds: float, suite: str) -> str:
     rows = [("CHECK", "CLIENT → SERVER", "PROTO", "RESULT", "TIME", "REASON")]
     rows += [(result.name, result.route, result.protocol, "pass" if result.passed else "FAIL",
-              f"{result.elapsed_ms:.0f}ms", result.reason) for result in results]
+              f"{result.elapsed_ms:.0f}ms", reason_with_hint(result)) for result in results]
     return columns(rows) + "\n" + summary(results, seconds)
 
 
