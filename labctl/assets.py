@@ -20,12 +20,18 @@ from .names import BASE_REPOSITORY, HOST_REPOSITORY, NODE_REPOSITORY, PKI_PATH, 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
+# Where a packaged folder lies in a checkout, where that is not a folder of its own name:
+# the default lab is the repository's lab.yaml.
+IN_CHECKOUT = {"default": "."}
+
+
 def folder(name: str) -> Traversable:
-    """`services` or `compose`: packaged in a wheel, or beside the package in a checkout."""
+    """`services`, `compose`, `gallery` or `default` (the default lab): packaged in a wheel,
+    or beside the package in a checkout."""
     packaged = resources.files("labctl").joinpath("_data", name)
     if packaged.is_dir():
         return packaged
-    beside = CHECKOUT / name
+    beside = (CHECKOUT / IN_CHECKOUT.get(name, name)).resolve()
     if beside.is_dir() and (CHECKOUT / "pyproject.toml").is_file():
         return beside
     raise LabError(f"labctl's packaged folder '{name}' is missing from this installation "

@@ -63,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     lab_file_argument(verb("validate", verbs.validate, "check the lab file; touches nothing"))
     lab_file_argument(verb("render", verbs.render,
                            "write compose/<lab>.yaml, a Compose file that runs without labctl"))
+    sub = verb("grade", verbs.grade, "run the lab (-f FILE, or ./lab.yaml) against each student's folder in "
+               "SUBMISSIONS: a CSV row and an HTML summary per student")
+    sub.add_argument("submissions", metavar="SUBMISSIONS", help="a folder holding one folder of files per student, "
+                     "mounted where the lab mounts ./submission/")
+    sub.add_argument("--parallel", type=int, default=1, metavar="K", help="grade K at once, each a lab instance "
+                     "of its own name and subnets (default 1)")
+    sub.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="how long a submission may take to become ready (default 60)")
+    sub.add_argument("--csv", default="grades.csv", metavar="FILE", help="the CSV (default grades.csv)")
+    sub.add_argument("--html", default="grades.html", metavar="FILE", help="the HTML summary (default grades.html)")
+    sub = verb("init", verbs.init, "write a working lab folder from the gallery; with no EXAMPLE, list it")
+    sub.add_argument("example", nargs="?", metavar="EXAMPLE", help="an example of the gallery (labctl init lists them)")
+    sub.add_argument("folder", nargs="?", metavar="FOLDER", help="a new or empty folder (default: ./EXAMPLE)")
     sub = lab_file_argument(verb("graph", verbs.graph,
                                  "draw the lab: networks as segments, hosts on them, addresses and services"))
     sub.add_argument("--format", choices=sorted(graph_formats()), help="; ".join(

@@ -25,6 +25,33 @@ def render(args) -> int:
     return 0
 
 
+def init(args) -> int:
+    from ..ops.gallery import gallery, init as write_example
+    if args.example is None:
+        print(views.gallery(gallery()))
+        return 0
+    target = Path(args.folder or args.example)
+    written = write_example(args.example, target)
+    progress(f"wrote {len(written)} files into {target}/")
+    print(f"cd {target} && labctl up && labctl check --report report.html   # then: labctl down")
+    return 0
+
+
+def grade(args) -> int:
+    from ..engines.factory import open_engine, read_lab
+    from ..ops.grade import grade as grade_all
+    from . import gradebook
+    lab = load(args)   # the lab must be sound before any student's files go into it
+    choice = engine_choice(args)
+    rows = grade_all(lambda path: read_lab(path, choice), lambda each: open_engine(each.topology, choice),
+                     lab.file, Path(args.submissions), args.parallel, args.timeout, progress)
+    Path(args.csv).write_text(gradebook.csv_text(rows))
+    Path(args.html).write_text(gradebook.html_page(rows, lab.name))
+    print(gradebook.table(rows))
+    progress(f"wrote {args.csv} and {args.html}")
+    return 0
+
+
 def graph(args) -> int:
     from .graphs import format_for, graph_formats
     chosen = graph_formats()[args.format] if args.format else (format_for(args.output) if args.output else None)

@@ -146,3 +146,9 @@ def findings(items) -> str:
 
 def dataclasses_json(items) -> str:
     return as_json([asdict(item) for item in items])
+
+
+def gallery(examples: dict) -> str:
+    """`labctl init` with no example: what the gallery holds, and how to take one."""
+    rows = [("EXAMPLE", "WHAT IT IS")] + [(name, example.summary) for name, example in examples.items()]
+    return columns(rows) + "\n\nlabctl init EXAMPLE [FOLDER]   writes a working lab folder (default ./EXAMPLE)"

@@ -276,8 +276,19 @@ class Deployment:
             container = self._create(name, digest, networks, started)
             self.api.start(container)
         except docker.errors.APIError as exc:
+            joined = (self.services[name].get("network_mode") or "").partition("service:")[2]
+            if joined in started and not self._running(started[joined]):
+                # A helper that joins a host's namespace fails when the host has already
+                # ended: the host's own failure is what to say.
+                raise EngineError(self.failure(started[joined])) from None
             raise EngineError(f"cannot start '{name}': {exc.explanation or exc}") from None
         return container
+
+    def _running(self, container: str) -> bool:
+        try:
+            return bool(self.api.inspect_container(container).get("State", {}).get("Running"))
+        except docker.errors.NotFound:
+            return False
 
     def _create(self, name: str, digest: str, networks: dict[str, str], started: dict[str, str]) -> str:
         service = self.services[name]
@@ -364,7 +375,7 @@ class Deployment:
         if probe is not None:
             result = self.run(container, readiness_wait(probe, max(1.0, deadline - time.monotonic())))
             if result.exit_code != 0:
-                if not self.api.inspect_container(container).get("State", {}).get("Running"):
+                if not self._running(container):
                     raise EngineError(self.failure(container))  # it ended: say why, not "not ready"
                 what = f"host '{name}'" if host is not None else f"helper '{name}'"
                 raise EngineError(f"{what} did not become ready within {self.timeout:.0f}s "

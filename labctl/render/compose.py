@@ -196,6 +196,8 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
         path = write_file(topology.folder, topology.state_folder / "resolv" / f"{host.name}.conf", resolv)
         service.pop("extra_hosts", None)
         service["volumes"].append(f"{relative_path(path, base)}:/etc/resolv.conf:ro")
+    # A program that floods its output fills a bounded log, never the engine's disk.
+    service["logging"] = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "2"}}
     if runs_agent(host):
         # Its checks are asked of it on its input, through the engine: no exec per check.
         service["command"] = ["python3", "-E", "-s", "-S", program("agent")]

@@ -1,0 +1,64 @@
+"""`labctl init`: a working lab folder from the gallery. Each exercise is a folder of the
+packaged gallery (lab.yaml, README.md, the reference solution in submission/, a broken one
+in broken/); `campus` is the default lab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.abc import Traversable
+from pathlib import Path
+
+from ..assets import folder
+from ..errors import LabError
+from ..files import write_file
+
+DEFAULT = "campus"
+SKIPPED = {"compose", ".labctl", "__pycache__"}   # what a run leaves beside a lab file
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    summary: str
+    files: dict[str, Traversable]   # relative path -> packaged file
+
+
+def _files(root: Traversable, prefix: str = "") -> dict[str, Traversable]:
+    found: dict[str, Traversable] = {}
+    for item in sorted(root.iterdir(), key=lambda entry: entry.name):
+        if item.name in SKIPPED or item.name.endswith(".pyc"):
+            continue
+        if item.is_dir():
+            found.update(_files(item, f"{prefix}{item.name}/"))
+        else:
+            found[prefix + item.name] = item
+    return found
+
+
+def _summary(readme: Traversable | None, fallback: str) -> str:
+    """The README's first heading, which names the exercise."""
+    text = readme.read_text(encoding="utf-8") if readme is not None else ""
+    return next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), fallback)
+
+
+def gallery() -> dict[str, Example]:
+    examples = {DEFAULT: Example(DEFAULT, "the default lab: a LAN and a DMZ joined by a router, dual stack, "
+                                 "every exchange checked", {"lab.yaml": folder("default").joinpath("lab.yaml")})}
+    for item in sorted(folder("gallery").iterdir(), key=lambda entry: entry.name):
+        if item.is_dir() and item.joinpath("lab.yaml").is_file():
+            files = _files(item)
+            examples[item.name] = Example(item.name, _summary(files.get("README.md"), item.name), files)
+    return examples
+
+
+def init(name: str, target: Path) -> list[Path]:
+    """Write example `name` into `target` (a new or empty folder); the files written."""
+    examples = gallery()
+    if name not in examples:
+        raise LabError(f"no example {name!r} in the gallery; examples: " + ", ".join(examples))
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise LabError(f"{target} already exists and is not an empty folder; choose a new one")
+    target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    return [write_file(root, root / relative, item.read_bytes(), 0o755 if relative.endswith(".sh") else 0o644)
+            for relative, item in examples[name].files.items()]

@@ -1,0 +1,135 @@
+"""`labctl grade SUBMISSIONS/`: one lab, run against each student's folder in turn.
+
+Each submission is a folder of a student's files; the lab mounts them from `./submission/`
+where it says (`files: ["./submission/server.py:/exercise/server.py"]`). For each, labctl
+copies the lab folder to a scratch folder with the student's files as its `submission/`,
+brings it up, runs its checks, and takes it down whatever happened. A submission that
+never becomes ready, crashes, hangs or floods its output scores what its checks score
+(nothing, if the lab never came up), and the run goes on. `parallel` runs that many at
+once, each under a name and subnets of its own."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..checks.result import CheckResult, reason_with_hint, score, total
+from ..engines.base import Engine
+from ..errors import LabError
+from ..labfile.load import Lab
+from ..model.addressing import relocate
+from .lifecycle import check, down, up
+
+SUBMISSION = "submission"
+LEFT_OUT = {"compose", ".labctl", SUBMISSION, "__pycache__"}
+
+
+@dataclass
+class Graded:
+    student: str
+    score: float = 0.0
+    points: float = 0.0
+    passed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)   # (check, reason)
+    error: str = ""                                                  # why the lab never ran
+
+    @property
+    def summary(self) -> str:
+        return self.error or "; ".join(f"{name}: {reason}" for name, reason in self.failures)
+
+
+def submissions(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise LabError(f"{folder} is not a folder of submissions (one folder per student)")
+    found = sorted(item for item in folder.iterdir() if item.is_dir() and not item.name.startswith("."))
+    if not found:
+        raise LabError(f"{folder} holds no submission folders (one folder per student)")
+    return found
+
+
+def _instance(lab_folder: Path, submission: Path, scratch: Path) -> Path:
+    """The lab folder with the student's files as its submission/; symlinks are not followed."""
+    for item in lab_folder.iterdir():
+        if item.name in LEFT_OUT:
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.copytree(item, scratch / item.name, symlinks=True)
+        elif item.is_file() and not item.is_symlink():
+            shutil.copy2(item, scratch / item.name)
+    shutil.copytree(submission, scratch / SUBMISSION, symlinks=True)
+    return scratch / "lab.yaml"
+
+
+def grade_one(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab_file: Path,
+              submission: Path, slot: int, timeout: float, progress: Callable[[str], None]) -> Graded:
+    graded = Graded(submission.name)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="labctl-grade-") as scratch:
+        try:
+            lab = read(_instance(lab_file.parent, submission, Path(scratch)))
+            # Never the lab's own name or subnets: it may be running beside the grading.
+            relocate(lab.topology, slot + 1)
+            lab.topology.name = f"{lab.topology.name}-grade{slot + 1}"
+            engine = open_engine(lab)
+        except LabError as exc:
+            graded.error = f"the lab could not be read with this submission: {exc}"
+            return graded
+        quiet: Callable[[str], None] = lambda message: None   # noqa: E731  (per-student noise)
+        try:
+            up(lab.topology, engine, quiet, timeout=timeout)
+            results, _seconds = check(lab, engine)
+            _score(graded, results)
+        except LabError as exc:
+            graded.error = f"never ready: {exc}"
+            graded.points = sum(c.points for c in lab.checks)
+        finally:
+            try:
+                down(lab.topology, engine, quiet)
+            except LabError as exc:
+                progress(f"{submission.name}: down failed: {exc}")
+    graded.seconds = time.monotonic() - started
+    return graded
+
+
+def _score(graded: Graded, results: list[CheckResult]) -> None:
+    graded.score, graded.points = score(results), total(results)
+    graded.passed = sum(result.passed for result in results)
+    graded.failed = len(results) - graded.passed
+    graded.failures = [(result.name, reason_with_hint(result)) for result in results if not result.passed]
+
+
+def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab_file: Path,
+          folder: Path, parallel: int, timeout: float, progress: Callable[[str], None]) -> list[Graded]:
+    """Every submission under `folder`, `parallel` at a time, each in a slot of its own."""
+    students = submissions(folder)
+    slots = list(range(max(1, parallel)))
+    free = threading.Semaphore(len(slots))
+    lock = threading.Lock()
+    done: list[Graded] = []
+
+    def one(submission: Path) -> Graded:
+        with free:
+            with lock:
+                slot = slots.pop(0)
+            try:
+                graded = grade_one(read, open_engine, lab_file, submission, slot, timeout, progress)
+            finally:
+                with lock:
+                    slots.append(slot)
+        with lock:
+            done.append(graded)
+            progress(f"graded {len(done)}/{len(students)}: {graded.student} "
+                     f"{graded.score:g}/{graded.points:g} in {graded.seconds:.0f}s"
+                     + (f" ({graded.error})" if graded.error else ""))
+        return graded
+
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        return list(pool.map(one, students))
