@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long a submission may take to become ready (default 60)")
     sub.add_argument("--csv", default="grades.csv", metavar="FILE", help="the CSV (default grades.csv)")
     sub.add_argument("--html", default="grades.html", metavar="FILE", help="the HTML summary (default grades.html)")
+    sub = verb("shell", verbs.shell, "an interactive shell on a host (bash, else sh), on any engine; "
+               "exits with the shell's exit code")
+    sub.add_argument("host")
+    sub.add_argument("command", nargs="*", metavar="-- COMMAND", help="run this instead of a shell, with a terminal")
     sub = verb("init", verbs.init, "write a working lab folder from the gallery; with no EXAMPLE, list it")
     sub.add_argument("example", nargs="?", metavar="EXAMPLE", help="an example of the gallery (labctl init lists them)")
     sub.add_argument("folder", nargs="?", metavar="FOLDER", help="a new or empty folder (default: ./EXAMPLE)")

@@ -4,6 +4,7 @@ Operations are imported inside each verb so a verb loads only what it runs."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -50,6 +51,14 @@ def grade(args) -> int:
     print(gradebook.table(rows))
     progress(f"wrote {args.csv} and {args.html}")
     return 0
+
+
+def shell(args) -> int:
+    from .terminal import SHELL, relay
+    lab, engine = open_lab(args)
+    argv = args.command or SHELL
+    terminal = engine.terminal(lab.topology, args.host, argv, {"TERM": os.environ.get("TERM") or "xterm"})
+    return relay(terminal)
 
 
 def graph(args) -> int:

@@ -30,6 +30,16 @@ class ExecResult:
 
 
 @dataclass
+class Terminal:
+    """An interactive program on a host: one connection for its terminal's input and
+    output, a way to tell it the terminal's size (rows, columns), and its exit code once
+    it ends."""
+    connection: Any                       # a socket, or an SSH channel
+    resize: Callable[[int, int], None]
+    exit_code: Callable[[], int]
+
+
+@dataclass
 class HostState:
     """One container of a lab: a host, or a helper (role routes/fabric/net)."""
     name: str           # lab host name, or the helper's service name
@@ -72,6 +82,7 @@ class Engine(Protocol):
     def ask(self, topology: Topology, host: str, line: bytes, answers: tuple[bytes, ...],
             timeout: float) -> tuple[bytes, bytes] | None: ...
     def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]: ...
+    def terminal(self, topology: Topology, host: str, argv: list[str], environment: dict[str, str]) -> Terminal: ...
     def logs(self, topology: Topology, host: str, follow: bool = False, tail: int | str = "all",
              since: float | None = None) -> Iterator[bytes]: ...
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],

@@ -17,7 +17,7 @@ import requests.exceptions
 from ..errors import EngineError, LabError
 from ..model.topology import Topology
 from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, SOURCE_LABEL, helper_service
-from .base import READY_TIMEOUT, ExecResult, HostState, Progress
+from .base import READY_TIMEOUT, ExecResult, HostState, Progress, Terminal
 from .readiness import Confirmations
 
 MAX_ANSWER = 64 << 20  # bytes read from a host's output while waiting for its answer
@@ -268,6 +268,28 @@ class ContainerEngine:
                 connection.close()
             except OSError:
                 pass
+
+    def terminal(self, topology: Topology, host: str, argv: list[str], environment: dict[str, str]) -> Terminal:
+        """`argv` on the host with a terminal of its own, its input and output one connection."""
+        container = self.host_container(topology, host)
+        if container.status != "running":
+            raise EngineError(f"host '{host}' is {container.status}; start it first (labctl start {host})")
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(container.id, argv, stdin=True, tty=True,
+                                      environment=[f"{key}={value}" for key, value in environment.items()])["Id"]
+            wrapped = api.exec_start(exec_id, tty=True, socket=True)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot open a shell on '{host}': {exc.explanation or exc}") from None
+
+        def resize(rows: int, columns: int) -> None:
+            try:
+                api.exec_resize(exec_id, height=rows, width=columns)
+            except docker.errors.APIError:
+                pass   # the shell has ended meanwhile
+
+        return Terminal(getattr(wrapped, "_sock", wrapped), resize,
+                        lambda: api.exec_inspect(exec_id).get("ExitCode") or 0)
 
     def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
         """Stream (stdout, stderr) chunks; the exit code is available from `last_exit_code`."""

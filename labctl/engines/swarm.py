@@ -31,7 +31,7 @@ from ..model.topology import Topology
 from ..names import (HOST_LABEL, LAB_LABEL, MACHINE_LABEL, ROLE_LABEL, SHIPPED_FILE, program,
                      SOURCE_LABEL, SPEC_LABEL)
 from ..render.stack import helpers_of
-from .base import READY_TIMEOUT, ExecResult, HostState, Progress
+from .base import READY_TIMEOUT, ExecResult, HostState, Progress, Terminal
 from .cluster import Cluster, connect
 from .compose import die_with_parent
 from .containers import ContainerEngine
@@ -389,6 +389,9 @@ class SwarmEngine:
     def ask(self, topology: Topology, host: str, line: bytes, answers: tuple[bytes, ...],
             timeout: float) -> tuple[bytes, bytes] | None:
         return self._machine_of(topology, host).ask(topology, host, line, answers, timeout)
+
+    def terminal(self, topology: Topology, host: str, argv: list[str], environment: dict[str, str]) -> Terminal:
+        return self._machine_of(topology, host).terminal(topology, host, argv, environment)
 
     def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
         machine = self._machine_of(topology, host)

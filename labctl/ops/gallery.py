@@ -35,10 +35,14 @@ def _files(root: Traversable, prefix: str = "") -> dict[str, Traversable]:
     return found
 
 
-def _summary(readme: Traversable | None, fallback: str) -> str:
-    """The README's first heading, which names the exercise."""
+def _summary(readme: Traversable | None, name: str) -> str:
+    """The README's first heading, which says what the exercise is ("chat: a chat room"
+    and "A chat room" both read "a chat room")."""
     text = readme.read_text(encoding="utf-8") if readme is not None else ""
-    return next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), fallback)
+    heading = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), name)
+    heading = heading.removeprefix(f"{name}:").strip() or name
+    first = heading.split(" ", 1)[0]
+    return heading[0].lower() + heading[1:] if first[:1].isupper() and (first[1:] == "" or first[1:].islower()) else heading
 
 
 def gallery() -> dict[str, Example]:

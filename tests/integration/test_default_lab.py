@@ -212,3 +212,28 @@ def test_the_graph_of_the_running_lab_loads_in_chromium(engine, campus, tmp_path
     svg = (tmp_path / "status.svg").read_text()
     assert svg.count('fill="#c9f2d0"') == len(campus.topology.hosts), "every host drawn as running"
     (tmp_path / "status.png").write_bytes(status.screenshot)
+
+
+def test_a_shell_on_a_host_through_a_pseudo_terminal(campus):
+    import sys
+
+    import pexpect
+    child = pexpect.spawn(sys.executable, ["-m", "labctl", "-f", str(campus.file), "shell", "alice"],
+                          encoding="utf-8", timeout=30, dimensions=(33, 101))
+    try:
+        child.expect(r"alice[^\n]*[#$] ")
+        child.sendline("hostname; echo $((6 * 7)); stty size")
+        child.expect(r"alice\r\n42\r\n33 101\r\n")      # its own terminal, this one's size
+        child.sendline("echo sleeping; sleep 60")
+        child.expect("sleeping\r\n")
+        child.sendintr()                                    # Ctrl-C reaches the host, not labctl
+        child.expect(r"[#$] ", timeout=10)                  # long before the minute is up
+        child.sendline("exit 3")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 3
+    ran = run_cli("-f", str(campus.file), "shell", "bob", "--", "sh", "-c", "hostname; exit 4")
+    assert ran.returncode == 4 and "bob" in ran.stdout
+    refused = run_cli("-f", str(campus.file), "shell", "nobody")
+    assert refused.returncode == 2 and "no host 'nobody'" in refused.stderr

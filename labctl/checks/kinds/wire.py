@@ -156,7 +156,7 @@ class WireKind(CheckKind):
     name = "wire"
     order = 60
     keys = ("at", "during", "filter", "expect")
-    check_keys = ("name",)
+    check_keys = ("name", "hint", "points")
     required = ("name",)
     runner = "capture"
 

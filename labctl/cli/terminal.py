@@ -1,0 +1,65 @@
+"""`labctl shell HOST`: this terminal joined to a shell on the host until it ends. Keys go
+through raw (Ctrl-C reaches the host's program, not labctl), the host's terminal follows
+this one's size, and labctl exits with the shell's exit code."""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import sys
+import termios
+import tty
+
+from ..engines.base import Terminal
+
+# bash where the host has it (labctl's image does), else sh.
+SHELL = ["sh", "-c", "if command -v bash >/dev/null; then exec bash -i; else exec sh -i; fi"]
+
+
+def relay(terminal: Terminal) -> int:
+    connection = terminal.connection
+    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    interactive = os.isatty(stdin)
+
+    def follow_size(*_ignored) -> None:
+        # The terminal's own size: $COLUMNS and $LINES may be stale copies of it.
+        size = os.get_terminal_size(stdin) if interactive else shutil.get_terminal_size()
+        terminal.resize(size.lines, size.columns)
+
+    follow_size()
+    previous = signal.signal(signal.SIGWINCH, follow_size) if interactive else None
+    saved = termios.tcgetattr(stdin) if interactive else None
+    try:
+        if interactive:
+            tty.setraw(stdin)
+        open_input = True
+        while True:
+            readable, _, _ = select.select([connection] + ([stdin] if open_input else []), [], [])
+            if connection in readable:
+                data = connection.recv(65536)
+                if not data:
+                    break
+                os.write(stdout, data)
+            if stdin in readable:
+                data = os.read(stdin, 65536)
+                if data:
+                    connection.sendall(data)
+                else:   # the input ended (a pipe): the shell reads to its end, then exits
+                    open_input = False
+                    _close_input(connection)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        if previous is not None:
+            signal.signal(signal.SIGWINCH, previous)
+        connection.close()
+    return terminal.exit_code()
+
+
+def _close_input(connection) -> None:
+    try:
+        connection.shutdown(1)   # SHUT_WR, on a socket or an SSH channel alike
+    except OSError:
+        pass
