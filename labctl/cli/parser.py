@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long a submission may take to become ready (default 60)")
     sub.add_argument("--csv", default="grades.csv", metavar="FILE", help="the CSV (default grades.csv)")
     sub.add_argument("--html", default="grades.html", metavar="FILE", help="the HTML summary (default grades.html)")
+    sub = verb("inspect", verbs.inspect, "a host as its kernel sees it now: interfaces and addresses of both "
+               "families, routes of both families, running processes")
+    sub.add_argument("host")
+    sub.add_argument("--json", action="store_true", help="print it as JSON")
     sub = verb("shell", verbs.shell, "an interactive shell on a host (bash, else sh), on any engine; "
                "exits with the shell's exit code")
     sub.add_argument("host")

@@ -53,6 +53,16 @@ def grade(args) -> int:
     return 0
 
 
+def inspect(args) -> int:
+    from dataclasses import asdict
+
+    from ..ops.inspect import inspect_host
+    lab, engine = open_lab(args)
+    details = inspect_host(lab.topology, engine, args.host)
+    print(views.as_json(asdict(details)) if args.json else views.host_details(details))
+    return 0
+
+
 def shell(args) -> int:
     from .terminal import SHELL, relay
     lab, engine = open_lab(args)

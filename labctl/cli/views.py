@@ -152,3 +152,12 @@ def gallery(examples: dict) -> str:
     """`labctl init` with no example: what the gallery holds, and how to take one."""
     rows = [("EXAMPLE", "WHAT IT IS")] + [(name, example.summary) for name, example in examples.items()]
     return columns(rows) + "\n\nlabctl init EXAMPLE [FOLDER]   writes a working lab folder (default ./EXAMPLE)"
+
+
+def host_details(details) -> str:
+    """`labctl inspect HOST`: interfaces, routes and processes, a section each."""
+    lines = [f"{details.host}", ""]
+    lines += columns([("INTERFACE", "STATE", "ADDRESSES")] + [
+        (i.name, i.state, " ".join(i.addresses) or "-") for i in details.interfaces]).splitlines()
+    lines += ["", "ROUTES", *details.routes, "", "PROCESSES (PID USER RSS COMMAND)", *details.processes]
+    return "\n".join(lines)

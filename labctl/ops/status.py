@@ -47,8 +47,12 @@ class LabStatus:
         return [state.name for state in self.helpers if state.failed]
 
     def as_json(self) -> list[dict[str, Any]]:
-        """Every container, as the engine reports it, with each host's faults."""
-        return [{**asdict(state), "faults": self.faults_by_host.get(state.name, []) if state.role == "host" else []}
+        """Every container, as the engine reports it, with each host's faults and its
+        addresses of both families on each network."""
+        addresses = {row.name: {network: value.split(",") for network, value in row.addresses.items()}
+                     for row in self.hosts}
+        return [{**asdict(state), "faults": self.faults_by_host.get(state.name, []) if state.role == "host" else [],
+                 **({"addresses": addresses.get(state.name, {})} if state.role == "host" else {})}
                 for state in self.states]
 
 

@@ -237,3 +237,22 @@ def test_a_shell_on_a_host_through_a_pseudo_terminal(campus):
     assert ran.returncode == 4 and "bob" in ran.stdout
     refused = run_cli("-f", str(campus.file), "shell", "nobody")
     assert refused.returncode == 2 and "no host 'nobody'" in refused.stderr
+
+
+def test_inspect_and_status_show_both_families_routes_and_processes(campus):
+    alice = campus.topology.hosts["alice"].attachment("lan")
+    dmz = campus.topology.networks["dmz"]
+    gw = campus.topology.hosts["gw"]
+    shown = run_cli("-f", str(campus.file), "inspect", "alice", "--json")
+    assert shown.returncode == 0, shown.stderr
+    details = json.loads(shown.stdout)
+    [eth] = [i for i in details["interfaces"] if i["name"] != "lo"]
+    assert f"{alice.address}/24" in eth["addresses"] and f"{alice.address6}/64" in eth["addresses"]
+    assert f"{dmz.subnet} via {gw.address_on('lan', 4)} dev eth0" in details["routes"]
+    assert f"{dmz.subnet6} via {gw.address_on('lan', 6)} dev eth0" in details["routes"]
+    assert any("agent.pyc" in line for line in details["processes"])
+    table = run_cli("-f", str(campus.file), "inspect", "web")
+    assert table.returncode == 0 and "labsvc" in table.stdout and "ROUTES" in table.stdout
+    status = json.loads(run_cli("-f", str(campus.file), "status", "--json").stdout)
+    hosts = {entry["name"]: entry for entry in status if entry["role"] == "host"}
+    assert hosts["alice"]["addresses"] == {"lan": [str(alice.address), str(alice.address6)]}
