@@ -7,17 +7,65 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from ..engines.factory import choose, read_lab
 from ..engines.kinds import EngineChoice
 from ..labfile.load import Lab
+from ..progress import Counted
 
 FILE_VARIABLE = "LABCTL_FILE"
 
 
-def progress(message: str) -> None:
-    print(f"labctl: {message}", file=sys.stderr, flush=True)
+class Progress:
+    """How labctl says what it is doing, on standard error. A step that counts (hosts
+    ready, containers removed, submissions graded) is a bar on a terminal (tqdm; no colour
+    where NO_COLOR is set) and a line at most every second elsewhere, its last always."""
+
+    def __init__(self, stream=None):
+        self._stream = stream     # None: standard error as it is when a message comes
+        self.bars: dict[str, Any] = {}
+        self.printed: dict[str, float] = {}
+
+    @property
+    def stream(self):
+        return self._stream or sys.stderr
+
+    def __call__(self, message: str) -> None:
+        if isinstance(message, Counted) and message.total > 0:
+            self._count(message)
+        elif self.bars:
+            from tqdm import tqdm
+            tqdm.write(f"labctl: {message}", file=self.stream)
+        else:
+            print(f"labctl: {message}", file=self.stream, flush=True)
+
+    def _count(self, message: Counted) -> None:
+        finished = message.done >= message.total
+        if not self.stream.isatty():
+            now = time.monotonic()
+            if finished or now - self.printed.get(message.step, 0.0) >= 1.0:
+                print(f"labctl: {message}", file=self.stream, flush=True)
+                self.printed[message.step] = now
+            return
+        from tqdm import tqdm
+        bar = self.bars.get(message.step)
+        if bar is None:
+            bar = self.bars[message.step] = tqdm(
+                total=message.total, desc=f"labctl: {message.step}", file=self.stream, leave=False,
+                colour=None if os.environ.get("NO_COLOR") else "green", dynamic_ncols=True)
+        bar.total = message.total
+        bar.update(message.done - bar.n)
+        bar.set_postfix_str(str(message).split(": ", 1)[-1][:60], refresh=True)
+        if finished:
+            bar.close()
+            del self.bars[message.step]
+            print(f"labctl: {message}", file=self.stream, flush=True)
+
+
+progress = Progress()
 
 
 def lab_file(args: argparse.Namespace) -> Path:

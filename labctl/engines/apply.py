@@ -31,6 +31,7 @@ import yaml
 from ..errors import EngineError
 from ..model.topology import Topology
 from ..names import CONFIG_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVING_LINE, host_of
+from ..progress import Counted
 from ..render.compose import KEYS_KEY, readiness_probe, readiness_wait, SIDECAR_READY, unliteral
 from .base import ExecResult, Progress
 
@@ -206,7 +207,8 @@ class Deployment:
         counts = ([f"{sum(n in pending.ready for n in hosts)}/{len(hosts)} hosts"] if hosts else []) \
             + ([f"{sum(n in pending.ready for n in helpers)}/{len(helpers)} network helpers"] if helpers else [])
         waiting = [name for name in pending.wanted if name not in pending.ready]
-        return "ready: " + ", ".join(counts) + (f" (waiting for {_some(waiting)})" if waiting else "")
+        return Counted("ready: " + ", ".join(counts) + (f" (waiting for {_some(waiting)})" if waiting else ""),
+                       "ready", len(pending.wanted) - len(waiting), len(pending.wanted))
 
     # -- networks -------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from ..assets import host_tag
 from ..errors import EngineError
 from ..model.topology import Topology
 from ..names import IMAGE_LABEL, LAB_LABEL, ROLE_LABEL, SHIPPED_FILE, fabric_tag, program
+from ..progress import Counted
 from .base import READY_TIMEOUT, Progress
 from .apply import Deployment, read_document
 from .containers import ContainerEngine, parse_summary
@@ -137,7 +138,8 @@ class ComposeEngine(ContainerEngine):
             # any more, and refuse to remove that network until the engine restarts.
             list(pool.map(self._stop_container, [c["Id"] for c in containers]))
             list(pool.map(self._leave_networks, containers))
-            list(pool.map(self._remove_container, [c["Id"] for c in containers]))
+            for done, _removed in enumerate(pool.map(self._remove_container, [c["Id"] for c in containers]), 1):
+                progress(Counted(f"removed {done}/{len(containers)} containers", "down", done, len(containers)))
             if fabric is not None:
                 fabric.result()
             # Once more: an engine may finish creating a container whose client died (a

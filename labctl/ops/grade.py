@@ -24,6 +24,7 @@ from ..engines.base import Engine
 from ..errors import LabError
 from ..labfile.load import Lab
 from ..model.addressing import relocate
+from ..progress import Counted
 from .lifecycle import check, down, up
 
 SUBMISSION = "submission"
@@ -126,9 +127,9 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
                     slots.append(slot)
         with lock:
             done.append(graded)
-            progress(f"graded {len(done)}/{len(students)}: {graded.student} "
-                     f"{graded.score:g}/{graded.points:g} in {graded.seconds:.0f}s"
-                     + (f" ({graded.error})" if graded.error else ""))
+            progress(Counted(f"graded {len(done)}/{len(students)}: {graded.student} "
+                             f"{graded.score:g}/{graded.points:g} in {graded.seconds:.0f}s"
+                             + (f" ({graded.error})" if graded.error else ""), "grade", len(done), len(students)))
         return graded
 
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
