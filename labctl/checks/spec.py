@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .kind import CheckKind
 
 DEFAULT_TIMEOUT = 3.0
+LOAD_KEYS = ["clients", "requests", "duration", "min_throughput", "max_error_rate", "max_p99"]
+SERVER_KEYS = ["from", "count", "received", "log"]
 
 # What a lab's checks may send. A probe's request travels base64-encoded in the argv of a
 # `docker exec`, so one payload stays modest; the lab's total bounds what validation makes.
@@ -358,8 +360,7 @@ class CheckParser:
 
     def load_options(self, raw: Any, path: KeyPath) -> LoadOptions:
         source = self.source
-        body = source.mapping(raw, path, ["clients", "requests", "duration", "min_throughput",
-                                          "max_error_rate", "max_p99"], required=["clients"])
+        body = source.mapping(raw, path, LOAD_KEYS, required=["clients"])
         options = LoadOptions(clients=source.integer(body["clients"], path + ("clients",), 1, 256, "a client count"))
         if ("requests" in body) == ("duration" in body):
             raise source.error(path, "expected exactly one of requests: N or duration: T")
@@ -385,7 +386,7 @@ class CheckParser:
         source = self.source
         if isinstance(raw, bool):
             return ServerSide(mode="on" if raw else "off")
-        body = source.mapping(raw, path, ["from", "count", "received", "log"])
+        body = source.mapping(raw, path, SERVER_KEYS)
         if check.target is None:
             raise source.error(path, "a server-side assertion needs the check's 'to'")
         side = ServerSide(mode="on")

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long a submission may take to become ready (default 60)")
     sub.add_argument("--csv", default="grades.csv", metavar="FILE", help="the CSV (default grades.csv)")
     sub.add_argument("--html", default="grades.html", metavar="FILE", help="the HTML summary (default grades.html)")
+    sub = verb("schema", verbs.schema, "print the lab file's JSON Schema, for editors (generated from "
+               "the validator's own definitions)")
+    sub.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead")
     sub = verb("inspect", verbs.inspect, "a host as its kernel sees it now: interfaces and addresses of both "
                "families, routes of both families, running processes")
     sub.add_argument("host")

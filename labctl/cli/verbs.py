@@ -53,6 +53,18 @@ def grade(args) -> int:
     return 0
 
 
+def schema(args) -> int:
+    from ..labfile.schema import lab_schema
+    text = json.dumps(lab_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        progress(f"wrote {args.output}; editors read it through the first line of a lab file: "
+                 f"# yaml-language-server: $schema={args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def inspect(args) -> int:
     from dataclasses import asdict
 

@@ -259,6 +259,17 @@ NETWORK_KEYS = ["subnet", "subnet6", "internal", "encrypted"]
 HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
              "env", "routes", "ready", "placement", "limits"]
 LIMIT_KEYS = ["memory", "pids", "cpus"]
+# Each built-in service's own keys, and those it requires.
+SERVICE_KEYS: dict[str, tuple[list[str], list[str]]] = {
+    kind: ((["protocol"], ["protocol"]) if kind == "raw-listener" else
+           (["port", "zone", "records", "resolver"], ["zone"]) if kind == "dns" else
+           (["port", "client_cert"], ["port"]) if kind in ("tls-echo", "https") else
+           (["port", "group"], ["port"]) if kind == "udp-listener" else (["port"], ["port"]))
+    for kind in SERVICE_KINDS}
+RECORD_KEYS = ["name", "type", "value"]
+BUILD_KEYS = ["context", "dockerfile"]
+ROUTE_KEYS = ["to", "via"]
+READY_KEYS = ["tcp", "command"]
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000 ** 2,
                 "mib": 1 << 20, "g": 1 << 30, "gb": 1000 ** 3, "gib": 1 << 30}
 
@@ -432,18 +443,12 @@ def _parse_services(source: Source, raw: Any, path: KeyPath) -> list[Service]:
         if kind not in SERVICE_KINDS:
             raise source.error(item_path + (str(kind),), f"unknown service {quote(kind)}; expected one of: "
                                + ", ".join(SERVICE_KINDS))
+        allowed, required = SERVICE_KEYS[kind]
+        spec = source.mapping(body, item_path + (kind,), allowed, required=required)
         if kind == "raw-listener":
-            spec = source.mapping(body, item_path + (kind,), ["protocol"], required=["protocol"])
             port = raw_protocol(source, spec["protocol"], item_path + (kind, "protocol"))
-        elif kind == "dns":
-            spec = source.mapping(body, item_path + (kind,), ["port", "zone", "records", "resolver"],
-                                  required=["zone"])
-            port = source.integer(spec.get("port", 53), item_path + (kind, "port"), 1, 65535, "a port")
         else:
-            allowed = ["port", "client_cert"] if kind in ("tls-echo", "https") else \
-                ["port", "group"] if kind == "udp-listener" else ["port"]
-            spec = source.mapping(body, item_path + (kind,), allowed, required=["port"])
-            port = source.integer(spec["port"], item_path + (kind, "port"), 1, 65535, "a port")
+            port = source.integer(spec.get("port", 53), item_path + (kind, "port"), 1, 65535, "a port")
         client_cert = spec.get("client_cert", "none")
         if client_cert not in ("none", "optional", "required"):
             raise source.error(item_path + (kind, "client_cert"),
@@ -480,7 +485,7 @@ def _dns_options(source: Source, spec: dict[str, Any], path: KeyPath) -> dict[st
     records = []
     for index, raw in enumerate(source.sequence(spec.get("records", []), path + ("records",))):
         where = path + ("records", index)
-        record = source.mapping(raw, where, ["name", "type", "value"], required=["name", "type", "value"])
+        record = source.mapping(raw, where, RECORD_KEYS, required=RECORD_KEYS)
         name = source.text(record["name"], where + ("name",), hint="(a name in the zone, or @)").lower()
         if name != "@" and not re.fullmatch(rf"{LABEL}(?:\.{LABEL})*", name):
             raise source.error(where + ("name",), f"expected a name in the zone such as www (or @ for "
@@ -531,7 +536,7 @@ def _parse_build(source: Source, raw: Any, path: KeyPath, folder: Path) -> dict[
         return None
     if isinstance(raw, str):
         raw = {"context": raw}
-    spec = source.mapping(raw, path, ["context", "dockerfile"], required=["context"])
+    spec = source.mapping(raw, path, BUILD_KEYS, required=["context"])
     context = _inside_folder(source, spec["context"], path + ("context",), folder)
     if not _probe(source, context, path + ("context",), "is_dir"):
         raise source.error(path + ("context",), f"expected a folder, {quote(spec['context'])} is not one")
@@ -627,7 +632,7 @@ def _parse_routes(source: Source, raw: Any, path: KeyPath) -> list[Route]:
     routes: list[Route] = []
     for index, item in enumerate(source.sequence(raw, path)):
         item_path = path + (index,)
-        spec = source.mapping(item, item_path, ["to", "via"], required=["to", "via"])
+        spec = source.mapping(item, item_path, ROUTE_KEYS, required=ROUTE_KEYS)
         try:
             destination = ipaddress.ip_network(str(spec["to"]), strict=False)
         except ValueError:
@@ -692,7 +697,7 @@ def _parse_limits(source: Source, raw: Any, path: KeyPath) -> Limits:
 def _parse_ready(source: Source, raw: Any, path: KeyPath) -> Readiness | None:
     if raw is None:
         return None
-    spec = source.mapping(raw, path, ["tcp", "command"])
+    spec = source.mapping(raw, path, READY_KEYS)
     if len(spec) != 1:
         raise source.error(path, "expected exactly one of tcp: PORT or command: TEXT")
     if "tcp" in spec:

@@ -4,6 +4,7 @@ in broken/); `campus` is the default lab."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib.abc import Traversable
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from ..assets import folder
 from ..errors import LabError
 from ..files import write_file
+from ..labfile.schema import MODELINE, SCHEMA_ID, lab_schema
 
 DEFAULT = "campus"
 SKIPPED = {"compose", ".labctl", "__pycache__"}   # what a run leaves beside a lab file
@@ -64,5 +66,19 @@ def init(name: str, target: Path) -> list[Path]:
         raise LabError(f"{target} already exists and is not an empty folder; choose a new one")
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
-    return [write_file(root, root / relative, item.read_bytes(), 0o755 if relative.endswith(".sh") else 0o644)
-            for relative, item in examples[name].files.items()]
+    written = [write_file(root, root / relative, _beside_schema(relative, item.read_bytes()),
+                          0o755 if relative.endswith(".sh") else 0o644)
+               for relative, item in examples[name].files.items()]
+    # The schema goes with it, where the lab file's first line tells an editor to look.
+    schema = json.dumps(lab_schema(), indent=2) + "\n"
+    return written + [write_file(root, root / SCHEMA_ID, schema)]
+
+
+def _beside_schema(relative: str, data: bytes) -> bytes:
+    """A gallery lab names the schema at the repository's top; a written one, beside it."""
+    if relative != "lab.yaml":
+        return data
+    first, _, rest = data.partition(b"\n")
+    if first.startswith(MODELINE.encode()):
+        return f"{MODELINE}{SCHEMA_ID}\n".encode() + rest
+    return data
