@@ -53,6 +53,21 @@ def network_label(network: Network) -> list[str]:
             "internal" if network.internal else "not internal"]
 
 
+def _host_text(topology: Topology, host: Host, overlay: Overlay | None) -> list[str]:
+    """A host's lines, and what the overlay says of it: its state and faults."""
+    text = host_label(topology, host)
+    if overlay and overlay.states.get(host.name):
+        text.append(f"[{overlay.states[host.name]}]")
+    return text + [f"fault: {fault}" for fault in (overlay.faults.get(host.name, []) if overlay else [])]
+
+
+def _links(topology: Topology, overlay: Overlay | None) -> list[tuple[str, str, str]]:
+    """(network, host, the impairment on that link, or '') for every attachment."""
+    return [(attachment.network, host.name,
+             overlay.impairments.get(f"{host.name}:{attachment.network}", "") if overlay else "")
+            for host in topology.hosts.values() for attachment in host.attachments]
+
+
 def _check_pairs(overlay: Overlay | None) -> dict[tuple[str, str], list[CheckMark]]:
     """One arrow per client and server, for all the checks between them."""
     pairs: dict[tuple[str, str], list[CheckMark]] = {}
@@ -82,21 +97,16 @@ def dot_document(topology: Topology, overlay: Overlay | None = None) -> str:
         lines.append(f'  {_id("net", network.name)} [shape=box, style="filled,bold", fillcolor="{NETWORK_COLOUR}", '
                      f'label="{label}", id="{_id("net", network.name)}", class="network"];')
     for host in topology.hosts.values():
-        text = host_label(topology, host)
+        text = _host_text(topology, host, overlay)
         state = overlay.states.get(host.name) if overlay else None
-        if state:
-            text.append(f"[{state}]")
-        text += [f"fault: {fault}" for fault in (overlay.faults.get(host.name, []) if overlay else [])]
         colour = STATE_COLOURS.get(state or "", "#ffffff") if overlay else (ROUTER_COLOUR if host.router else "#ffffff")
         shape = "hexagon" if host.router else "box"
         label = "\\n".join(_dot_text(line) for line in text)
         lines.append(f'  {_id("host", host.name)} [shape={shape}, style="rounded,filled", fillcolor="{colour}", '
                      f'label="{label}", id="{_id("host", host.name)}", class="host"];')
-    for host in topology.hosts.values():
-        for attachment in host.attachments:
-            impairment = overlay.impairments.get(f"{host.name}:{attachment.network}", "") if overlay else ""
-            extra = f', label="{_dot_text(impairment)}", color="#cf222e", fontcolor="#cf222e"' if impairment else ""
-            lines.append(f'  {_id("net", attachment.network)} -- {_id("host", host.name)} [penwidth=1.5{extra}];')
+    for network, host_name, impairment in _links(topology, overlay):
+        extra = f', label="{_dot_text(impairment)}", color="#cf222e", fontcolor="#cf222e"' if impairment else ""
+        lines.append(f'  {_id("net", network)} -- {_id("host", host_name)} [penwidth=1.5{extra}];')
     for (source, target), marks in _check_pairs(overlay).items():
         failed = [mark.name for mark in marks if not mark.passed]
         colour = "#cf222e" if failed else "#1a7f37"
@@ -118,18 +128,12 @@ def mermaid_document(topology: Topology, overlay: Overlay | None = None) -> str:
     for network in topology.networks.values():
         lines.append(f'  {_id("net", network.name)}[["{_mermaid_text("<br>".join(network_label(network)))}"]]')
     for host in topology.hosts.values():
-        text = host_label(topology, host)
-        if overlay and overlay.states.get(host.name):
-            text.append(f"[{overlay.states[host.name]}]")
-        text += [f"fault: {fault}" for fault in (overlay.faults.get(host.name, []) if overlay else [])]
-        body = _mermaid_text("<br>".join(text))
+        body = _mermaid_text("<br>".join(_host_text(topology, host, overlay)))
         lines.append(f'  {_id("host", host.name)}{{{{"{body}"}}}}' if host.router
                      else f'  {_id("host", host.name)}("{body}")')
-    for host in topology.hosts.values():
-        for attachment in host.attachments:
-            impairment = overlay.impairments.get(f"{host.name}:{attachment.network}", "") if overlay else ""
-            link = f' -- "{_mermaid_text(impairment)}" --- ' if impairment else " --- "
-            lines.append(f"  {_id('net', attachment.network)}{link}{_id('host', host.name)}")
+    for network, host_name, impairment in _links(topology, overlay):
+        link = f' -- "{_mermaid_text(impairment)}" --- ' if impairment else " --- "
+        lines.append(f"  {_id('net', network)}{link}{_id('host', host_name)}")
     for (source, target), marks in _check_pairs(overlay).items():
         failed = [mark.name for mark in marks if not mark.passed]
         label = f"{len(failed)} of {len(marks)} failed: " + ", ".join(failed) if failed else f"{len(marks)} passed"
