@@ -177,14 +177,6 @@ def results_check(checks, pair: str):
     return next(check for check in checks if check.name.endswith(pair))
 
 
-def test_down_leaves_nothing(engine, campus, image):
-    result = run_cli("-f", str(campus.file), "down")
-    assert result.returncode == 0, result.stderr
-    assert leftovers(engine, campus.topology, image) == {}
-
-
-
-
 def test_the_graph_of_the_running_lab_loads_in_chromium(engine, campus, tmp_path):
     from . import browser
     cli = ["-f", str(campus.file)]
@@ -256,3 +248,9 @@ def test_inspect_and_status_show_both_families_routes_and_processes(campus):
     status = json.loads(run_cli("-f", str(campus.file), "status", "--json").stdout)
     hosts = {entry["name"]: entry for entry in status if entry["role"] == "host"}
     assert hosts["alice"]["addresses"] == {"lan": [str(alice.address), str(alice.address6)]}
+
+
+def test_down_leaves_nothing(engine, campus, image):
+    result = run_cli("-f", str(campus.file), "down")
+    assert result.returncode == 0, result.stderr
+    assert leftovers(engine, campus.topology, image) == {}

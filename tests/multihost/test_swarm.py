@@ -135,6 +135,13 @@ class TestTheDefaultLabOnTheSwarm:
         assert all(passed(results).values()), [r for r in results.values() if not r["passed"]]
         assert all(PLACEMENT[r["source"]] != PLACEMENT[r["target"]] for r in results.values() if r["source"])
 
+    def test_a_shell_reaches_a_host_on_another_machine(self, machines, running_lab):
+        shell = on_swarm(running_lab, machines, "shell", "echo", "--", "sh", "-c", "hostname; exit 5")
+        assert shell.returncode == 5 and "echo" in shell.stdout, shell.stderr
+        inspected = on_swarm(running_lab, machines, "inspect", "web", "--json")
+        assert inspected.returncode == 0, inspected.stderr
+        assert any(i["name"] != "lo" and i["addresses"] for i in json.loads(inspected.stdout)["interfaces"])
+
     def test_pytest_runs_a_swarm_labs_checks(self, machines, running_lab):
         """`pytest lab.yaml` opens the same engine as the CLI: the Swarm the environment
         names, whose running lab it uses and leaves running."""
@@ -237,6 +244,8 @@ def test_compose_on_an_engine_over_ssh(machines, tmp_path):
         assert remote("stop", "echo").returncode == 0
         assert re.search(r"echo\s+exited", remote("status").stdout)
         assert remote("heal").returncode == 0
+        shell = remote("shell", "alice", "--", "sh", "-c", "hostname; exit 6")
+        assert shell.returncode == 6 and "alice" in shell.stdout, shell.stderr
         capture = remote("capture", "dmz", "--for", "3s", "-w", str(tmp_path / "dmz.pcap"))
         assert capture.returncode == 0, capture.stderr
         assert (tmp_path / "dmz.pcap").read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
