@@ -48,7 +48,7 @@ READY_FILE = "/tmp/lc-applied"
 OWN_MARK = 0x4C43
 QUEUE_BASE = 4300
 QUEUE_LIMIT = 20000
-DELAYER_FIELDS = ("delay", "jitter", "duplicate", "corrupt", "reorder")
+DELAYER_FIELDS = ("delay", "jitter", "duplicate", "corrupt", "reorder", "slice", "limit", "reset")
 
 
 def run(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -213,6 +213,133 @@ def clear_queue_rules() -> None:
         run(binary, "-w", "-t", "mangle", "-X", QUEUE_CHAIN, check=False)
 
 
+
+# -- stream faults: TCP segments cut into pieces, connections reset ------------------------
+
+TCP = 6
+FIN, RST, PSH, ACK = 0x01, 0x04, 0x08, 0x10
+MAX_FLOWS = 4096            # connections the faults keep track of at once, oldest dropped first
+
+
+def _sum16(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def _checksum(data: bytes) -> int:
+    return ~_sum16(data) & 0xFFFF
+
+
+def parse_tcp(packet: bytes) -> dict | None:
+    """A TCP segment's fields, IPv4 or IPv6 (no extension headers), or None."""
+    if len(packet) < 40:
+        return None
+    if packet[0] >> 4 == 4:
+        ihl = (packet[0] & 0x0F) * 4
+        if packet[9] != TCP or len(packet) < ihl + 20 or struct.unpack_from("!H", packet, 6)[0] & 0x3FFF:
+            return None   # not TCP, or a fragment
+        src, dst, end = packet[12:16], packet[16:20], struct.unpack_from("!H", packet, 2)[0]
+    elif packet[0] >> 4 == 6:
+        ihl = 40
+        if packet[6] != TCP or len(packet) < 60:
+            return None
+        src, dst, end = packet[8:24], packet[24:40], 40 + struct.unpack_from("!H", packet, 4)[0]
+    else:
+        return None
+    offset = (packet[ihl + 12] >> 4) * 4
+    if offset < 20 or ihl + offset > min(end, len(packet)):
+        return None
+    sport, dport, seq, ack = struct.unpack_from("!HHII", packet, ihl)
+    return {"ihl": ihl, "src": src, "dst": dst, "sport": sport, "dport": dport, "seq": seq, "ack": ack,
+            "offset": offset, "flags": packet[ihl + 13], "payload": packet[ihl + offset:end]}
+
+
+def tcp_packet(ip_header: bytes, tcp_header: bytes, src: bytes, dst: bytes, payload: bytes) -> bytes:
+    """An IP packet around `tcp_header` (its checksum field recomputed) and `payload`, the
+    IP header's length (and IPv4's checksum) set to match."""
+    segment = bytearray(tcp_header + payload)
+    segment[16:18] = b"\0\0"
+    if len(src) == 4:
+        pseudo = src + dst + struct.pack("!BBH", 0, TCP, len(segment))
+        header = bytearray(ip_header)
+        header[2:4] = struct.pack("!H", len(header) + len(segment))
+        header[10:12] = b"\0\0"
+        header[10:12] = struct.pack("!H", _checksum(bytes(header)))
+    else:
+        pseudo = src + dst + struct.pack("!I3xB", len(segment), TCP)
+        header = bytearray(ip_header)
+        header[4:6] = struct.pack("!H", len(segment))
+    segment[16:18] = struct.pack("!H", _checksum(pseudo + bytes(segment)))
+    return bytes(header) + bytes(segment)
+
+
+def slices(packet: bytes, tcp: dict, size: int) -> list[bytes]:
+    """The segment as pieces of at most `size` payload bytes, each with its own sequence
+    number; FIN and PSH stay on the last."""
+    ip_header, header = packet[:tcp["ihl"]], bytearray(packet[tcp["ihl"]:tcp["ihl"] + tcp["offset"]])
+    payload, pieces = tcp["payload"], []
+    for start in range(0, len(payload), size):
+        last = start + size >= len(payload)
+        header[4:8] = struct.pack("!I", (tcp["seq"] + start) & 0xFFFFFFFF)
+        header[13] = tcp["flags"] if last else tcp["flags"] & ~(FIN | PSH)
+        ip = bytearray(ip_header)
+        if len(tcp["src"]) == 4:   # each piece its own IPv4 id
+            ip[4:6] = struct.pack("!H", (struct.unpack_from("!H", ip_header, 4)[0] + start // size) & 0xFFFF)
+        pieces.append(tcp_packet(bytes(ip), bytes(header), tcp["src"], tcp["dst"], payload[start:start + size]))
+    return pieces
+
+
+def resets(tcp: dict) -> list[bytes]:
+    """RSTs that end the connection at both ends: one to the peer, as from this host (our
+    next sequence number), and one to this host's own socket, as from the peer (the number
+    it expects next)."""
+    def rst(src: bytes, dst: bytes, sport: int, dport: int, seq: int) -> bytes:
+        header = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, RST, 0, 0, 0)
+        if len(src) == 4:
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0x4000, 64, TCP, 0, src, dst)
+        else:
+            ip = struct.pack("!IHBB16s16s", 6 << 28, 0, TCP, 64, src, dst)
+        return tcp_packet(ip, header, src, dst, b"")
+    return [rst(tcp["src"], tcp["dst"], tcp["sport"], tcp["dport"], tcp["seq"]),
+            rst(tcp["dst"], tcp["src"], tcp["dport"], tcp["sport"], tcp["ack"])]
+
+
+class StreamFaults:
+    """What `slice`, `limit` and `reset` do to the TCP segments leaving an interface: None
+    (pass it on, to the delay), or the packets to send instead of it, with their delays."""
+
+    def __init__(self, spec: dict):
+        self.size = int(spec.get("slice") or 0)
+        self.gap = float(spec.get("slice_delay") or 0.0)
+        self.limit = int(spec.get("limit") or 0)
+        self.after = float(spec.get("reset") or 0.0)
+        self.flows: dict[tuple, list[float]] = {}   # (src, dst, sport, dport) -> [first seen, bytes out]
+
+    def __bool__(self) -> bool:
+        return bool(self.size or self.limit or self.after)
+
+    def apply(self, packet: bytes, now: float) -> list[tuple[float, bytes]] | None:
+        tcp = parse_tcp(packet)
+        if tcp is None or tcp["flags"] & RST:
+            return None
+        flow = (tcp["src"], tcp["dst"], tcp["sport"], tcp["dport"])
+        if self.limit or self.after:
+            seen = self.flows.setdefault(flow, [now, 0.0])
+            if len(self.flows) > MAX_FLOWS:
+                self.flows.pop(next(iter(self.flows)))
+            seen[1] += len(tcp["payload"])
+            if (self.limit and seen[1] > self.limit) or (self.after and now - seen[0] >= self.after):
+                self.flows.pop(flow, None)
+                return [(0.0, rst) for rst in resets(tcp)]
+        if self.size and len(tcp["payload"]) > self.size:
+            return [(index * self.gap, piece) for index, piece in enumerate(slices(packet, tcp, self.size))]
+        return None
+
+
 # -- the userspace delayer: NFQUEUE over netlink --------------------------------------------
 
 NETLINK_NETFILTER = 12
@@ -269,6 +396,9 @@ class Delayer:
             self.raw6 = None
         self.seq = 0
         self.held: list[tuple[float, int, int, bytes | None, bytes | None]] = []
+        self.sends: list[tuple[float, int, bytes]] = []   # packets of its own to send, when
+        self.sent = 0
+        self.streams = {queue: StreamFaults(spec) for queue, spec in queues.items()}
         for queue in queues:
             self._config(queue, _attribute(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_BIND, 0, 0)))
             self._config(queue, _attribute(NFQA_CFG_PARAMS, struct.pack("!IB", 0xFFFF, NFQNL_COPY_PACKET)))
@@ -289,8 +419,8 @@ class Delayer:
             if code != 0:
                 sys.exit(f"shaper: NFQUEUE config for queue {queue} failed: {os.strerror(-code)}")
 
-    def verdict(self, queue: int, packet_id: int, payload: bytes | None) -> None:
-        attributes = _attribute(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, packet_id))
+    def verdict(self, queue: int, packet_id: int, payload: bytes | None, accept: bool = True) -> None:
+        attributes = _attribute(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT if accept else NF_DROP, packet_id))
         if payload is not None:
             attributes += _attribute(NFQA_PAYLOAD, payload)
         self._send(NFQNL_MSG_VERDICT, queue, attributes)
@@ -316,6 +446,15 @@ class Delayer:
     def admit(self, queue: int, packet_id: int, packet: bytes) -> None:
         spec = self.queues.get(queue, {})
         delay = spec.get("delay") or 0.0
+        stream = self.streams.get(queue)
+        instead = stream.apply(packet, time.monotonic()) if stream else None
+        if instead is not None:   # the segment goes as pieces, or the connection ends
+            self.verdict(queue, packet_id, None, accept=False)
+            now = time.monotonic()
+            for after, replacement in instead:
+                self.sent += 1
+                heapq.heappush(self.sends, (now + delay + after, self.sent, replacement))
+            return
         if spec.get("jitter"):
             delay = max(0.0, delay + random.uniform(-spec["jitter"], spec["jitter"]))
         if spec.get("reorder") and random.random() < spec["reorder"]:
@@ -332,20 +471,27 @@ class Delayer:
         copy = (changed or packet) if duplicate else None
         heapq.heappush(self.held, (time.monotonic() + delay, packet_id, queue, changed, copy))
 
+    def send_raw(self, packet: bytes) -> None:
+        """A whole IP packet out, marked so that the queue lets it pass."""
+        try:
+            if packet[0] >> 4 == 6 and self.raw6 is not None:
+                self.raw6.sendto(packet, (socket.inet_ntop(socket.AF_INET6, packet[24:40]), 0))
+            else:
+                self.raw.sendto(packet, (socket.inet_ntoa(packet[16:20]), 0))
+        except OSError:
+            pass
+
     def release_due(self) -> float | None:
         now = time.monotonic()
         while self.held and self.held[0][0] <= now:
             _, packet_id, queue, changed, copy = heapq.heappop(self.held)
             self.verdict(queue, packet_id, changed)
             if copy is not None:
-                try:
-                    if copy[0] >> 4 == 6 and self.raw6 is not None:
-                        self.raw6.sendto(copy, (socket.inet_ntop(socket.AF_INET6, copy[24:40]), 0))
-                    else:
-                        self.raw.sendto(copy, (socket.inet_ntoa(copy[16:20]), 0))
-                except OSError:
-                    pass
-        return self.held[0][0] - now if self.held else None
+                self.send_raw(copy)
+        while self.sends and self.sends[0][0] <= now:
+            self.send_raw(heapq.heappop(self.sends)[2])
+        due = [heap[0][0] for heap in (self.held, self.sends) if heap]
+        return min(due) - now if due else None
 
     def serve(self) -> None:
         while True:
@@ -386,7 +532,11 @@ def apply(spec: dict) -> tuple[dict, dict[int, dict]]:
             args = netem_args(item)
             if args:
                 ip_only(interface, ["netem", *args])
-            shaped.append((interface, {}, -1))
+            stream = {key: item[key] for key in ("slice", "slice_delay", "limit", "reset") if item.get(key)}
+            if stream:   # netem cannot cut or reset a TCP stream: the queue does that
+                queue = QUEUE_BASE + index
+                queues[queue] = stream
+            shaped.append((interface, stream, QUEUE_BASE + index if stream else -1))
             continue
         if item.get("rate"):
             ip_only(interface, tbf_args(item["rate"]))

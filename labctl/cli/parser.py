@@ -127,8 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("target", nargs="?", metavar="TARGET",
                      help="NETWORK (every host's interface on it), HOST (all its interfaces) or HOST:NETWORK")
     for name, example in (("delay", "80ms"), ("jitter", "10ms"), ("loss", "5%%"), ("rate", "10mbit"),
-                          ("duplicate", "1%%"), ("corrupt", "0.1%%"), ("reorder", "25%%")):
-        sub.add_argument(f"--{name}", metavar="VALUE", help=f"for example {example}")
+                          ("duplicate", "1%%"), ("corrupt", "0.1%%"), ("reorder", "25%%"),
+                          ("slice", "4 (TCP payloads cut into pieces of at most 4 bytes)"),
+                          ("slice_delay", "20ms (between the pieces)"),
+                          ("limit", "1000 (reset each TCP connection once 1000 bytes went out)"),
+                          ("reset", "2s (reset each TCP connection 2 s after it began)")):
+        sub.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="VALUE", help=f"for example {example}")
     sub.add_argument("--clear", action="store_true",
                      help="remove the target's impairments (all of them without a TARGET)")
     sub.add_argument("--show", action="store_true", help="show every interface's impairments")

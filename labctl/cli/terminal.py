@@ -16,6 +16,7 @@ from ..engines.base import Terminal
 
 # bash where the host has it (labctl's image does), else sh.
 SHELL = ["sh", "-c", "if command -v bash >/dev/null; then exec bash -i; else exec sh -i; fi"]
+END_OF_INPUT = b"\x04"
 
 
 def relay(terminal: Terminal) -> int:
@@ -46,9 +47,11 @@ def relay(terminal: Terminal) -> int:
                 data = os.read(stdin, 65536)
                 if data:
                     connection.sendall(data)
-                else:   # the input ended (a pipe): the shell reads to its end, then exits
+                else:
+                    # The input ended (a pipe, or none): say so as a terminal does, with
+                    # Ctrl-D. Closing our side instead would end the output with it.
                     open_input = False
-                    _close_input(connection)
+                    connection.sendall(END_OF_INPUT)
     finally:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
@@ -58,8 +61,3 @@ def relay(terminal: Terminal) -> int:
     return terminal.exit_code()
 
 
-def _close_input(connection) -> None:
-    try:
-        connection.shutdown(1)   # SHUT_WR, on a socket or an SSH channel alike
-    except OSError:
-        pass

@@ -9,7 +9,15 @@ from typing import Any, Callable
 from .yamlsource import describe, parse_duration, parse_rate, parse_share
 
 KINDS = {"delay": "duration", "jitter": "duration", "loss": "share", "rate": "rate",
-         "duplicate": "share", "corrupt": "share", "reorder": "share"}
+         "duplicate": "share", "corrupt": "share", "reorder": "share",
+         # Stream faults, on TCP: pieces of at most `slice` bytes, `slice_delay` apart; a
+         # connection reset once `limit` bytes have gone out, or `reset` after it began.
+         "slice": "size", "slice_delay": "duration", "limit": "size", "reset": "duration"}
+# The lab file's nested forms of the stream faults: slice: {bytes: 4, delay: 20ms}, ...
+NESTED = {"slice": {"bytes": "slice", "delay": "slice_delay"}, "limit": {"bytes": "limit"},
+          "reset": {"after": "reset"}}
+STREAM_FIELDS = ("slice", "limit", "reset")
+MAX_SIZE = 1 << 30
 
 
 @dataclass(frozen=True, order=True)
@@ -31,6 +39,10 @@ class Impairment:
     duplicate: float | None = None
     corrupt: float | None = None
     reorder: float | None = None
+    slice: float | None = None        # bytes
+    slice_delay: float | None = None
+    limit: float | None = None        # bytes
+    reset: float | None = None
 
     def over(self, base: Impairment) -> Impairment:
         """This impairment's fields laid over `base`'s."""
@@ -50,6 +62,8 @@ class Impairment:
 
 def format_value(name: str, value: float) -> str:
     kind = KINDS[name]
+    if kind == "size":
+        return f"{value:g}B"
     if kind == "duration":
         return f"{value * 1000:g}ms"
     if kind == "share":
@@ -64,16 +78,41 @@ def read_impairment(raw: dict[str, Any], fail: Callable[[str, str], Exception]) 
     """Build an Impairment from text values (lab file or command line); `fail(key, message)`
     makes the error that names where the value came from."""
     values: dict[str, float] = {}
-    for key, value in raw.items():
+    for key, value in _flattened(raw, fail).items():
         kind = KINDS.get(key)
         if kind is None:
             raise fail(key, f"unknown impairment '{key}'; expected one of: " + ", ".join(KINDS))
-        parsed = {"duration": parse_duration, "share": parse_share, "rate": parse_rate}[kind](value)
+        parsed = {"duration": parse_duration, "share": parse_share, "rate": parse_rate, "size": _size}[kind](value)
         if parsed is None:
-            example = {"duration": "80ms", "share": "5%", "rate": "10mbit"}[kind]
+            example = {"duration": "80ms", "share": "5%", "rate": "10mbit", "size": "4 (bytes)"}[kind]
             raise fail(key, f"expected a {kind} such as {example}, got {describe(value)}")
         values[key] = parsed
     return Impairment(**values)
+
+
+def _flattened(raw: dict[str, Any], fail: Callable[[str, str], Exception]) -> dict[str, Any]:
+    """`slice: {bytes: 4, delay: 20ms}` as `slice: 4, slice_delay: 20ms`; the rest as given."""
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in NESTED and isinstance(value, dict):
+            for inner, inner_value in value.items():
+                if inner not in NESTED[key]:
+                    raise fail(key, f"{key} takes " + " and ".join(NESTED[key]) + f", not {describe(inner)}")
+                flat[NESTED[key][inner]] = inner_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def _size(value: Any) -> float | None:
+    """A byte count from 1 to 1 GiB."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    try:
+        size = int(str(value).strip().removesuffix("B").removesuffix("b"))
+    except ValueError:
+        return None
+    return float(size) if 1 <= size <= MAX_SIZE else None
 
 
 def check_consistent(impairment: Impairment, fail: Callable[[str, str], Exception]) -> None:
@@ -81,6 +120,8 @@ def check_consistent(impairment: Impairment, fail: Callable[[str, str], Exceptio
         raise fail("reorder", "reorder needs a delay: reordered packets are the ones that skip it")
     if impairment.jitter and impairment.jitter > (impairment.delay or 0):
         raise fail("jitter", "jitter larger than the delay would need negative delays")
+    if impairment.slice_delay and not impairment.slice:
+        raise fail("slice_delay", "a delay between slices needs slice: {bytes: N}")
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,8 @@ def test_declared_delay_is_applied_by_up_and_live_changes_keep_the_rest(engine, 
     cli(bent, "impair", "client:net", "--delay", "30ms")
     shown = json.loads(cli(bent, "impair", "--show", "--json").stdout)
     assert shown == [{"interface": "client:net", "delay": 0.03, "jitter": 0.01, "loss": None, "rate": None,
-                      "duplicate": None, "corrupt": None, "reorder": None, "mechanism": "fallback",
-                      "applied": "yes"}]
+                      "duplicate": None, "corrupt": None, "reorder": None, "slice": None, "slice_delay": None,
+                      "limit": None, "reset": None, "mechanism": "fallback", "applied": "yes"}]
     rtts = measure(engine, bent.topology, "client", "rtt", 40)
     added = statistics.median(rtts) - baseline
     assert abs(added - 0.030) <= 0.2 * 0.030, f"asked 30ms, measured {added * 1000:.1f}ms"
@@ -270,3 +270,53 @@ def test_netem_path_where_the_kernel_has_it(engine, bent, monkeypatch):
     received = len(measure(engine, bent.topology, "client", "udp", 600))
     assert abs(1 - received / 600 - 0.20) <= binomial_bound(600, 0.20)
 
+
+
+def test_stream_faults_cut_segments_and_reset_connections_on_the_wire(engine, image, bent, tmp_path):
+    """slice: every segment the client sends is 1 byte on the wire, 10 ms apart,
+    and the echo still comes back whole; limit and reset end connections at both ends."""
+    only(bent)
+    cli(bent, "impair", "client:net", "--slice", "1", "--slice-delay", "10ms")
+    pcap = tmp_path / "sliced.pcap"
+    capture = subprocess.Popen([sys.executable, "-m", "labctl", "-f", str(bent.file), "capture", "net",
+                                "-w", str(pcap), "--filter", "tcp port 7"], stderr=subprocess.PIPE, text=True)
+    assert "capturing on network net" in capture.stderr.readline()
+    check = next(check for check in bent.checks if check.name == "client echoes")
+    result = run_checks(bent.topology, engine, [check], image)[0]
+    capture.send_signal(signal.SIGINT)
+    assert capture.wait(timeout=30) == 0
+    assert result.passed, result.reason          # "hi\n" in pieces, echoed whole
+    sent = [p for p in read_pcap(pcap.read_bytes()) if p.source == "10.242.0.2" and p.payload]
+    assert len(sent) >= 3 and max(len(p.payload) for p in sent) == 1, [len(p.payload) for p in sent]
+    # In order, though a piece held back 10 ms may also be sent again by TCP's own timers.
+    assert sent[0].payload == b"h" and set(b"".join(p.payload for p in sent)) == set(b"hi\n")
+    # Three pieces, 10 ms apart: the last leaves at least 20 ms after the first.
+    assert sent[-1].time - sent[0].time >= 0.018, [round(p.time - sent[0].time, 4) for p in sent]
+
+    only(bent, limit="100")
+    long = engine.exec(bent.topology, "client", ["python3", "-c", textwrap.dedent("""
+        import socket
+        s = socket.create_connection(("10.242.0.3", 7), timeout=5)
+        try:
+            for _ in range(20):
+                s.sendall(b"x" * 50); s.recv(100)
+            print("all sent")
+        except OSError as exc:
+            print("ended:", exc.__class__.__name__)
+    """)])
+    assert "ended: ConnectionResetError" in long.stdout.decode() or "ended: BrokenPipeError" in long.stdout.decode(), long
+
+    only(bent, reset="1s")
+    timed = engine.exec(bent.topology, "client", ["python3", "-c", textwrap.dedent("""
+        import socket, time
+        s = socket.create_connection(("10.242.0.3", 7), timeout=5)
+        s.sendall(b"early\\n"); assert s.recv(100) == b"early\\n"
+        time.sleep(1.5)
+        try:
+            s.sendall(b"late\\n"); data = s.recv(100)
+            print("still open", data)
+        except OSError as exc:
+            print("ended:", exc.__class__.__name__)
+    """)])
+    assert "ended: ConnectionResetError" in timed.stdout.decode() or "ended: BrokenPipeError" in timed.stdout.decode(), timed
+    only(bent)
