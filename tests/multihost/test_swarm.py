@@ -255,6 +255,49 @@ def test_compose_on_an_engine_over_ssh(machines, tmp_path):
     assert leftovers(machines, "mh-remote") == {}
 
 
+GRADED_LAB = """
+name: mh-grade
+networks:
+  room: {subnet: 10.233.1.0/24}
+hosts:
+  server:
+    networks: [room]
+    files: ["./submission/server.py:/exercise/server.py"]
+    command: python3 -u /exercise/server.py
+    ready: {tcp: 9000}
+  student: {networks: [room]}
+checks:
+  - name: upper case
+    from: student
+    to: server:9000
+    tcp: {send: "hi\\n", expect: "HI\\n"}
+"""
+SERVER = """
+import socket
+listener = socket.create_server(("", 9000))
+while True:
+    conn, _ = listener.accept()
+    with conn:
+        data = conn.recv(100)
+        conn.sendall(data.{}())
+"""
+
+
+def test_a_class_is_graded_on_the_swarm_two_at_a_time(machines, tmp_path):
+    folder = tmp_path / "grading"
+    for where, program in (("submission", "upper"), ("class/ada", "upper"), ("class/bea", "lower")):
+        (folder / where).mkdir(parents=True)
+        (folder / where / "server.py").write_text(SERVER.format(program))
+    (folder / "lab.yaml").write_text(GRADED_LAB)
+    graded = on_swarm(folder / "lab.yaml", machines, "grade", str(folder / "class"), "--parallel", "2",
+                      "--csv", str(folder / "grades.csv"), "--html", str(folder / "grades.html"))
+    assert graded.returncode == 0, graded.stderr
+    rows = {line.split(",")[0]: line.split(",")[1:3] for line in (folder / "grades.csv").read_text().splitlines()[1:]}
+    assert rows == {"ada": ["1", "1"], "bea": ["0", "1"]}, graded.stderr
+    for instance in ("mh-grade-grade1", "mh-grade-grade2"):
+        assert {kind: items for kind, items in leftovers(machines, instance).items() if "images" not in kind} == {}
+
+
 def test_cluster_down_takes_every_machine_out_of_the_swarm(machines):
     result = labctl("--cluster", str(machines), "cluster", "down")
     assert result.returncode == 0, result.stderr
