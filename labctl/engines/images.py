@@ -33,6 +33,7 @@ from ..assets import base_tag, host_recipe, host_tag, node_tag, packages, recipe
 from ..errors import LabError
 from ..files import remove_file, write_file
 from ..names import IMAGE_LABEL, IMAGE_SOURCE_LABEL
+from ..progress import Counted
 
 Progress = Callable[[str], None]
 
@@ -51,8 +52,11 @@ def ensure_host_image(client: docker.DockerClient, progress: Progress, source: s
     if image_exists(client, tag):
         progress(f"image {tag} is up to date")
         return tag
+    # Counted, so a terminal shows a bar: the base (when missing), then the services on it.
+    stages = 1 if image_exists(client, base_tag()) else 2
+    progress(Counted(f"image: building {tag}", "image", 0, stages))
     base = ensure_base_image(client, progress, source)
-    progress(f"image: adding services to {base}")
+    progress(Counted(f"image: adding services to {base}", "image", stages - 1, stages))
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as archive:
         dockerfile = host_recipe(base).encode()
@@ -65,7 +69,7 @@ def ensure_host_image(client: docker.DockerClient, progress: Progress, source: s
                             forcerm=True, labels={IMAGE_LABEL: "host"})
     except (docker.errors.BuildError, docker.errors.APIError) as exc:
         raise LabError(f"building {tag} failed: {exc}") from None
-    progress(f"image {tag} built")
+    progress(Counted(f"image {tag} built", "image", stages, stages))
     _prune_superseded(client, tag, progress)
     return tag
 
