@@ -10,12 +10,12 @@ from html import escape
 from ..ops.grade import Graded
 from .views import columns
 
-FIELDS = ["student", "score", "points", "passed", "failed", "seconds", "failed checks"]
+FIELDS = ["student", "score", "points", "passed", "failed", "seconds", "failed checks", "machines"]
 
 
 def _row(graded: Graded) -> list[str]:
     return [graded.student, f"{graded.score:g}", f"{graded.points:g}", str(graded.passed), str(graded.failed),
-            f"{graded.seconds:.1f}", graded.summary]
+            f"{graded.seconds:.1f}", graded.summary, " ".join(graded.machines)]
 
 
 def csv_text(rows: list[Graded]) -> str:

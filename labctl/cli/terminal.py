@@ -45,19 +45,22 @@ def relay(terminal: Terminal) -> int:
                 os.write(stdout, data)
             if stdin in readable:
                 data = os.read(stdin, 65536)
-                if data:
-                    connection.sendall(data)
-                else:
-                    # The input ended (a pipe, or none): say so as a terminal does, with
-                    # Ctrl-D. Closing our side instead would end the output with it.
+                # The input ended (a pipe, or none): say so as a terminal does, with Ctrl-D.
+                # Closing our side instead would end the output with it.
+                open_input = bool(data)
+                try:
+                    connection.sendall(data or END_OF_INPUT)
+                except OSError:   # the program has ended, and its connection with it
                     open_input = False
-                    connection.sendall(END_OF_INPUT)
     finally:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
         if previous is not None:
             signal.signal(signal.SIGWINCH, previous)
-        connection.close()
+        try:
+            connection.close()
+        except OSError:
+            pass
     return terminal.exit_code()
 
 

@@ -304,7 +304,8 @@ def record_shipped(root: Path, path: Path, shipped: dict[str, list[str]]) -> Non
 
 
 def remove_shipped(root: Path, path: Path, machines: dict[str, docker.DockerClient]) -> int:
-    """Remove the images `path` says were copied to machines, where no container uses them now."""
+    """Remove the images `path` says were copied to machines, where no container uses them
+    now. One another lab still uses stays on the list, for a later `down` to remove."""
     if not path.exists():
         return 0
     known = json.loads(path.read_text())
@@ -314,18 +315,23 @@ def remove_shipped(root: Path, path: Path, machines: dict[str, docker.DockerClie
         if client is None:
             continue
         in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
+        kept = []
         for image in images:
             try:
                 found = client.images.get(image)
                 if found.id in in_use:
+                    kept.append(image)
                     continue
                 client.images.remove(found.id, force=True)
                 removed += 1
             except docker.errors.ImageNotFound:
                 pass
             except docker.errors.APIError:
-                continue
-        del known[machine]
+                kept.append(image)
+        if kept:
+            known[machine] = kept
+        else:
+            del known[machine]
     if known:
         write_file(root, path, json.dumps(known, indent=2))
     else:

@@ -41,6 +41,7 @@ class Graded:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)   # (check, reason)
     error: str = ""                                                  # why the lab never ran
+    machines: list[str] = field(default_factory=list)                # where its hosts ran (a Swarm's)
 
     @property
     def summary(self) -> str:
@@ -70,32 +71,40 @@ def _instance(lab_folder: Path, submission: Path, scratch: Path) -> Path:
 
 
 def grade_one(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab_file: Path,
-              submission: Path, slot: int, timeout: float, progress: Callable[[str], None]) -> Graded:
+              submission: Path, slot: int, timeout: float, progress: Callable[[str], None],
+              scratch: Path, changing: threading.Lock, finished: list) -> Graded:
+    """One student's run in `scratch`. `changing` is held while the instance comes up or
+    goes down: on an engine elsewhere the instances share the lab image labctl copied there,
+    and one instance's `down` must not remove it while another is starting on it."""
     graded = Graded(submission.name)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="labctl-grade-") as scratch:
-        try:
-            lab = read(_instance(lab_file.parent, submission, Path(scratch)))
-            # Never the lab's own name or subnets: it may be running beside the grading.
-            relocate(lab.topology, slot + 1)
-            lab.topology.name = f"{lab.topology.name}-grade{slot + 1}"
-            engine = open_engine(lab)
-        except LabError as exc:
-            graded.error = f"the lab could not be read with this submission: {exc}"
-            return graded
-        quiet: Callable[[str], None] = lambda message: None   # noqa: E731  (per-student noise)
-        try:
+    try:
+        lab = read(_instance(lab_file.parent, submission, scratch))
+        # Never the lab's own name or subnets: it may be running beside the grading.
+        relocate(lab.topology, slot + 1)
+        lab.topology.name = f"{lab.topology.name}-grade{slot + 1}"
+        engine = open_engine(lab)
+    except LabError as exc:
+        graded.error = f"the lab could not be read with this submission: {exc}"
+        return graded
+    quiet: Callable[[str], None] = lambda message: None   # noqa: E731  (per-student noise)
+    try:
+        with changing:
             up(lab.topology, engine, quiet, timeout=timeout)
-            results, _seconds = check(lab, engine)
-            _score(graded, results)
-        except LabError as exc:
-            graded.error = f"never ready: {exc}"
-            graded.points = sum(c.points for c in lab.checks)
-        finally:
-            try:
+        graded.machines = sorted({state.machine for state in engine.states(lab.topology)
+                                  if state.role == "host" and state.machine})
+        results, _seconds = check(lab, engine)
+        _score(graded, results)
+    except LabError as exc:
+        graded.error = f"never ready: {exc}"
+        graded.points = sum(c.points for c in lab.checks)
+    finally:
+        try:
+            with changing:
                 down(lab.topology, engine, quiet)
-            except LabError as exc:
-                progress(f"{submission.name}: down failed: {exc}")
+        except LabError as exc:
+            progress(f"{submission.name}: down failed: {exc}")
+        finished.append((lab, engine))
     graded.seconds = time.monotonic() - started
     return graded
 
@@ -113,15 +122,20 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
     students = submissions(folder)
     slots = list(range(max(1, parallel)))
     free = threading.Semaphore(len(slots))
-    lock = threading.Lock()
+    lock, changing = threading.Lock(), threading.Lock()
     done: list[Graded] = []
+    finished: list[tuple[Lab, Engine]] = []
+    scratch = Path(tempfile.mkdtemp(prefix="labctl-grade-"))
 
     def one(submission: Path) -> Graded:
         with free:
             with lock:
                 slot = slots.pop(0)
+                place = scratch / submission.name
             try:
-                graded = grade_one(read, open_engine, lab_file, submission, slot, timeout, progress)
+                place.mkdir(parents=True)
+                graded = grade_one(read, open_engine, lab_file, submission, slot, timeout, progress,
+                                   place, changing, finished)
             finally:
                 with lock:
                     slots.append(slot)
@@ -132,5 +146,17 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
                              + (f" ({graded.error})" if graded.error else ""), "grade", len(done), len(students)))
         return graded
 
-    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
-        return list(pool.map(one, students))
+    try:
+        with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+            return list(pool.map(one, students))
+    finally:
+        # What an instance could not remove while another used it (the lab image copied
+        # to an engine elsewhere), a second `down` removes now that none does.
+        for lab, engine in finished:
+            if not lab.topology.traits.copies_files:   # the image is this machine's own
+                continue
+            try:
+                down(lab.topology, engine, lambda message: None)
+            except LabError as exc:
+                progress(f"{lab.name}: down failed: {exc}")
+        shutil.rmtree(scratch, ignore_errors=True)

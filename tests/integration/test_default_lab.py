@@ -216,7 +216,8 @@ def test_a_shell_on_a_host_through_a_pseudo_terminal(campus):
         child.expect(r"alice[^\n]*[#$] ")
         child.sendline("hostname; echo $((6 * 7)); stty size")
         child.expect(r"alice\r\n42\r\n33 101\r\n")      # its own terminal, this one's size
-        child.sendline("echo sleeping; sleep 60")
+        # The program itself says it has started, so the interrupt finds it in the foreground.
+        child.sendline("python3 -c 'import time; print(\"sleep\" + \"ing\", flush=True); time.sleep(60)'")
         child.expect("sleeping\r\n")
         child.sendintr()                                    # Ctrl-C reaches the host, not labctl
         child.expect(r"[#$] ", timeout=10)                  # long before the minute is up
