@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,12 +71,46 @@ def _instance(lab_folder: Path, submission: Path, scratch: Path) -> Path:
     return scratch / "lab.yaml"
 
 
+class Turns:
+    """Instances check side by side, but come up and go down alone. While Docker creates or
+    removes a network it rewrites the forwarding rules, and for that moment another lab's
+    routed packets are dropped; and on an engine elsewhere, instances share the lab image
+    labctl copied there, which one's `down` must not remove while another starts on it."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._checking = 0
+        self._changing = False
+
+    @contextmanager
+    def change(self):
+        with self._condition:
+            self._condition.wait_for(lambda: not self._changing and not self._checking)
+            self._changing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._changing = False
+                self._condition.notify_all()
+
+    @contextmanager
+    def check(self):
+        with self._condition:
+            self._condition.wait_for(lambda: not self._changing)
+            self._checking += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._checking -= 1
+                self._condition.notify_all()
+
+
 def grade_one(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab_file: Path,
               submission: Path, slot: int, timeout: float, progress: Callable[[str], None],
-              scratch: Path, changing: threading.Lock, finished: list) -> Graded:
-    """One student's run in `scratch`. `changing` is held while the instance comes up or
-    goes down: on an engine elsewhere the instances share the lab image labctl copied there,
-    and one instance's `down` must not remove it while another is starting on it."""
+              scratch: Path, turns: Turns, finished: list) -> Graded:
+    """One student's run in `scratch`, taking its turns (see Turns)."""
     graded = Graded(submission.name)
     started = time.monotonic()
     try:
@@ -89,18 +124,19 @@ def grade_one(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine],
         return graded
     quiet: Callable[[str], None] = lambda message: None   # noqa: E731  (per-student noise)
     try:
-        with changing:
+        with turns.change():
             up(lab.topology, engine, quiet, timeout=timeout)
         graded.machines = sorted({state.machine for state in engine.states(lab.topology)
                                   if state.role == "host" and state.machine})
-        results, _seconds = check(lab, engine)
+        with turns.check():
+            results, _seconds = check(lab, engine)
         _score(graded, results)
     except LabError as exc:
         graded.error = f"never ready: {exc}"
         graded.points = sum(c.points for c in lab.checks)
     finally:
         try:
-            with changing:
+            with turns.change():
                 down(lab.topology, engine, quiet)
         except LabError as exc:
             progress(f"{submission.name}: down failed: {exc}")
@@ -122,7 +158,7 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
     students = submissions(folder)
     slots = list(range(max(1, parallel)))
     free = threading.Semaphore(len(slots))
-    lock, changing = threading.Lock(), threading.Lock()
+    lock, turns = threading.Lock(), Turns()
     done: list[Graded] = []
     finished: list[tuple[Lab, Engine]] = []
     scratch = Path(tempfile.mkdtemp(prefix="labctl-grade-"))
@@ -135,7 +171,7 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
             try:
                 place.mkdir(parents=True)
                 graded = grade_one(read, open_engine, lab_file, submission, slot, timeout, progress,
-                                   place, changing, finished)
+                                   place, turns, finished)
             finally:
                 with lock:
                     slots.append(slot)
