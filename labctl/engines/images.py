@@ -78,7 +78,7 @@ def _prune_superseded(client: docker.DockerClient, current: str, progress: Progr
     """Remove earlier images of `current`'s repository (their recipe changed since) that no
     container uses, so rebuilding does not fill the disk. The base layer is shared and stays."""
     repository = current.split(":")[0]
-    in_use = {container.image.id for container in client.containers.list(all=True)}
+    in_use = {summary.get("ImageID") for summary in client.api.containers(all=True)}
     for image in client.images.list(name=repository):
         stale = [tag for tag in image.tags if tag.startswith(f"{repository}:") and tag != current]
         if stale and len(stale) == len(image.tags) and image.id not in in_use:
@@ -314,7 +314,9 @@ def remove_shipped(root: Path, path: Path, machines: dict[str, docker.DockerClie
         client = machines.get(machine)
         if client is None:
             continue
-        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
+        # The plain listing, with no inspection of each container: one the Swarm removes
+        # meanwhile is not asked after.
+        in_use = {summary.get("ImageID") for summary in client.api.containers(all=True)}
         kept = []
         for image in images:
             try:
