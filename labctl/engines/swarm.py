@@ -228,11 +228,13 @@ class SwarmEngine:
         containers = 0
         for name, machine in self.machines.items():
             while True:
-                left = machine.client.containers.list(all=True, filters=selector)
-                helpers = [c for c in left if c.labels.get(ROLE_LABEL) != "host"]
+                # The plain listing: the Swarm removes tasks' containers meanwhile, and
+                # inspecting one that just went would fail.
+                left = machine.client.api.containers(all=True, filters=selector)
+                helpers = [c for c in left if (c.get("Labels") or {}).get(ROLE_LABEL) != "host"]
                 for container in helpers:
                     try:
-                        container.remove(force=True, v=True)
+                        machine.client.api.remove_container(container["Id"], force=True, v=True)
                         containers += 1
                     except docker.errors.NotFound:
                         pass
