@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from ..model.yamlsource import KeyPath
     from .spec import CheckParser, CheckSpec
 
-COMMON_KEYS = ("name", "from", "to", "family", "timeout", "latency", "within", "load", "server", "hint", "points")
+COMMON_KEYS = ("name", "from", "to", "family", "timeout", "latency", "within", "load", "server", "hint", "points",
+               "overlap")
 
 
 class CheckKind:

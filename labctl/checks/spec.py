@@ -24,6 +24,8 @@ from ..model.topology import MULTICAST, MULTICAST6, Topology, checked_path
 from ..model.yamlsource import KeyPath, Source, describe, quote
 from .expectation import Expectation, parse_expectation
 
+from .evidence import evidence_problem
+
 if TYPE_CHECKING:
     from .kind import CheckKind
 
@@ -87,6 +89,7 @@ class CheckSpec:
     family: int | None = None      # 4 or 6; None: IPv4 where the target has it, else IPv6
     hint: str | None = None        # shown when the check fails: what to look at
     points: float = 1.0            # what passing it is worth in the score
+    overlap: bool = False          # may run beside others though its server is the lab's program
 
     @property
     def protocol(self) -> str:
@@ -123,6 +126,9 @@ class CheckParser:
         names: set[str] = set()
         for index, item in enumerate(self.source.sequence(raw, ("checks",))):
             for check in self.parse_many(item, ("checks", index)):
+                if (unproven := evidence_problem(self.topology, check)) is not None:
+                    key, why = unproven
+                    raise self.source.error(("checks", index, *key), why)
                 if check.name in names:
                     raise self.source.error(("checks", index, "name"), f"duplicate check name {quote(check.name)}")
                 names.add(check.name)
@@ -189,6 +195,8 @@ class CheckParser:
             check.latency_ms = source.duration(spec["latency"], path + ("latency",)) * 1000
         if "within" in spec:
             check.within = source.duration(spec["within"], path + ("within",))
+        if "overlap" in spec:
+            check.overlap = source.boolean(spec["overlap"], path + ("overlap",))
         kind.parse(self, spec[kind.name], path + (kind.name,), check)
         if "load" in spec:
             check.load = self.load_options(spec["load"], path + ("load",))

@@ -69,8 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "mounted where the lab mounts ./submission/")
     sub.add_argument("--parallel", type=int, default=1, metavar="K", help="grade K at once, each a lab instance "
                      "of its own name and subnets (default 1)")
-    sub.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                     help="how long a submission may take to become ready (default 60)")
+    sub.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                     help="how long one submission may take, from coming up to its last check "
+                     "(default 120); checks not started by then fail, and the run's bound is printed")
+    sub.add_argument("--only", action="append", metavar="NAME",
+                     help="grade only this submission (repeatable); the other rows come from the last run")
+    sub.add_argument("--force", action="store_true",
+                     help="grade again the submissions whose content has not changed since the last run")
     sub.add_argument("--csv", default="grades.csv", metavar="FILE", help="the CSV (default grades.csv)")
     sub.add_argument("--html", default="grades.html", metavar="FILE", help="the HTML summary (default grades.html)")
     sub = verb("schema", verbs.schema, "print the lab file's JSON Schema, for editors (generated from "

@@ -39,17 +39,34 @@ def init(args) -> int:
 
 
 def grade(args) -> int:
+    """Exit 0 when every entry of the class has its row; 1 when some rows say the run itself
+    failed them (the engine, a down, a bug: not the student's doing); 2 when nothing could
+    be graded (a bad lab file, no engine)."""
     from ..engines.factory import open_engine, read_lab
-    from ..ops.grade import grade as grade_all
+    from ..ops.grade import bound, grade as grade_all, submissions
     from . import gradebook
     lab = load(args)   # the lab must be sound before any student's files go into it
     choice = engine_choice(args)
+    folder = Path(args.submissions)
+    out = Path(getattr(args, "out", None) or ".")
+    previous = gradebook.previous_rows(out) if hasattr(gradebook, "previous_rows") else {}
+    count = len(args.only) if args.only else len(submissions(folder))
+    progress(f"grading {count} submissions, {args.parallel} at a time: each within --timeout "
+             f"{args.timeout:g}s, its longest check and its down, so the run ends within "
+             f"{bound(lab, count, args.parallel, args.timeout) / 60:.0f} min")
     rows = grade_all(lambda path: read_lab(path, choice), lambda each: open_engine(each.topology, choice),
-                     lab.file, Path(args.submissions), args.parallel, args.timeout, progress)
+                     lab.file, folder, args.parallel, args.timeout, progress, previous=previous,
+                     only=set(args.only) if args.only else None, force=args.force,
+                     leave={Path(path).resolve() for path in (out, args.csv, args.html)})
     Path(args.csv).write_text(gradebook.csv_text(rows))
     Path(args.html).write_text(gradebook.html_page(rows, lab.name))
     print(gradebook.table(rows))
     progress(f"wrote {args.csv} and {args.html}")
+    troubled = [row for row in rows if row.trouble]
+    if troubled:
+        progress(f"{len(troubled)} submissions were not graded through no fault of theirs (their rows say "
+                 "why); grade them again with --only NAME")
+        return 1
     return 0
 
 

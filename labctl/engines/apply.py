@@ -12,15 +12,13 @@ labels, so the rendered file still runs, and goes down, with `docker compose` al
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
-import tarfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
 import docker.errors
@@ -33,6 +31,7 @@ from ..model.topology import Topology
 from ..names import CONFIG_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVING_LINE, host_of
 from ..progress import Counted
 from ..render.compose import KEYS_KEY, readiness_probe, readiness_wait, SIDECAR_READY, unliteral
+from .archive import archive
 from .base import ExecResult, Progress
 
 CREATORS = 8        # containers created and started at once: more only queue in the engine
@@ -360,7 +359,7 @@ class Deployment:
         for item in (self.document.get(KEYS_KEY) or {}).get(name) or []:
             files.append((item["target"], (self.base / item[SECRET_SOURCE]).read_bytes(), int(item["mode"])))
         if files:
-            self.api.put_archive(container, "/", _archive(files))
+            self.api.put_archive(container, "/", archive(files))
 
     # -- readiness ------------------------------------------------------------------------
 
@@ -424,24 +423,6 @@ def _healthcheck(definition: dict[str, Any] | None) -> dict[str, Any] | None:
     if "retries" in definition:
         check["retries"] = int(definition["retries"])
     return check
-
-
-def _archive(files: list[tuple[str, bytes, int]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        folders: set[PurePosixPath] = set()
-        for target, data, mode in files:
-            path = PurePosixPath(target.lstrip("/"))
-            for parent in reversed(path.parents[:-1]):
-                if parent not in folders:
-                    folders.add(parent)
-                    entry = tarfile.TarInfo(str(parent))
-                    entry.type, entry.mode = tarfile.DIRTYPE, 0o755
-                    tar.addfile(entry)
-            entry = tarfile.TarInfo(str(path))
-            entry.size, entry.mode = len(data), mode
-            tar.addfile(entry, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def _some(names: list[str], shown: int = 8) -> str:

@@ -17,21 +17,9 @@ import requests.exceptions
 from ..errors import EngineError, LabError
 from ..model.topology import Topology
 from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, SOURCE_LABEL, helper_service
+from .archive import archive
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress, Terminal
 from .readiness import Confirmations
-
-MAX_ANSWER = 64 << 20  # bytes read from a host's output while waiting for its answer
-
-
-def _read_exactly(connection, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = connection.recv(size - len(data))
-        if not chunk:
-            raise EOFError("the engine closed the connection")
-        data += chunk
-    return data
-
 
 def docker_client() -> docker.DockerClient:
     """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
@@ -231,44 +219,6 @@ class ContainerEngine:
         return ExecResult(result.exit_code if result.exit_code is not None else -1,
                           stdout or b"", stderr or b"")
 
-    def ask(self, topology: Topology, host: str, line: bytes, answers: tuple[bytes, ...],
-            timeout: float) -> tuple[bytes, bytes] | None:
-        """Write `line` to the standard input of the host's program, through the engine (no
-        process starts in the host), and return the first line it then prints that starts
-        with one of `answers`, split into (that start, the rest). None when the host's
-        program takes no input, or the host is not running."""
-        container = self.host_container(topology, host)
-        if container.status != "running" or not container.attrs.get("Config", {}).get("OpenStdin"):
-            return None
-        try:
-            wrapped = self.client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stream": 1})
-        except docker.errors.APIError as exc:
-            raise EngineError(f"cannot attach to '{host}': {exc.explanation or exc}") from None
-        connection = getattr(wrapped, "_sock", wrapped)  # a socket, or an SSH channel
-        try:
-            connection.settimeout(timeout)
-            connection.sendall(line)
-            pending, total = b"", 0
-            while True:
-                header = _read_exactly(connection, 8)   # the engine's frame: stream, size
-                size = int.from_bytes(header[4:], "big")
-                total += size
-                if total > MAX_ANSWER:
-                    raise EngineError(f"'{host}' printed more than {MAX_ANSWER >> 20} MiB without answering")
-                pending += _read_exactly(connection, size)
-                while b"\n" in pending:
-                    first, pending = pending.split(b"\n", 1)
-                    for start in answers:
-                        if first.startswith(start):
-                            return start, first[len(start):]
-        except (OSError, EOFError) as exc:  # socket.timeout is an OSError
-            raise EngineError(f"no answer from '{host}': {exc or 'timed out'}") from None
-        finally:
-            try:
-                connection.close()
-            except OSError:
-                pass
-
     def terminal(self, topology: Topology, host: str, argv: list[str], environment: dict[str, str]) -> Terminal:
         """`argv` on the host with a terminal of its own, its input and output one connection."""
         container = self.host_container(topology, host)
@@ -365,11 +315,13 @@ class ContainerEngine:
             raise EngineError(f"reconnect {host} to {network}: {exc.explanation or exc}") from None
 
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
-                         cap_add: list[str] | None = None) -> ExecResult:
+                         cap_add: list[str] | None = None,
+                         files: list[tuple[str, bytes, int]] | None = None) -> ExecResult:
         """Run a short-lived helper in `host`'s network namespace (or the engine's, when
-        host is None), labelled with the lab so no failure can leak it."""
+        host is None), labelled with the lab so no failure can leak it; `files` (path,
+        content, mode) are put into it before it starts."""
         return self._run_helper(topology, image, argv, network_mode=self._namespace(topology, host),
-                                cap_add=cap_add or [])
+                                cap_add=cap_add or [], files=files)
 
     def _namespace(self, topology: Topology, host: str | None) -> str:
         return "host" if host is None else f"container:{self.host_container(topology, host).id}"
@@ -381,9 +333,11 @@ class ContainerEngine:
             labels={LAB_LABEL: topology.name, ROLE_LABEL: "helper"}, detach=True)
 
     def _run_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
-                    cap_add: list[str]) -> ExecResult:
+                    cap_add: list[str], files: list[tuple[str, bytes, int]] | None = None) -> ExecResult:
         container = self._create_helper(topology, image, argv, network_mode, cap_add)
         try:
+            if files:
+                self.client.api.put_archive(container.id, "/", archive(files))
             container.start()
             code = container.wait(timeout=300).get("StatusCode", -1)
             return ExecResult(code, container.logs(stdout=True, stderr=False),

@@ -388,10 +388,6 @@ class SwarmEngine:
     def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult:
         return self._machine_of(topology, host).exec(topology, host, argv)
 
-    def ask(self, topology: Topology, host: str, line: bytes, answers: tuple[bytes, ...],
-            timeout: float) -> tuple[bytes, bytes] | None:
-        return self._machine_of(topology, host).ask(topology, host, line, answers, timeout)
-
     def terminal(self, topology: Topology, host: str, argv: list[str], environment: dict[str, str]) -> Terminal:
         return self._machine_of(topology, host).terminal(topology, host, argv, environment)
 
@@ -405,10 +401,11 @@ class SwarmEngine:
         return self._machine_of(topology, host).logs(topology, host, follow, tail, since)
 
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
-                         cap_add: list[str] | None = None) -> ExecResult:
+                         cap_add: list[str] | None = None,
+                         files: list[tuple[str, bytes, int]] | None = None) -> ExecResult:
         if host is None:
             raise EngineError(_HOSTS_ONLY.format(what="a helper outside every host"))
-        return self._machine_of(topology, host).run_in_namespace(topology, host, image, argv, cap_add)
+        return self._machine_of(topology, host).run_in_namespace(topology, host, image, argv, cap_add, files)
 
     def helper_logs(self, topology: Topology, name: str) -> str:
         for state in self.states(topology):

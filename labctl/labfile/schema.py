@@ -37,7 +37,7 @@ VALUES: dict[str, dict[str, Any]] = {
     "memory": {"type": ["string", "integer"]}, "pids": {"type": "integer"}, "cpus": NUMBER,
     "context": TEXT, "dockerfile": TEXT, "to": TEXT, "via": TEXT, "tcp": {"type": ["integer", "boolean"]},
     "from": TEXT, "family": {"enum": [4, 6, "4", "6", "ipv4", "ipv6"]}, "timeout": DURATION,
-    "latency": DURATION, "within": DURATION, "hint": TEXT, "points": {"type": "number", "minimum": 0},
+    "latency": DURATION, "within": DURATION, "overlap": FLAG, "hint": TEXT, "points": {"type": "number", "minimum": 0},
     "count": {"type": "integer", "minimum": 0}, "clients": {"type": "integer"}, "requests": {"type": "integer"},
     "duration": DURATION, "type": TEXT, "value": SCALAR, "files": NAMES,
     "env": {"type": "object", "additionalProperties": SCALAR},

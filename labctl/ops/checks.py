@@ -13,44 +13,72 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..checks.evidence import runs_alone
 from ..checks.judge import client_problems, family_of, server_problems, wants_server_side
 from ..checks.probe import probe_spec
 from ..checks.result import CheckResult
 from ..checks.spec import CheckSpec
 from ..engines.base import Engine
-from ..errors import EngineError, LabError
+from ..errors import LabError
 from ..model.topology import Topology
-from ..names import TRANSCRIPT_MARK, program
-from ..render.compose import runs_agent
+from ..names import PKI_PATH, TRANSCRIPT_MARK, program
+from ..render.pki import LabPki
 from .capture import Capture
 from .causes import explain
 
 MAX_PARALLEL = 16
 LOG_SETTLE_READS = 3    # extra reads of the servers' output where a line may be late
 LOG_SETTLE_PAUSE = 0.05
-AGENT_GRACE = 15.0  # seconds an agent may take beyond its checks' own time
 RETRY_PAUSE = 0.25
 
 
 # -- running ------------------------------------------------------------------------------
 
-def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str) -> list[CheckResult]:
+def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str,
+               deadline: float | None = None) -> list[CheckResult]:
     """Run `checks`; those with `within` are retried until they pass or their time runs out.
-    Wire checks run after the others, one at a time, each around its own capture.
+    Wire checks run after the others, one at a time, each around its own capture. Past
+    `deadline` (time.monotonic()), a check not yet started fails unrun.
     Results come back in the order given."""
     checks = [check.kind.at_run(topology, check) for check in checks]
     exchanges = [check for check in checks if check.kind.runner != "capture"]
-    results = iter(_run_exchanges(topology, engine, exchanges, image) if exchanges else [])
-    ordered = [run_wire_check(topology, engine, check, image) if check.kind.runner == "capture"
-               else next(results) for check in checks]
+    results = iter(in_turns(topology, engine, exchanges, image, deadline))
+    ordered = [next(results) if check.kind.runner != "capture" else
+               _too_late(check) if _past(deadline) else run_wire_check(topology, engine, check, image)
+               for check in checks]
     explain(topology, engine, ordered)
     for check, result in zip(checks, ordered):
         result.hint, result.points = check.hint, check.points
     return ordered
+
+
+def in_turns(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str,
+             deadline: float | None = None) -> list[CheckResult]:
+    """Exchanges with built-in servers run together; each one whose server is a program of
+    the lab's runs alone, after them, in file order (labctl.checks.evidence.runs_alone), so
+    a grade never depends on two checks meeting in a student's server, and its output is
+    judged over that exchange's own window. Results come back in the order given."""
+    results: list[CheckResult | None] = [None] * len(checks)
+    together = [i for i, check in enumerate(checks) if not runs_alone(topology, check)]
+    if together:
+        for i, result in zip(together, _run_exchanges(topology, engine, [checks[i] for i in together], image)):
+            results[i] = result
+    for i, check in enumerate(checks):
+        if results[i] is None:
+            results[i] = _too_late(check) if _past(deadline) else _run_exchanges(topology, engine, [check], image)[0]
+    return [result for result in results if result is not None]
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
+def _too_late(check: CheckSpec) -> CheckResult:
+    return CheckResult(check.name, check.source, check.target, check.port, check.protocol, False, 0.0,
+                       "not run: the time for this lab ran out (grade --timeout)")
 
 
 def run_wire_check(topology: Topology, engine: Engine, check: CheckSpec, image: str) -> CheckResult:
@@ -60,7 +88,7 @@ def run_wire_check(topology: Topology, engine: Engine, check: CheckSpec, image: 
     try:
         deadline = 60 + sum(check.timeout + (check.within or 0) for check in during)
         with Capture(topology, engine, image, wire.target, wire.filter, deadline) as capture:
-            traffic = _run_exchanges(topology, engine, during, image) if during else []
+            traffic = in_turns(topology, engine, during, image) if during else []
     except LabError as exc:  # a host it listens at is stopped, or its machine does not answer
         return CheckResult(check.name, "", check.target, None, check.protocol, False,
                            (time.monotonic() - started) * 1000, f"cannot capture: {exc}")
@@ -115,7 +143,7 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     # Kinds proven by a counter of the target's (ping): read it before and after the round.
     counted = [i for i, check in enumerate(checks) if _counts(topology, check) and i not in observations]
     watched = {_counter_key(topology, checks[i]) for i in counted}
-    before = _counters(topology, engine, watched)
+    before = _counters(topology, engine, image, watched)
 
     def run_batch(source: str) -> None:
         specs = [probe_spec(topology, checks[index], index) for index in batches[source]]
@@ -139,7 +167,7 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     missing = {"error": "error", "detail": "the probe returned no result"}
     client_side = [client_problems(check, observations.get(index) or missing)
                    for index, check in enumerate(checks)]
-    after = _counters(topology, engine, watched)
+    after = _counters(topology, engine, image, watched)
     keys = {i: _counter_key(topology, checks[i]) for i in counted}
     for index, problem in _counter_problems(keys, client_side, observations, checks, before, after).items():
         client_side[index].append(problem)
@@ -192,50 +220,37 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
 
 def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str, Any]],
            image: str) -> dict[int, dict[str, Any]]:
-    if runs_agent(topology.hosts[source]):
-        answered = _ask_agent(topology, engine, source, specs)
-        if answered is not None:
-            return answered
+    """The batch's observations, from labctl's probe in a helper that shares only the client
+    host's network namespace: the exchange leaves from that host, while nothing running in
+    it (root, and perhaps hostile) can replace the probe, its Python or what it prints."""
     payload = base64.b64encode(json.dumps(specs).encode()).decode()
-    # Not -I: the probe imports its neighbours in services/ (dnszone), as the agent does.
+    # Not -I: the probe imports its neighbours in services/ (dnszone).
     argv = ["python3", "-E", "-s", "-S", program("probe"), payload]
-    if topology.hosts[source].runs_lab_image:
-        result = engine.exec(topology, source, argv)
-    else:
-        # The host runs the user's image, which may lack Python: probe from a helper that
-        # shares the host's network namespace, so the exchange still leaves from that host.
-        result = engine.run_in_namespace(topology, source, image, argv)
+    result = engine.run_in_namespace(topology, source, image, argv, files=_credentials(topology, source))
     if result.exit_code != 0:
         raise LabError(f"the probe on '{source}' failed: {result.last_line}")
     try:
         observations = json.loads(result.stdout)
-    except json.JSONDecodeError:
+        return {int(observation["id"]): observation for observation in observations}
+    except (ValueError, TypeError, KeyError):
         raise LabError(f"the probe on '{source}' printed no result") from None
-    return {observation["id"]: observation for observation in observations}
 
 
-def _ask_agent(topology: Topology, engine: Engine, source: str,
-               specs: list[dict[str, Any]]) -> dict[int, dict[str, Any]] | None:
-    """The batch's observations from the host's agent (services/agent.py), or None where
-    it cannot answer (no agent there, or it could not read this request): then the batch
-    goes through exec."""
-    request_id = uuid.uuid4().hex
-    mine, unread = f"agent {request_id} ".encode(), b"agent ! "
-    line = json.dumps({"id": request_id, "specs": specs}, separators=(",", ":")).encode() + b"\n"
-    # Generous: the probe runs the batch's checks concurrently, each within its own time.
-    timeout = AGENT_GRACE + sum(float(spec.get("timeout") or 0)
-                                + float((spec.get("load") or {}).get("duration") or 0) for spec in specs)
-    try:
-        answer = engine.ask(topology, source, line, (mine, unread), timeout)
-    except EngineError:
-        return None
-    if answer is None or answer[0] == unread:
-        return None
-    try:
-        observations = json.loads(answer[1])
-    except json.JSONDecodeError:
-        return None
-    return {observation["id"]: observation for observation in observations}
+def _credentials(topology: Topology, host: str) -> list[tuple[str, bytes, int]]:
+    """What the probe presents and trusts as `host` (the lab's CAs, the host's certificate
+    and key), put into its helper through the engine: the host's own copies are the host's
+    to change, and a key never travels in a command line."""
+    pki = LabPki(topology.state_folder / "pki")
+    credentials = pki.host(host)
+    wanted = [(pki.ca_certificate, "ca.pem", 0o444), (pki.untrusted_ca_certificate, "untrusted-ca.pem", 0o444),
+              (credentials.certificate, "host.pem", 0o444), (credentials.key, "host.key", 0o400)]
+    files = []
+    for path, name, mode in wanted:
+        try:
+            files.append((f"{PKI_PATH}/{name}", path.read_bytes(), mode))
+        except OSError:
+            continue   # a lab without TLS checks never needs it; one that does says why
+    return files
 
 
 def _run_command(topology: Topology, engine: Engine, check: CheckSpec) -> dict[str, Any]:
@@ -314,7 +329,7 @@ def _counter_key(topology: Topology, check: CheckSpec) -> tuple[str, tuple[str, 
     return check.target, counter
 
 
-def _counters(topology: Topology, engine: Engine,
+def _counters(topology: Topology, engine: Engine, image: str,
               watched: set[tuple[str, tuple[str, str]]]) -> dict[tuple[str, tuple[str, str]], int | str]:
     """Each (target, counter)'s value in the target's own network namespace, or why it
     could not be read: /proc/net/snmp holds IPv4's in a header line and a value line per
@@ -323,17 +338,21 @@ def _counters(topology: Topology, engine: Engine,
         host, (section, field) = item
         table = "/proc/net/snmp6" if section.endswith("6") else "/proc/net/snmp"
         try:
-            result = engine.exec(topology, host, ["cat", table])
+            # From a helper in the target's namespace: /proc/net is per namespace, and a
+            # program in the target cannot stand in for the helper's own `cat`.
+            result = engine.run_in_namespace(topology, host, image, ["cat", table])
         except LabError as exc:
             return item, str(exc)
         text = result.stdout.decode("utf-8", "replace").splitlines()
         if section.endswith("6"):
             values = [line.split() for line in text if line.startswith(section + field)]
-            if result.exit_code == 0 and len(values) == 1 and values[0][0] == section + field:
+            if result.exit_code == 0 and len(values) == 1 and values[0][0] == section + field \
+                    and values[0][1:2] and values[0][1].isdigit():
                 return item, int(values[0][1])
         else:
             lines = [line.split() for line in text if line.startswith(section + ":")]
-            if result.exit_code == 0 and len(lines) >= 2 and field in lines[0]:
+            if result.exit_code == 0 and len(lines) >= 2 and field in lines[0] \
+                    and len(lines[1]) > lines[0].index(field) and lines[1][lines[0].index(field)].isdigit():
                 return item, int(lines[1][lines[0].index(field)])
         return item, f"no {section} {field} counter in {host}'s {table}"
     if not watched:
@@ -367,7 +386,8 @@ def _unreachable(host: str, exc: LabError) -> dict[str, Any]:
     return {"error": "error", "detail": f"cannot run on '{host}': {exc}"}
 
 
-def timed_run(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str) -> tuple[list[CheckResult], float]:
+def timed_run(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str,
+              deadline: float | None = None) -> tuple[list[CheckResult], float]:
     started = time.monotonic()
-    results = run_checks(topology, engine, checks, image)
+    results = run_checks(topology, engine, checks, image, deadline)
     return results, time.monotonic() - started

@@ -93,9 +93,11 @@ def down(topology: Topology, engine: Engine, progress: Progress) -> dict[str, in
 
 
 def check(lab: Lab, engine: Engine, names: list[str] | None = None,
-          pattern: str | None = None) -> tuple[list[CheckResult], float]:
+          pattern: str | None = None, deadline: float | None = None) -> tuple[list[CheckResult], float]:
+    """Run the selected checks; past `deadline` (a time.monotonic()), those not yet started
+    fail, saying so."""
     selected = select_checks(lab.checks, names, pattern)
-    results, seconds = timed_run(lab.topology, engine, selected, host_tag())
+    results, seconds = timed_run(lab.topology, engine, selected, host_tag(), deadline)
     remember_results(lab.topology, results)
     return results, seconds
 

@@ -198,11 +198,6 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
         service["volumes"].append(f"{relative_path(path, base)}:/etc/resolv.conf:ro")
     # A program that floods its output fills a bounded log, never the engine's disk.
     service["logging"] = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "2"}}
-    if runs_agent(host):
-        # Its checks are asked of it on its input, through the engine: no exec per check.
-        service["command"] = ["python3", "-E", "-s", "-S", program("agent")]
-        service["stdin_open"] = True
-        service["logging"] = {"driver": "json-file", "options": {"max-size": "1m", "max-file": "2"}}
     if host.build:
         build: dict[str, Any] = {"context": relative_path(Path(host.build["context"]), base),
                                  "labels": labels(topology)}
@@ -211,12 +206,6 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
         service["build"] = build
         service["image"] = f"{topology.project}-{host.name}"
     return service
-
-
-def runs_agent(host: Host) -> bool:
-    """A host of labctl's image with no program of its own runs services/agent.py, which
-    runs its checks when asked (on one machine; a Swarm's hosts are asked through exec)."""
-    return host.runs_lab_image and not host.services and not host.command
 
 
 def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:

@@ -46,9 +46,10 @@ def test_relocating_refuses_addresses_it_cannot_move(write_lab):
 
 
 def test_the_csv_and_the_page_hold_one_row_per_student_quoted_and_escaped():
-    rows = [Graded("ada", 3, 3, 2, 0, 3.5),
-            Graded("bob, jr", 1, 3, 1, 1, 4.0, [("upper case", "expected 'HELLO', got \"hi\" (hint: upper)")]),
-            Graded("<cal>", 0, 3, error="never ready: host 'server' exited")]
+    rows = [Graded("ada", score=3, points=3, passed=2, failed=0, seconds=3.5),
+            Graded("bob, jr", score=1, points=3, passed=1, failed=1, seconds=4.0,
+                   failures=[("upper case", "expected 'HELLO', got \"hi\" (hint: upper)")]),
+            Graded("<cal>", score=0, points=3, error="never ready: host 'server' exited")]
     parsed = list(csv.DictReader(io.StringIO(csv_text(rows))))
     assert [row["student"] for row in parsed] == ["ada", "bob, jr", "<cal>"]
     assert parsed[1]["failed checks"] == "upper case: expected 'HELLO', got \"hi\" (hint: upper)"
