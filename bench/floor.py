@@ -553,7 +553,7 @@ def report_idle(figures: dict, baseline: float) -> None:
               + (f"; server process RSS median {statistics.median(figures['server_rss'].values()) / MIB:.1f} MiB"
                  if figures.get("server_rss") else ""))
     if clients:
-        print(f"  {len(clients)} client hosts (the check agent): median {statistics.median(clients) / MIB:.1f} MiB, "
+        print(f"  {len(clients)} client hosts (no program of their own): median {statistics.median(clients) / MIB:.1f} MiB, "
               f"max {max(clients) / MIB:.1f} MiB")
 
 

@@ -287,9 +287,18 @@ def read_transcript(topology: Topology, engine: Engine, host: str,
             entry = json.loads(line[len(mark):])
         except ValueError:
             continue
-        if isinstance(entry, dict) and (since is None or float(entry.get("time") or 0) >= since):
+        if _well_formed(entry) and (since is None or entry["time"] >= since):
             entries.append(entry)
     return entries
+
+
+def _well_formed(entry: Any) -> bool:
+    """A transcript entry as the built-in servers write it; anything else in a host's output
+    is data, never a reason to stop (or a way to be believed)."""
+    return (isinstance(entry, dict) and isinstance(entry.get("time"), (int, float))
+            and not isinstance(entry.get("time"), bool)
+            and isinstance(entry.get("peer", ""), str) and isinstance(entry.get("port", 0), int)
+            and isinstance(entry.get("peer_port"), (int, type(None))))
 
 
 def _transcripts(topology: Topology, engine: Engine, hosts: set[str],

@@ -243,7 +243,7 @@ def test_inspect_and_status_show_both_families_routes_and_processes(campus):
     assert f"{alice.address}/24" in eth["addresses"] and f"{alice.address6}/64" in eth["addresses"]
     assert f"{dmz.subnet} via {gw.address_on('lan', 4)} dev eth0" in details["routes"]
     assert f"{dmz.subnet6} via {gw.address_on('lan', 6)} dev eth0" in details["routes"]
-    assert any("agent.pyc" in line for line in details["processes"])
+    assert any("sleep infinity" in line for line in details["processes"])
     table = run_cli("-f", str(campus.file), "inspect", "web")
     assert table.returncode == 0 and "labsvc" in table.stdout and "ROUTES" in table.stdout
     status = json.loads(run_cli("-f", str(campus.file), "status", "--json").stdout)
