@@ -62,6 +62,7 @@ bench: env
 	$(BIN)/python bench/checks.py
 	$(BIN)/python bench/impairments.py
 	$(BIN)/python bench/floor.py $(BENCH_FLOOR_ARGS)
+	$(BIN)/python bench/rounds.py chat 20
 
 # A long fuzz run of the lab-file reader: 10,000 hostile inputs, each accepted or refused
 # in one line within 2 seconds and 200 MB; prints its counts, fails on a crash or a slow one.

@@ -80,9 +80,11 @@ def base_tag() -> str:
 
 def host_recipe(base: str) -> str:
     """The host image's Dockerfile: the base plus services/, compiled once here (see
-    `names.program`) so each start loads them instead of compiling them again."""
+    `names.program`) so each start loads them instead of compiling them again. A program
+    runs from its .pyc beside the source; the modules it imports (labsvc's svc_*, inet)
+    load from __pycache__, where Python looks for a module whose source is there too."""
     return (f"FROM {base}\nCOPY services/ {SERVICES_PATH}/\n"
-            f"RUN python3 -m compileall -q -b {SERVICES_PATH} "
+            f"RUN python3 -m compileall -q -b {SERVICES_PATH} && python3 -m compileall -q {SERVICES_PATH} "
             f"&& mkdir -p {PurePosixPath(TRANSCRIPT).parent} {PKI_PATH}\n"
             'CMD ["sleep", "infinity"]\n')
 

@@ -41,6 +41,15 @@ SERVING_LINE = "labsvc: serving"
 # Helpers: names of the services that do network administration for hosts.
 RESERVED_PREFIX = "lc-"                # hosts may not take names starting with it
 SIDECAR_GRACE = 5                      # seconds a sidecar has to undo its work when stopped
+# What each container labctl starts beside the hosts may use (memory with swap included,
+# processes and threads), so no helper can take the engine's machine down with it. Measured:
+# a one-shot helper runs one small program (under 10 MiB; a capture's tcpdump 1 MiB, its
+# file's page cache reclaimed at the cap); a check's probe runs up to 32 checks at once, a
+# load check on up to 256 threads (19 MiB), each reply up to 1 MiB; a network sidecar's
+# delayer peaked at 38 MiB with its queue full of corrupted, duplicated, 2 s-delayed packets.
+HELPER_MEMORY, HELPER_PIDS = 64 << 20, 64
+PROBE_MEMORY, PROBE_PIDS = 256 << 20, 1024
+SIDECAR_MEMORY, SIDECAR_PIDS = 128 << 20, 64
 SECRET_SOURCE = "x-labctl-file"        # a copied secret's file, relative to the document
 SHIPPED_FILE = "shipped.json"          # in a lab's state folder: images copied to other engines
 

@@ -1,4 +1,4 @@
-"""The lab's DNS, for the built-in `dns` service (services/labsvc.py) and for the probe's
+"""The lab's DNS, for the built-in `dns` service (services/svc_dns.py) and for the probe's
 `dns` checks (services/probe.py): DNS messages read and written with the standard library.
 
 An authoritative server for one zone: A (and AAAA) for every host, PTR for their
@@ -17,6 +17,8 @@ RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4,
 RCODE_NAMES = {number: name for name, number in RCODES.items()}
 TTL = 60
 MAX_MESSAGE = 65535
+MAX_NAME = 255      # bytes of a name as sent: its labels, a length byte each, and the root's
+QR = 0x8000         # the header flag of a response
 
 
 class FormatError(ValueError):
@@ -37,8 +39,9 @@ def encode_name(name: str) -> bytes:
 
 def read_name(message: bytes, offset: int) -> tuple[str, int]:
     """The name at `offset` (following compression pointers, at most 64 of them), and
-    where the record continues."""
-    labels, end, jumps = [], None, 0
+    where the record continues. A name is at most MAX_NAME bytes, as DNS has it: pointers
+    that loop back cannot make a longer one."""
+    labels, end, jumps, size = [], None, 0, 1
     while True:
         if offset >= len(message):
             raise FormatError("a name runs past the message")
@@ -55,6 +58,9 @@ def read_name(message: bytes, offset: int) -> tuple[str, int]:
             raise FormatError("a bad label")
         if length == 0:
             return ".".join(labels).lower(), (end if end is not None else offset + 1)
+        size += 1 + length
+        if size > MAX_NAME:
+            raise FormatError(f"a name over {MAX_NAME} bytes")
         labels.append(message[offset + 1:offset + 1 + length].decode("ascii", "replace"))
         offset += 1 + length
 
@@ -190,16 +196,18 @@ class Zone:
     def names(self) -> set[str]:
         return {name for name, _ in self.records}
 
-    def answer(self, message: bytes) -> tuple[bytes, dict]:
-        """The response to a query, and what the transcript keeps of it."""
+    def answer(self, message: bytes) -> tuple[bytes | None, dict]:
+        """The response to a query (None: no answer at all), and what the transcript keeps
+        of it. A response (QR set), or what cannot be read as a query, gets no answer: an
+        answer to it could be answered in turn, by another server, without end."""
         try:
             ident, flags, name, qtype, end = parse_question(message)
         except FormatError as exc:
-            ident = struct.unpack(">H", message[:2])[0] if len(message) >= 2 else 0
-            return struct.pack(">HHHHHH", ident, 0x8000 | RCODES["FORMERR"], 0, 0, 0, 0), \
-                {"error": f"malformed query: {exc}"}
+            return None, {"error": f"not answered: malformed query: {exc}"}
         question = message[12:end]
         facts = {"qname": name, "qtype": TYPE_NAMES.get(qtype, str(qtype))}
+        if flags & QR:
+            return None, {**facts, "error": "not answered: a response, not a query"}
         if flags & 0x7800:  # an opcode other than QUERY
             rcode, records = RCODES["NOTIMP"], []
         elif not self.ours(name):
@@ -207,7 +215,7 @@ class Zone:
         else:
             records = self._lookup(name, qtype)
             rcode = RCODES["NOERROR"] if records or name in self.names() else RCODES["NXDOMAIN"]
-        header_flags = 0x8000 | 0x0400 * (rcode != RCODES["REFUSED"]) | (flags & 0x0100) | rcode
+        header_flags = QR | 0x0400 * (rcode != RCODES["REFUSED"]) | (flags & 0x0100) | rcode
         body = b"".join(encode_name(owner) + struct.pack(">HHIH", rtype, 1, TTL, len(rdata)) + rdata
                         for owner, rtype, rdata, _ in records)
         facts.update({"rcode": RCODE_NAMES[rcode],

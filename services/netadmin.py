@@ -2,13 +2,16 @@
 """Network administration, run by short-lived helper containers that join a namespace
 with NET_ADMIN, so lab hosts themselves never hold it.
 
-  netadmin.py routes [--no-default6] DEST=VIA ...
+  netadmin.py routes [--no-default6] [--no-dns] DEST=VIA ...
                                        in a host's namespace: drop the IPv6 default route
                                        (all its IPv6 networks are internal), add or replace
-                                       routes, then wait until no IPv6 address is tentative
+                                       routes, wait until no IPv6 address is tentative, then
+                                       with --no-dns (all its networks are internal) refuse
+                                       Docker's embedded resolver (see below)
   netadmin.py fabric-add TAG BRIDGE... in the engine's namespace: let routed lab traffic
-                                       cross each lab bridge (see below); BRIDGE:6 also for
-                                       IPv6, BRIDGE:6i for IPv6 on an internal network
+                                       cross each lab bridge, and keep every lab bridge off
+                                       the engine's own services (see below); BRIDGE:6 also
+                                       for IPv6, BRIDGE:6i for IPv6 on an internal network
   netadmin.py fabric-del TAG           remove every rule tagged TAG
   netadmin.py features                 in a throwaway namespace: which kernel features work
                                        (prints JSON {feature: true/false})
@@ -26,7 +29,23 @@ network's subnet, which is exactly what a lab router forwards. The fabric rule a
 in Docker's own DOCKER-USER chain, only traffic that enters and leaves the same lab
 bridge, so nothing reaches beyond the lab. Docker filters no IPv6 unless told to, so for
 IPv6 the fabric also does what Docker does for IPv4 on an internal network: nothing enters
-or leaves the bridge. Standard library only.
+or leaves the bridge.
+
+Each lab bridge also carries the engine machine's own addresses (its gateway, in both
+families), and Docker filters nothing that enters the machine itself: so the fabric drops,
+in the INPUT chain of both families, everything entering the machine from a lab bridge,
+save IPv6 neighbour discovery (a host on an `internal: false` network resolves its gateway
+by it; IPv4 does the same over ARP, which no iptables rule sees). Traffic a lab routes out
+to the world is forwarded, never input, so it keeps working. Nothing of labctl talks to
+the engine machine over a lab network: it reaches hosts through the engine's API.
+
+On an internal network Docker still answers at 127.0.0.11 inside each host, and its
+resolver forwards what it does not know to the engine machine's resolvers: a way out of
+the lab. `routes --no-dns` refuses that address from the host's own namespace, in the
+filter hook after Docker's nat rewrites 127.0.0.11:53 to the resolver's real port, with a
+reset or a port-unreachable so that a lookup of an unknown name fails at once. The host's
+program holds no NET_ADMIN, so it cannot take the rule away; names of the lab resolve from
+/etc/hosts, or through the lab's own DNS at its lab address. Standard library only.
 """
 
 from __future__ import annotations
@@ -47,10 +66,17 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
-def routes(pairs: list[str]) -> None:
-    if pairs[:1] == ["--no-default6"]:
+ROUTE_FLAGS = ("--no-default6", "--no-dns")
+
+
+def routes(args: list[str]) -> None:
+    flags = [arg for arg in args if arg.startswith("--")]
+    pairs = [arg for arg in args if not arg.startswith("--")]
+    unknown = [flag for flag in flags if flag not in ROUTE_FLAGS]
+    if unknown:
+        sys.exit(f"netadmin: routes: unknown option {unknown[0]}")
+    if "--no-default6" in flags:
         # Every IPv6 network of this host is internal: no route out of the lab.
-        pairs = pairs[1:]
         run("ip", "-6", "route", "del", "default", check=False)
     for pair in pairs:
         destination, _, via = pair.partition("=")
@@ -58,6 +84,38 @@ def routes(pairs: list[str]) -> None:
         run("ip", "route", "replace", destination, "via", address)
         print(f"route {destination} via {via}" + (f" ({address})" if address != via else ""))
     settle()
+    if "--no-dns" in flags:
+        # Last: resolving a router's name above may need that very resolver.
+        refuse_embedded_dns()
+
+
+EMBEDDED_DNS = "127.0.0.11/32"
+DNS_COMMENT = "labctl:embedded-dns-refused"
+
+
+def embedded_dns_rules() -> list[list[str]]:
+    """OUTPUT rules refusing Docker's embedded resolver, in chain order: any protocol, any
+    port (its real port is a random one), refused rather than dropped so lookups fail fast."""
+    comment = ["-m", "comment", "--comment", DNS_COMMENT]
+    return [["-d", EMBEDDED_DNS, "-p", "tcp", *comment, "-j", "REJECT", "--reject-with", "tcp-reset"],
+            ["-d", EMBEDDED_DNS, *comment, "-j", "REJECT", "--reject-with", "icmp-port-unreachable"]]
+
+
+def refuse_embedded_dns() -> None:
+    binary = _working_iptables()
+    _insert_all(binary, "OUTPUT", embedded_dns_rules())
+    print("dns: Docker's embedded resolver refused (every network of this host is internal)")
+
+
+def _working_iptables() -> str:
+    """The image's iptables, or its legacy flavour where the kernel has no nf_tables."""
+    for binary in ("iptables", "iptables-legacy"):
+        try:
+            if run(binary, "-w", "-S", "OUTPUT", check=False).returncode == 0:
+                return binary
+        except FileNotFoundError:
+            continue
+    sys.exit("netadmin: no working iptables in this namespace")
 
 
 def settle(timeout: float = 5.0) -> None:
@@ -129,11 +187,32 @@ def _insert(binary: str, chain: str, rule: list[str]) -> None:
         run(binary, "-w", "-I", chain, *rule)
 
 
+def _insert_all(binary: str, chain: str, rules: list[list[str]]) -> None:
+    """Put `rules` at the top of `chain` in the order given (each inserted at the top, so
+    the last goes in first); a rule already there stays where it is."""
+    for rule in reversed(rules):
+        _insert(binary, chain, rule)
+
+
+# ICMPv6 router solicitation and advertisement, neighbour solicitation and advertisement,
+# redirect: what a host needs of its gateway to route out of an `internal: false` network.
+NEIGHBOUR_DISCOVERY = (133, 134, 135, 136, 137)
+
+
+def input_rules(tag: str, bridge: str, family: int) -> list[list[str]]:
+    """The INPUT rules that keep a lab bridge off the engine machine's own services, in
+    chain order: nothing enters the machine from the bridge, save IPv6 neighbour discovery."""
+    comment = ["-m", "comment", "--comment", tag]
+    spared = [["-i", bridge, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", str(kind), *comment,
+               "-j", "ACCEPT"] for kind in NEIGHBOUR_DISCOVERY] if family == 6 else []
+    return [*spared, ["-i", bridge, *comment, "-j", "DROP"]]
+
+
 def fabric_add(tag: str, bridges: list[str]) -> None:
     """Each bridge is NAME (IPv4), NAME:6 (also IPv6) or NAME:6i (also IPv6, internal)."""
     binary = _iptables()
     if binary is None:
-        print("fabric: no DOCKER-USER chain (the engine manages no iptables); nothing to do for IPv4")
+        print("fabric: no DOCKER-USER chain (the engine manages no iptables); nothing to forward for IPv4")
     for spec in bridges:
         bridge, _, v6 = spec.partition(":")
         if binary is not None:
@@ -142,6 +221,11 @@ def fabric_add(tag: str, bridges: list[str]) -> None:
             print(f"fabric: {bridge} forwards within itself")
         if v6:
             fabric6(_ip6tables(binary), tag, bridge, internal=v6 == "6i")
+        # Both families whatever the network has: an IPv4-only bridge still carries the
+        # engine machine's IPv6 link-local address.
+        _insert_all(binary or "iptables", "INPUT", input_rules(tag, bridge, 4))
+        _insert_all(_ip6tables(binary), "INPUT", input_rules(tag, bridge, 6))
+        print(f"fabric: nothing enters the engine machine from {bridge} but IPv6 neighbour discovery")
 
 
 def fabric6(binary: str, tag: str, bridge: str, internal: bool) -> None:
@@ -159,15 +243,14 @@ def fabric6(binary: str, tag: str, bridge: str, internal: bool) -> None:
 
 def fabric_del(tag: str) -> None:
     binary = _iptables()
-    for flavour, chain in ((binary, "DOCKER-USER"), (_ip6tables(binary), "FORWARD")):
+    for flavour, chain in ((binary, "DOCKER-USER"), (_ip6tables(binary), "FORWARD"),
+                           (binary or "iptables", "INPUT"), (_ip6tables(binary), "INPUT")):
         if flavour is None:
             continue
         for line in _tagged_rules(flavour, tag, chain):
-            words = line.split()
+            words = shlex.split(line)   # -S prints the comment quoted: unquoted here
             if words[:2] == ["-A", chain]:
-                # -S prints the comment quoted; hand the words back to iptables unquoted.
-                argv = [word.strip('"') for word in words[2:]]
-                run(flavour, "-w", "-D", chain, *argv, check=False)
+                run(flavour, "-w", "-D", chain, *words[2:], check=False)
     print(f"fabric: removed rules tagged {tag}")
 
 

@@ -219,6 +219,10 @@ def clear_queue_rules() -> None:
 TCP = 6
 FIN, RST, PSH, ACK = 0x01, 0x04, 0x08, 0x10
 MAX_FLOWS = 4096            # connections the faults keep track of at once, oldest dropped first
+# What the pieces of sliced segments waiting to be sent may hold, per interface. A sender
+# faster than the pieces' pace used to queue without end (2.9 MB sent held 568 MB).
+SLICE_BUDGET_PACKETS = 8192
+SLICE_BUDGET_BYTES = 2 << 20
 
 
 def _sum16(data: bytes) -> int:
@@ -310,7 +314,9 @@ def resets(tcp: dict) -> list[bytes]:
 
 class StreamFaults:
     """What `slice`, `limit` and `reset` do to the TCP segments leaving an interface: None
-    (pass it on, to the delay), or the packets to send instead of it, with their delays."""
+    (pass it on, to the delay), or the packets to send instead of it, with their delays
+    (none: drop it). Whoever sends those packets says so with `sent`, which frees their
+    room in the slice budget."""
 
     def __init__(self, spec: dict):
         self.size = int(spec.get("slice") or 0)
@@ -318,6 +324,9 @@ class StreamFaults:
         self.limit = int(spec.get("limit") or 0)
         self.after = float(spec.get("reset") or 0.0)
         self.flows: dict[tuple, list[float]] = {}   # (src, dst, sport, dport) -> [first seen, bytes out]
+        self.held_packets = 0   # packets given out and not sent yet
+        self.held_bytes = 0
+        self.dropped = 0        # segments dropped because the slice budget was full
 
     def __bool__(self) -> bool:
         return bool(self.size or self.limit or self.after)
@@ -326,6 +335,16 @@ class StreamFaults:
         tcp = parse_tcp(packet)
         if tcp is None or tcp["flags"] & RST:
             return None
+        sliced = self.size and len(tcp["payload"]) > self.size
+        if sliced and not self.room_for(tcp):
+            # Over budget the segment is dropped, not passed on whole: a lab that slices
+            # a stream tests that its reader copes with pieces, and a segment let through
+            # whole would pass that test by luck. The sender retransmits a dropped segment
+            # and its congestion control slows to the pace the pieces leave at, as behind
+            # any full router queue; the stream still arrives whole, in pieces. It is not
+            # counted toward `limit` here: its retransmission will be.
+            self.dropped += 1
+            return []
         flow = (tcp["src"], tcp["dst"], tcp["sport"], tcp["dport"])
         if self.limit or self.after:
             seen = self.flows.setdefault(flow, [now, 0.0])
@@ -334,10 +353,30 @@ class StreamFaults:
             seen[1] += len(tcp["payload"])
             if (self.limit and seen[1] > self.limit) or (self.after and now - seen[0] >= self.after):
                 self.flows.pop(flow, None)
-                return [(0.0, rst) for rst in resets(tcp)]
-        if self.size and len(tcp["payload"]) > self.size:
-            return [(index * self.gap, piece) for index, piece in enumerate(slices(packet, tcp, self.size))]
+                return self.hold([(0.0, rst) for rst in resets(tcp)])
+        if sliced:
+            return self.hold([(index * self.gap, piece) for index, piece in enumerate(slices(packet, tcp, self.size))])
         return None
+
+    def room_for(self, tcp: dict) -> bool:
+        """Whether the segment's pieces fit the slice budget beside those still waiting.
+        With none waiting any segment fits, so one larger than the budget still goes:
+        what is held stays under the budget plus one segment."""
+        if not self.held_packets:
+            return True
+        pieces = -(-len(tcp["payload"]) // self.size)
+        size = len(tcp["payload"]) + pieces * (tcp["ihl"] + tcp["offset"])
+        return (self.held_packets + pieces <= SLICE_BUDGET_PACKETS
+                and self.held_bytes + size <= SLICE_BUDGET_BYTES)
+
+    def hold(self, packets: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
+        self.held_packets += len(packets)
+        self.held_bytes += sum(len(packet) for _, packet in packets)
+        return packets
+
+    def sent(self, packet: bytes) -> None:
+        self.held_packets -= 1
+        self.held_bytes -= len(packet)
 
 
 # -- the userspace delayer: NFQUEUE over netlink --------------------------------------------
@@ -396,7 +435,7 @@ class Delayer:
             self.raw6 = None
         self.seq = 0
         self.held: list[tuple[float, int, int, bytes | None, bytes | None]] = []
-        self.sends: list[tuple[float, int, bytes]] = []   # packets of its own to send, when
+        self.sends: list[tuple[float, int, int, bytes]] = []   # its own packets to send: when, order, queue
         self.sent = 0
         self.streams = {queue: StreamFaults(spec) for queue, spec in queues.items()}
         for queue in queues:
@@ -453,7 +492,7 @@ class Delayer:
             now = time.monotonic()
             for after, replacement in instead:
                 self.sent += 1
-                heapq.heappush(self.sends, (now + delay + after, self.sent, replacement))
+                heapq.heappush(self.sends, (now + delay + after, self.sent, queue, replacement))
             return
         if spec.get("jitter"):
             delay = max(0.0, delay + random.uniform(-spec["jitter"], spec["jitter"]))
@@ -489,7 +528,9 @@ class Delayer:
             if copy is not None:
                 self.send_raw(copy)
         while self.sends and self.sends[0][0] <= now:
-            self.send_raw(heapq.heappop(self.sends)[2])
+            _, _, queue, packet = heapq.heappop(self.sends)
+            self.send_raw(packet)
+            self.streams[queue].sent(packet)
         due = [heap[0][0] for heap in (self.held, self.sends) if heap]
         return min(due) - now if due else None
 

@@ -1,22 +1,34 @@
-"""The lab's own chat clients, for what one connection cannot show.
+"""The lab's own chat clients. Every run draws a fresh random TAG and puts it in what its
+clients say, so a server can pass only by relaying what they really sent, never by
+answering with canned lines.
 
-  check_chat.py HOST PORT fanout    fanout-a, -b and -c join; a says "hello, room", then QUIT
-  check_chat.py HOST PORT together  together-a writes "MSG one\\nMSG two\\n" in ONE send()
-  check_chat.py HOST PORT split     split-a writes "MSG half a" and, a moment later, " line\\n"
+  check_chat.py HOST PORT nick      one client joins as "ada-TAG", expects "WELCOME ada-TAG",
+                                    sends QUIT and expects the server to close
+  check_chat.py HOST PORT fanout    fanout-a, -b and -c join; a says "hello, room TAG", then QUIT
+  check_chat.py HOST PORT together  together-a writes "MSG one TAG\\nMSG two TAG\\n" in ONE send()
+  check_chat.py HOST PORT split     split-a writes "MSG half a" and, a moment later, " line TAG\\n"
 
-Each client joins (NICK, then waits for its WELCOME) before anyone speaks. It prints one line
-"<receiver> <- <line>" for every line its clients received after WELCOME, the sender's first
-(fanout only), and exits 1, saying why on stderr, if a client gets no WELCOME.
-Other checks chat in the same room at the same time: lines from nicks that are not this
-run's ("<other-nick>: ...") are left out.
+Each client joins (NICK, then waits for its WELCOME) before anyone speaks. The nick mode
+prints "nick ok"; the others print one line "<receiver> <- <line>" for every line their
+clients received after WELCOME, the sender's first (fanout only), with this run's TAG shown
+as "#" (and a "#" the server sent shown as "##", so no canned line can pass for it). A
+client that gets no WELCOME makes it exit 1, saying why on stderr. Lines from nicks that
+are not this run's ("<other-nick>: ...") are left out.
 """
+import random
 import socket
+import string
 import sys
 import time
 
 TIMEOUT = 3.0       # seconds to wait for an expected line
 PAUSE = 0.3         # between the two halves of the split line: the server surely reads them apart
 MAX_LINE = 4096
+TAG = "".join(random.SystemRandom().choice(string.ascii_lowercase + string.digits) for _ in range(10))
+
+
+def shown(line):
+    return line.replace("#", "##").replace(TAG, "#")
 
 
 class Client:
@@ -52,14 +64,15 @@ class Client:
             line = raw.decode("utf-8", "replace")
             speaker, colon, _ = line.partition(": ")
             if colon and " " not in speaker and not speaker.startswith(self.mode + "-"):
-                continue                   # another check's client speaking
+                continue                   # another client speaking
             return line
 
     def join(self):
         self.send(f"NICK {self.nick}\n".encode())
         line = self.readline(time.monotonic() + TIMEOUT)
         if line != f"WELCOME {self.nick}":
-            sys.exit(f"{self.nick} sent NICK {self.nick} and got {line!r}, not 'WELCOME {self.nick}'")
+            got = "no line" if line is None else repr(shown(line))
+            sys.exit(f"{shown(self.nick)} sent NICK {shown(self.nick)} and got {got}, not 'WELCOME {shown(self.nick)}'")
 
     def collect(self, count, deadline):
         """Read until `count` lines came (or EOF, or the deadline)."""
@@ -71,7 +84,19 @@ class Client:
 
     def report(self):
         for line in self.got:
-            print(f"{self.nick} <- {line}")
+            print(f"{self.nick} <- {shown(line)}")
+
+
+def nick(host, port):
+    client = Client(host, port, f"ada-{TAG}", "nick")
+    client.join()
+    client.send(b"QUIT\n")
+    deadline = time.monotonic() + TIMEOUT
+    while client.readline(deadline) is not None:   # lines after WELCOME, if any, are ignored
+        pass
+    if time.monotonic() >= deadline:
+        sys.exit(f"the connection was still open {TIMEOUT:g}s after QUIT")
+    print("nick ok")
 
 
 def run(host, port, mode):
@@ -82,7 +107,7 @@ def run(host, port, mode):
     sender, receiver = clients[0], clients[1]
     deadline = time.monotonic() + TIMEOUT
     if mode == "fanout":
-        sender.send(b"MSG hello, room\n")
+        sender.send(f"MSG hello, room {TAG}\n".encode())
         for other in clients[1:]:
             other.collect(1, deadline)
         sender.send(b"QUIT\n")
@@ -94,21 +119,24 @@ def run(host, port, mode):
             client.report()
         return
     if mode == "together":
-        sender.send(b"MSG one\nMSG two\n")
+        sender.send(f"MSG one {TAG}\nMSG two {TAG}\n".encode())
         receiver.collect(2, deadline)
     else:
         sender.send(b"MSG half a")
         time.sleep(PAUSE)
-        sender.send(b" line\n")
+        sender.send(f" line {TAG}\n".encode())
         receiver.collect(1, deadline + PAUSE)
     sender.send(b"QUIT\n")
     receiver.report()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[3] not in ("fanout", "together", "split"):
-        sys.exit("usage: check_chat.py HOST PORT fanout|together|split")
+    if len(sys.argv) != 4 or sys.argv[3] not in ("nick", "fanout", "together", "split"):
+        sys.exit("usage: check_chat.py HOST PORT nick|fanout|together|split")
     try:
-        run(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+        if sys.argv[3] == "nick":
+            nick(sys.argv[1], int(sys.argv[2]))
+        else:
+            run(sys.argv[1], int(sys.argv[2]), sys.argv[3])
     except OSError as exc:
         sys.exit(f"cannot talk to the server: {exc}")

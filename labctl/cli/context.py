@@ -15,6 +15,7 @@ from ..engines.factory import choose, read_lab
 from ..engines.kinds import EngineChoice
 from ..labfile.load import Lab
 from ..progress import Counted
+from ..text import one_line
 
 FILE_VARIABLE = "LABCTL_FILE"
 
@@ -22,7 +23,8 @@ FILE_VARIABLE = "LABCTL_FILE"
 class Progress:
     """How labctl says what it is doing, on standard error. A step that counts (hosts
     ready, containers removed, submissions graded) is a bar on a terminal (tqdm; no colour
-    where NO_COLOR is set) and a line at most every second elsewhere, its last always."""
+    where NO_COLOR is set) and a line at most every second elsewhere, its last always.
+    Each message is one line, its controls written out: it may quote a student's text."""
 
     def __init__(self, stream=None):
         self._stream = stream     # None: standard error as it is when a message comes
@@ -38,16 +40,16 @@ class Progress:
             self._count(message)
         elif self.bars:
             from tqdm import tqdm
-            tqdm.write(f"labctl: {message}", file=self.stream)
+            tqdm.write(f"labctl: {one_line(message)}", file=self.stream)
         else:
-            print(f"labctl: {message}", file=self.stream, flush=True)
+            print(f"labctl: {one_line(message)}", file=self.stream, flush=True)
 
     def _count(self, message: Counted) -> None:
         finished = message.done >= message.total
         if not self.stream.isatty():
             now = time.monotonic()
             if finished or now - self.printed.get(message.step, 0.0) >= 1.0:
-                print(f"labctl: {message}", file=self.stream, flush=True)
+                print(f"labctl: {one_line(message)}", file=self.stream, flush=True)
                 self.printed[message.step] = now
             return
         from tqdm import tqdm
@@ -58,11 +60,11 @@ class Progress:
                 colour=None if os.environ.get("NO_COLOR") else "green", dynamic_ncols=True)
         bar.total = message.total
         bar.update(message.done - bar.n)
-        bar.set_postfix_str(str(message).split(": ", 1)[-1][:60], refresh=True)
+        bar.set_postfix_str(one_line(message).split(": ", 1)[-1][:60], refresh=True)
         if finished:
             bar.close()
             del self.bars[message.step]
-            print(f"labctl: {message}", file=self.stream, flush=True)
+            print(f"labctl: {one_line(message)}", file=self.stream, flush=True)
 
 
 progress = Progress()

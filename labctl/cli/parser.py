@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab_file_argument(verb("render", verbs.render,
                            "write compose/<lab>.yaml, a Compose file that runs without labctl"))
     sub = verb("grade", verbs.grade, "run the lab (-f FILE, or ./lab.yaml) against each student's folder in "
-               "SUBMISSIONS: a CSV row and an HTML summary per student")
+               "SUBMISSIONS: into --out, a CSV row and an HTML summary per student, a gradebook CSV, and each "
+               "student's report, JUnit, Gradescope and PrairieLearn results")
     sub.add_argument("submissions", metavar="SUBMISSIONS", help="a folder holding one folder of files per student, "
                      "mounted where the lab mounts ./submission/")
     sub.add_argument("--parallel", type=int, default=1, metavar="K", help="grade K at once, each a lab instance "
@@ -76,8 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="grade only this submission (repeatable); the other rows come from the last run")
     sub.add_argument("--force", action="store_true",
                      help="grade again the submissions whose content has not changed since the last run")
-    sub.add_argument("--csv", default="grades.csv", metavar="FILE", help="the CSV (default grades.csv)")
-    sub.add_argument("--html", default="grades.html", metavar="FILE", help="the HTML summary (default grades.html)")
+    sub.add_argument("--out", metavar="DIR", help="where everything goes (default: the folder of --csv if given, "
+                     "else grades/): grades.csv, grades.html, gradebook.csv, students/N-NAME/")
+    sub.add_argument("--csv", metavar="FILE", help="the CSV of every row (default OUT/grades.csv)")
+    sub.add_argument("--html", metavar="FILE", help="the HTML summary (default OUT/grades.html)")
+    sub.add_argument("--id-column", metavar="NAME", help="the gradebook's ID column, as the platform names it "
+                     "(for example 'SIS User ID'); default: the roster's, else 'student'")
+    sub.add_argument("--roster", metavar="FILE.csv", help="maps submission folders to IDs: a header, the folder "
+                     "in column 'folder' (else the first), the ID in --id-column (else the next)")
     sub = verb("schema", verbs.schema, "print the lab file's JSON Schema, for editors (generated from "
                "the validator's own definitions)")
     sub.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead")

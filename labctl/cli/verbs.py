@@ -48,8 +48,12 @@ def grade(args) -> int:
     lab = load(args)   # the lab must be sound before any student's files go into it
     choice = engine_choice(args)
     folder = Path(args.submissions)
-    out = Path(getattr(args, "out", None) or ".")
-    previous = gradebook.previous_rows(out) if hasattr(gradebook, "previous_rows") else {}
+    out = gradebook.out_folder(args.out, args.csv)
+    args.csv, args.html = args.csv or str(out / gradebook.CSV), args.html or str(out / gradebook.HTML)
+    roster = Path(args.roster) if args.roster else None
+    if roster is not None:
+        gradebook.read_roster(roster, args.id_column)   # a bad roster is said before the class runs
+    previous = gradebook.previous_rows(out)
     count = len(args.only) if args.only else len(submissions(folder))
     progress(f"grading {count} submissions, {args.parallel} at a time: each within --timeout "
              f"{args.timeout:g}s, its longest check and its down, so the run ends within "
@@ -57,11 +61,13 @@ def grade(args) -> int:
     rows = grade_all(lambda path: read_lab(path, choice), lambda each: open_engine(each.topology, choice),
                      lab.file, folder, args.parallel, args.timeout, progress, previous=previous,
                      only=set(args.only) if args.only else None, force=args.force,
-                     leave={Path(path).resolve() for path in (out, args.csv, args.html)})
-    Path(args.csv).write_text(gradebook.csv_text(rows))
-    Path(args.html).write_text(gradebook.html_page(rows, lab.name))
+                     leave={Path(path).resolve() for path in (out, out / gradebook.STUDENTS,
+                                                              out / gradebook.GRADEBOOK, args.csv, args.html)})
+    written = gradebook.write_all(rows, out, lab.name, args.id_column, roster, Path(args.csv), Path(args.html),
+                                  say=progress)
     print(gradebook.table(rows))
-    progress(f"wrote {args.csv} and {args.html}")
+    progress(f"wrote {args.csv}, {args.html}, {out / gradebook.GRADEBOOK} and, in {out / gradebook.STUDENTS}/, "
+             f"{len(written) - 3} files: each student's report, JUnit, Gradescope and PrairieLearn results")
     troubled = [row for row in rows if row.trouble]
     if troubled:
         progress(f"{len(troubled)} submissions were not graded through no fault of theirs (their rows say "
@@ -149,9 +155,9 @@ def check(args) -> int:
     results, seconds = lifecycle.check(lab, engine, args.names, args.k)
     formats = result_formats()
     if args.junit:
-        Path(args.junit).write_text(formats["junit"].render(results, seconds, lab.name))
+        Path(args.junit).write_text(formats["junit"].render(results, seconds, lab.name), encoding="utf-8")
     if report is not None:
-        Path(args.report).write_text(report.render(results, seconds, lab.name))
+        Path(args.report).write_text(report.render(results, seconds, lab.name), encoding="utf-8")
     print(formats["json" if args.json else args.format].render(results, seconds, lab.name))
     return 0 if all(result.passed for result in results) else 1
 

@@ -1,5 +1,7 @@
 """How the CLI shows what operations return: one table printer, and a view per kind of
-answer. Nothing here asks the engine anything."""
+answer. Nothing here asks the engine anything. Whatever came from elsewhere (a host's
+output, a server's answer, a lab file's names) reaches the terminal through
+labctl.text: one line each, its controls written out."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ from dataclasses import asdict
 from typing import Any, Iterable
 
 from ..model.impairment import KINDS, format_value
+from ..text import json_safe, one_line
 
 
 def columns(rows: Iterable[Iterable[str]]) -> str:
-    """Rows as aligned columns, two spaces apart; the last column is not padded."""
-    rows = [tuple(row) for row in rows]
+    """Rows as aligned columns, two spaces apart; the last column is not padded. Each cell
+    is one line, its controls written out: a cell cannot move the cursor or break the row."""
+    rows = [tuple(one_line(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
                      for row in rows)
@@ -24,12 +28,12 @@ def counted(number: int, noun: str) -> str:
 
 
 def as_json(value: Any) -> str:
-    return json.dumps(value, indent=2)
+    return json.dumps(json_safe(value), indent=2)
 
 
 def validated(file: str, lab) -> str:
     topology = lab.topology
-    return (f"{file}: lab '{topology.name}' is valid: {counted(len(topology.networks), 'network')}, "
+    return (f"{one_line(file)}: lab '{topology.name}' is valid: {counted(len(topology.networks), 'network')}, "
             f"{counted(len(topology.hosts), 'host')}, {counted(len(lab.checks), 'check')}")
 
 
@@ -51,9 +55,9 @@ def status(report) -> str:
     if report.helpers or not machines:  # a Swarm's route helpers run once at up and leave nothing
         # Route helpers are done once they exit 0, sidecars once they have applied their spec.
         failed = report.helpers_failed
-        text += (f"\nnetwork helpers: {report.helpers_ready}/{len(report.helpers)} done or applied"
-                 + (f"; failed: {', '.join(failed)}" if failed else ""))
-    return text + "".join(f"\nleft behind: {note}" for note in report.leftovers)
+        text += "\n" + one_line(f"network helpers: {report.helpers_ready}/{len(report.helpers)} done or applied"
+                                 + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return text + "".join("\n" + one_line(f"left behind: {note}") for note in report.leftovers)
 
 
 def impairments(lab_name: str, rows) -> str:
@@ -82,7 +86,7 @@ def transcript(host: str, entries: list[dict[str, Any]]) -> str:
                                                             "client_subject", "error") if entry.get(key))
         lines.append(f"{stamp}  {entry['service']:<8} {entry['peer']}:{entry['peer_port']} → :{entry['port']}  "
                      f"in={entry['bytes_in']} out={entry['bytes_out']}  {entry['preview']!r}  {extra}".rstrip())
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)
 
 
 def removed(lab_name: str, counts: dict[str, int]) -> str:
@@ -101,18 +105,18 @@ def removed(lab_name: str, counts: dict[str, int]) -> str:
 def scenarios(lab) -> str:
     if not lab.scenarios:
         return f"lab '{lab.name}' declares no scenarios"
-    return "\n".join(f"{name}: " + "; ".join(step.text for step in item.steps)
+    return "\n".join(one_line(f"{name}: " + "; ".join(step.text for step in item.steps))
                      for name, item in lab.scenarios.items())
 
 
 def scenario_step(result) -> str:
     mark = "ok  " if result.passed else "FAIL"
-    text = f"{result.number:>2}. {mark} {result.step.text}  ({result.seconds:.1f}s)"
+    text = one_line(f"{result.number:>2}. {mark} {result.step.text}  ({result.seconds:.1f}s)")
     for check in result.checks:
-        text += f"\n        {'pass' if check.passed else 'FAIL'}  {check.name}: {check.route}" \
-                + (f" {check.reason}" if check.reason else "")
+        text += "\n        " + one_line(f"{'pass' if check.passed else 'FAIL'}  {check.name}: {check.route}"
+                                        + (f" {check.reason}" if check.reason else ""))
     if result.detail and not result.checks:
-        text += f"\n        {result.detail}"
+        text += f"\n        {one_line(result.detail)}"
     return text
 
 
@@ -140,7 +144,7 @@ def findings(items) -> str:
         line = f"{mark}  {finding.name.ljust(width)}  {finding.detail}"
         if finding.fix:
             line += f"  → fix: {finding.fix}"
-        lines.append(line)
+        lines.append(one_line(line))
     return "\n".join(lines)
 
 
@@ -159,5 +163,6 @@ def host_details(details) -> str:
     lines = [f"{details.host}", ""]
     lines += columns([("INTERFACE", "STATE", "ADDRESSES")] + [
         (i.name, i.state, " ".join(i.addresses) or "-") for i in details.interfaces]).splitlines()
-    lines += ["", "ROUTES", *details.routes, "", "PROCESSES (PID USER RSS COMMAND)", *details.processes]
+    lines += ["", "ROUTES", *map(one_line, details.routes), "", "PROCESSES (PID USER RSS COMMAND)",
+              *map(one_line, details.processes)]
     return "\n".join(lines)

@@ -1,8 +1,9 @@
 """Deploy a rendered Compose document through the engine's API, all at once.
 
 labctl knows the whole lab before it starts, so it need not wait on Compose's own pace:
-every network is created first, then every host at once, and each helper (routes, a
-network sidecar) as soon as the host whose namespace it joins has started. Each container
+every network is created first, then the fabric runs, then every host at once (none
+before the fabric's rules stand), and each helper (routes, a network sidecar) as soon as
+the host whose namespace it joins has started. Each container
 is confirmed ready as it comes, by a signal that costs nothing once the lab is up: a
 built-in server by the line it prints once it listens, a one-shot helper by its exit,
 anything else by its probe, run once. The containers carry Compose's own names and
@@ -33,6 +34,7 @@ from ..progress import Counted
 from ..render.compose import KEYS_KEY, readiness_probe, readiness_wait, SIDECAR_READY, unliteral
 from .archive import archive
 from .base import ExecResult, Progress
+from .containers import disk_quota
 
 CREATORS = 8        # containers created and started at once: more only queue in the engine
 WATCHERS = 64       # readiness signals awaited at once (each holds one idle connection)
@@ -81,6 +83,15 @@ def dependencies(service: dict[str, Any]) -> set[str]:
     return needed
 
 
+def completions(service: dict[str, Any]) -> set[str]:
+    """The one-shot services that must have ended well before this one starts: a host
+    waits for the fabric, so its program never runs before the rules that keep it in."""
+    depends = service.get("depends_on") or {}
+    return {name for name, condition in depends.items()
+            if (condition or {}).get("condition") == "service_completed_successfully"} \
+        if isinstance(depends, dict) else set()
+
+
 @dataclass
 class Pending:
     """Where each wanted service stands during one deployment."""
@@ -98,6 +109,8 @@ class Deployment:
                  run: Callable[[str, list[str]], ExecResult],
                  failure: Callable[[str], str]):
         self.api = client.api
+        self.client = client
+        self.sized_disks = False   # whether the engine bounds a host's writable layer: see run_all
         self.topology = topology
         self.project = document.get("name") or topology.project
         self.document = document
@@ -119,15 +132,23 @@ class Deployment:
         deadline = time.monotonic() + self.timeout
         wanted = list(self.services) if only is None else [name for name in only if name in self.services]
         self._images(wanted)
+        hosts = [name for name in wanted if name in self.topology.hosts]
+        if hosts:
+            self.sized_disks = disk_quota(self.client, self.services[hosts[0]]["image"])[0]
         networks = self._networks()
         existing = self._existing()
         if only is None:
             self._remove_orphans(existing)
         pending = Pending(wanted)
-        # Services outside this run that a wanted one joins are used as they stand.
+        # Services outside this run that a wanted one joins, or waits for, are used as
+        # they stand.
+        finished: set[str] = set()
         for name, summary in existing.items():
             if name not in wanted and summary.get("State") == "running":
                 pending.started[name] = summary["Id"]
+            elif name not in wanted and "Exited (0)" in summary.get("Status", ""):
+                pending.started[name] = summary["Id"]
+                finished.add(name)
         creators = ThreadPoolExecutor(max_workers=CREATORS, thread_name_prefix="labctl-create")
         watchers = ThreadPoolExecutor(max_workers=WATCHERS, thread_name_prefix="labctl-ready")
         starting: dict[Future, str] = {}
@@ -136,14 +157,17 @@ class Deployment:
         try:
             while len(pending.ready) < len(wanted):
                 for name in wanted:
-                    if name not in pending.submitted and dependencies(self.services[name]) <= set(pending.started):
+                    if name not in pending.submitted and dependencies(self.services[name]) <= set(pending.started) \
+                            and completions(self.services[name]) <= pending.ready | finished:
                         pending.submitted.add(name)
                         starting[creators.submit(self._bring, name, existing.get(name), networks,
                                                  pending.started, recreate)] = name
                 blocked = [name for name in wanted if name not in pending.submitted
                            and not any(name == n for n in starting.values())]
                 if blocked and not starting and not confirming:
-                    missing = sorted(dependencies(self.services[blocked[0]]) - set(pending.started))
+                    service = self.services[blocked[0]]
+                    missing = sorted((dependencies(service) - set(pending.started))
+                                     | (completions(service) - pending.ready - finished))
                     raise EngineError(f"'{blocked[0]}' joins '{missing[0]}', which is not running")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -315,6 +339,7 @@ class Deployment:
             log_config=docker.types.LogConfig(type=service["logging"].get("driver", "json-file"),
                                               config=service["logging"].get("options") or {})
             if service.get("logging") else None,
+            storage_opt=self._disk(name),
         )
         networking = None
         if attached and not (mode or "").startswith("container:"):
@@ -341,6 +366,15 @@ class Deployment:
                                                   **_addresses(options))
         self._put_files(container, name)
         return container
+
+    def _disk(self, name: str) -> dict[str, str] | None:
+        """A host's writable layer bounded by its limits, where the engine can (a Compose
+        file says nothing of it: only some storage drivers take the option at all)."""
+        host = self.topology.hosts.get(name)
+        if not self.sized_disks or host is None or \
+                (self.services[name].get("labels") or {}).get(ROLE_LABEL) != "host":
+            return None
+        return {"size": str(host.limits.disk)}
 
     def _bind(self, volume: str) -> str:
         source, _, rest = volume.partition(":")

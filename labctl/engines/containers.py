@@ -16,7 +16,8 @@ import requests.exceptions
 
 from ..errors import EngineError, LabError
 from ..model.topology import Topology
-from ..names import HOST_LABEL, LAB_LABEL, ROLE_LABEL, SIDECAR_GRACE, SOURCE_LABEL, helper_service
+from ..names import (HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, LAB_LABEL, PROBE_MEMORY, PROBE_PIDS, ROLE_LABEL,
+                     SIDECAR_GRACE, SIDECAR_MEMORY, SIDECAR_PIDS, SOURCE_LABEL, helper_service, program)
 from .archive import archive
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress, Terminal
 from .readiness import Confirmations
@@ -31,6 +32,38 @@ def docker_client() -> docker.DockerClient:
         reason = str(exc).split("(")[0].strip() or exc.__class__.__name__
         raise EngineError(f"no Docker engine answers ({reason}); run 'labctl doctor' "
                           "(or 'labctl doctor --install' as root)") from None
+
+
+def helper_caps(argv: list[str]) -> tuple[int, int]:
+    """(memory, processes) a one-shot helper may use: a check's probe runs many checks and
+    load clients at once; any other helper runs one small program."""
+    return (PROBE_MEMORY, PROBE_PIDS) if program("probe") in argv else (HELPER_MEMORY, HELPER_PIDS)
+
+
+# Storage drivers that bound a container's writable layer (--storage-opt size) as they are;
+# overlay2 does on xfs mounted with project quotas (pquota) only, which the engine's info
+# does not say: a trial creation tells.
+SIZED_DRIVERS = ("btrfs", "zfs", "devicemapper")
+
+
+def disk_quota(client: docker.DockerClient, image: str | None) -> tuple[bool, str]:
+    """Whether the engine can bound a host's disk, and its storage as `overlay2 on xfs`.
+    `image` (one the engine has) is what a trial creation uses, where one is needed."""
+    info = client.info()
+    driver = str(info.get("Driver") or "?")
+    backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
+    storage = f"{driver} on {backing}" if backing else driver
+    if driver in SIZED_DRIVERS:
+        return True, storage
+    if driver != "overlay2" or backing != "xfs" or image is None:
+        return False, storage
+    try:
+        trial = client.api.create_container(image, ["true"], labels={ROLE_LABEL: "doctor"},
+                                            host_config=client.api.create_host_config(storage_opt={"size": "64m"}))
+    except docker.errors.APIError:
+        return False, f"{storage} without pquota"
+    client.api.remove_container(trial["Id"], force=True)
+    return True, f"{storage} with pquota"
 
 
 def parse_summary(summary: dict) -> HostState:
@@ -328,9 +361,11 @@ class ContainerEngine:
 
     def _create_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
                        cap_add: list[str]):
+        memory, pids = helper_caps(argv)
         return self.client.containers.create(
             image, argv, network_mode=network_mode, cap_add=cap_add,
-            labels={LAB_LABEL: topology.name, ROLE_LABEL: "helper"}, detach=True)
+            labels={LAB_LABEL: topology.name, ROLE_LABEL: "helper"}, detach=True,
+            mem_limit=memory, memswap_limit=memory, pids_limit=pids)
 
     def _run_helper(self, topology: Topology, image: str, argv: list[str], network_mode: str,
                     cap_add: list[str], files: list[tuple[str, bytes, int]] | None = None) -> ExecResult:
@@ -364,7 +399,7 @@ class ContainerEngine:
             image, argv, name=name, network_mode=self._namespace(topology, host), cap_add=["NET_ADMIN"],
             labels={LAB_LABEL: topology.name, ROLE_LABEL: role, HOST_LABEL: host, **labels},
             healthcheck={"test": ["CMD", *ready], "interval": 30 * second, "timeout": 5 * second, "retries": 3},
-            detach=True)
+            mem_limit=SIDECAR_MEMORY, memswap_limit=SIDECAR_MEMORY, pids_limit=SIDECAR_PIDS, detach=True)
         container.start()
 
     def start_helper(self, topology: Topology, host: str | None, image: str, argv: list[str],

@@ -127,8 +127,18 @@ def inside_ipv6(topology: Topology, host: Host) -> bool:
 def needs_routing_helper(topology: Topology, host: Host) -> bool:
     """Whether a helper sets up `host`'s routing at start: its routes, and on IPv6 its
     default route dropped and the wait for duplicate address detection (until a router's
-    link-local addresses pass it, it cannot ask for the neighbours it forwards to)."""
-    return bool(computed_routes(topology, host)) or any(topology.networks[name].subnet6 for name in host.networks)
+    link-local addresses pass it, it cannot ask for the neighbours it forwards to); and
+    on bridges, Docker's embedded resolver refused to a host with no way out."""
+    return bool(computed_routes(topology, host)) or any(topology.networks[name].subnet6 for name in host.networks) \
+        or refuses_embedded_dns(topology, host)
+
+
+def refuses_embedded_dns(topology: Topology, host: Host) -> bool:
+    """Whether `host` is refused Docker's resolver at 127.0.0.11: all its networks are
+    internal, and that resolver would forward its lookups out of the lab. Only on bridges:
+    there names resolve from /etc/hosts or the lab's own DNS, while a Swarm's hosts find
+    each other through that very resolver."""
+    return topology.traits.bridges and all(topology.networks[name].internal for name in host.networks)
 
 
 def routes_by_name(topology: Topology, host: Host) -> list[tuple[Subnet, str]]:

@@ -155,6 +155,7 @@ class Limits:
     memory: int = 512 << 20     # bytes, swap included
     pids: int = 512             # processes and threads
     cpus: float = 1.0           # of the machine's cores
+    disk: int = 1 << 30         # bytes of its writable layer, where the engine can bound it
 
     def describe(self) -> str:
         return f"memory {self.memory >> 20} MiB, {self.pids} processes, {self.cpus:g} CPUs"
@@ -233,12 +234,12 @@ class Topology:
 
     @property
     def needs_fabric(self) -> bool:
-        """Routed traffic must cross the lab's internal bridges (see services/netadmin.py)."""
-        # A multicast group lies outside every subnet, which Docker drops on an internal
-        # network as it drops routed traffic: the same rule lets it cross its own bridge.
-        # Docker filters no IPv6 at all: the fabric keeps an internal network's IPv6 inside.
-        return any(host.router or host.routes or any(s.group for s in host.services)
-                   for host in self.hosts.values()) or any(n.subnet6 for n in self.networks.values())
+        """labctl's rules go into the engine machine's firewall (services/netadmin.py):
+        on bridges, always. Every lab bridge carries the machine's own addresses, which no
+        lab host may reach; routed traffic must cross the lab's internal bridges (a
+        multicast group too, lying outside every subnet); and Docker filters no IPv6 at
+        all, so the fabric keeps an internal network's IPv6 inside."""
+        return self.traits.bridges
 
     @property
     def state_folder(self) -> Path:
@@ -258,7 +259,7 @@ class Topology:
 NETWORK_KEYS = ["subnet", "subnet6", "internal", "encrypted"]
 HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
              "env", "routes", "ready", "placement", "limits"]
-LIMIT_KEYS = ["memory", "pids", "cpus"]
+LIMIT_KEYS = ["memory", "pids", "cpus", "disk"]
 # Each built-in service's own keys, and those it requires.
 SERVICE_KEYS: dict[str, tuple[list[str], list[str]]] = {
     kind: ((["protocol"], ["protocol"]) if kind == "raw-listener" else
@@ -280,6 +281,7 @@ def parse_topology(source: Source, top: dict[str, Any], file: Path, traits: Engi
                        "a lab name of lowercase letters, digits, '-' and '_'")
     networks = _parse_networks(source, top["networks"])
     hosts = _parse_hosts(source, top["hosts"], networks, file.resolve().parent)
+    _check_dns_host_names(source, hosts)
     resolvers = [(host.name, index) for host in hosts.values() for index, service in enumerate(host.services)
                  if service.resolver]
     if len(resolvers) > 1:
@@ -475,21 +477,48 @@ def _claim(source: Source, used: dict[tuple[str, int], int], key: tuple[str, int
 
 
 LABEL = r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)"
+MAX_DNS_LABEL = 63    # bytes
+MAX_DNS_NAME = 255    # bytes as sent: each label with its length byte, and the root's
+
+
+def dns_name_problem(name: str) -> str | None:
+    """Why the lab's DNS server could not send `name` (dotted; a trailing dot allowed), or
+    None: an empty label, a label over 63 bytes, over 255 bytes in all."""
+    text = name[:-1] if name.endswith(".") else name
+    size = 1
+    for label in text.split("."):
+        if not label:
+            return "it has an empty label (a leading dot, or two dots in a row)"
+        try:   # as services/dnszone.py encodes it
+            data = label.encode() if label.isascii() else label.encode("idna")
+        except UnicodeError:
+            return f"label {quote(label)} is not a valid internationalised name"
+        if len(data) > MAX_DNS_LABEL:
+            return f"label {quote(label)} is {len(data)} bytes; a DNS label has at most {MAX_DNS_LABEL}"
+        size += 1 + len(data)
+    if size > MAX_DNS_NAME:
+        return f"{quote(text)} is {size} bytes as a DNS name; a name has at most {MAX_DNS_NAME}"
+    return None
 
 
 def _dns_options(source: Source, spec: dict[str, Any], path: KeyPath) -> dict[str, Any]:
     """A dns service's zone, declared records and whether it is every host's resolver."""
-    zone = source.text(spec["zone"], path + ("zone",), hint="(a domain such as campus.lab)").lower().strip(".")
-    if not re.fullmatch(rf"{LABEL}(?:\.{LABEL})*", zone) or len(zone) > 200:
-        raise source.error(path + ("zone",), f"expected a domain such as campus.lab, got {describe(spec['zone'])}")
+    zone = source.text(spec["zone"], path + ("zone",), hint="(a domain such as campus.lab)").lower()
+    zone = zone[:-1] if zone.endswith(".") else zone
+    problem = dns_name_problem(zone)
+    if problem or not re.fullmatch(rf"{LABEL}(?:\.{LABEL})*", zone):
+        raise source.error(path + ("zone",), f"expected a domain such as campus.lab, got "
+                           f"{describe(spec['zone'])}" + (f": {problem}" if problem else ""))
     records = []
     for index, raw in enumerate(source.sequence(spec.get("records", []), path + ("records",))):
         where = path + ("records", index)
         record = source.mapping(raw, where, RECORD_KEYS, required=RECORD_KEYS)
         name = source.text(record["name"], where + ("name",), hint="(a name in the zone, or @)").lower()
-        if name != "@" and not re.fullmatch(rf"{LABEL}(?:\.{LABEL})*", name):
+        problem = None if name == "@" else dns_name_problem(name) or dns_name_problem(f"{name}.{zone}")
+        if problem or (name != "@" and not re.fullmatch(rf"{LABEL}(?:\.{LABEL})*", name)):
             raise source.error(where + ("name",), f"expected a name in the zone such as www (or @ for "
-                               f"the zone itself), got {describe(record['name'])}")
+                               f"the zone itself), got {describe(record['name'])}"
+                               + (f": {problem}" if problem else ""))
         rtype = str(record["type"]).upper()
         if rtype not in DNS_RECORD_TYPES:
             raise source.error(where + ("type",), f"expected one of {', '.join(DNS_RECORD_TYPES)} (A, AAAA "
@@ -503,9 +532,39 @@ def _dns_options(source: Source, spec: dict[str, Any], path: KeyPath) -> dict[st
         pattern, what = shapes[rtype]
         if not re.fullmatch(pattern, value):
             raise source.error(where + ("value",), f"expected {what}, got {describe(record['value'])}")
+        problem = _dns_value_problem(rtype, value, zone)
+        if problem:
+            raise source.error(where + ("value",), f"expected {what}, got {describe(record['value'])}: {problem}")
         records.append((name, rtype, value))
     resolver = source.boolean(spec["resolver"], path + ("resolver",)) if "resolver" in spec else False
     return {"zone": zone, "records": tuple(records), "resolver": resolver}
+
+
+def _dns_value_problem(rtype: str, value: str, zone: str) -> str | None:
+    """What the DNS server could not send of a CNAME, MX or SRV value, or None: its numbers
+    take two bytes each, and its target, relative to the zone unless it holds a dot (as
+    services/dnszone.py reads it), must be a DNS name."""
+    if rtype not in ("CNAME", "MX", "SRV"):
+        return None
+    *numbers, target = value.split()
+    too_big = [number for number in numbers if int(number) > 65535]
+    if too_big:
+        return f"{too_big[0]} is over 65535"
+    return dns_name_problem(target if "." in target else f"{target}.{zone}")
+
+
+def _check_dns_host_names(source: Source, hosts: dict[str, Host]) -> None:
+    """A dns service answers for every host's name in its zone (and hostmaster's, in its
+    SOA): the longest must still be a DNS name."""
+    longest = max([*hosts, "hostmaster"], key=len)
+    for host in hosts.values():
+        for index, service in enumerate(host.services):
+            if service.kind != "dns" or service.zone is None:
+                continue
+            problem = dns_name_problem(f"{longest}.{service.zone}")
+            if problem:
+                raise source.error(("hosts", host.name, "services", index, "dns", "zone"),
+                                   f"expected a zone short enough for every host's name in it: {problem}")
 
 
 def multicast_group(source: Source, value: Any, path: KeyPath) -> str:
@@ -668,22 +727,17 @@ def _parse_placement(source: Source, raw: Any, path: KeyPath) -> Placement:
 
 
 def _parse_limits(source: Source, raw: Any, path: KeyPath) -> Limits:
-    """`limits: {memory: 256m, pids: 128, cpus: 0.5}`; what is not said keeps its default."""
+    """`limits: {memory: 256m, pids: 128, cpus: 0.5, disk: 2g}`; what is not said keeps its
+    default."""
     if raw is None:
         return Limits()
     spec = source.mapping(raw, path, LIMIT_KEYS)
     limits = Limits()
     if "memory" in spec:
-        value = spec["memory"]
-        match = re.fullmatch(r"\s*(\d{1,12})\s*([a-zA-Z]{0,3})\s*", str(value)) \
-            if isinstance(value, (str, int)) and not isinstance(value, bool) else None
-        unit = match.group(2).lower() if match else None
-        if match is None or unit not in MEMORY_UNITS:
-            raise source.error(path + ("memory",), f"expected a size such as 256m or 1g, got {describe(value)}")
-        memory = int(match.group(1)) * MEMORY_UNITS[unit]
-        if not 16 << 20 <= memory <= 256 << 30:
-            raise source.error(path + ("memory",), "expected from 16m to 256g")
-        limits = replace(limits, memory=memory)
+        limits = replace(limits, memory=_size(source, spec["memory"], path + ("memory",), 16 << 20, 256 << 30,
+                                             "16m to 256g"))
+    if "disk" in spec:
+        limits = replace(limits, disk=_size(source, spec["disk"], path + ("disk",), 64 << 20, 1 << 40, "64m to 1024g"))
     if "pids" in spec:
         limits = replace(limits, pids=source.integer(spec["pids"], path + ("pids",), 16, 1 << 20, "a process count"))
     if "cpus" in spec:
@@ -692,6 +746,19 @@ def _parse_limits(source: Source, raw: Any, path: KeyPath) -> Limits:
             raise source.error(path + ("cpus",), f"expected a number of cores from 0.01 to 1024, got {describe(cpus)}")
         limits = replace(limits, cpus=float(cpus))
     return limits
+
+
+def _size(source: Source, value: Any, path: KeyPath, least: int, most: int, bounds: str) -> int:
+    """A size in bytes from `256m`, `1g` or a plain number of bytes, from least to most."""
+    match = re.fullmatch(r"\s*(\d{1,12})\s*([a-zA-Z]{0,3})\s*", str(value)) \
+        if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in MEMORY_UNITS:
+        raise source.error(path, f"expected a size such as 256m or 1g, got {describe(value)}")
+    size = int(match.group(1)) * MEMORY_UNITS[unit]
+    if not least <= size <= most:
+        raise source.error(path, f"expected from {bounds}")
+    return size
 
 
 def _parse_ready(source: Source, raw: Any, path: KeyPath) -> Readiness | None:

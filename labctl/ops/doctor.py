@@ -18,12 +18,12 @@ import docker.errors
 
 from ..assets import base_tag, host_tag
 from ..engines.compose import compose_command, compose_version
-from ..engines.containers import docker_client
+from ..engines.containers import disk_quota, docker_client
 from ..engines.images import image_exists
 from ..engines.ssh import parse_ssh_url, remote_client
 from ..errors import LabError
 from ..model.mechanisms import AUTO, VARIABLE, chosen_mechanism, mechanism_for, mechanisms
-from ..names import ROLE_LABEL, program
+from ..names import HELPER_MEMORY, HELPER_PIDS, ROLE_LABEL, program
 
 Progress = Callable[[str], None]
 DOCKERD_LOG = Path("/var/log/labctl-dockerd.log")
@@ -76,7 +76,24 @@ def diagnose(address: str | None = None) -> list[Finding]:
                             "" if has_base or bootstrapper else "labctl doctor --install (installs mmdebstrap)",
                             required=False))
     findings += kernel_features(client, f"labctl --engine {where} " if where else "labctl ")
+    if client is not None:
+        findings.append(disk_finding(client))
     return findings
+
+
+def disk_finding(client: docker.DockerClient) -> Finding:
+    """Whether a host's writes are bounded on this engine's storage, in one line."""
+    try:
+        sized, storage = disk_quota(client, host_tag() if image_exists(client, host_tag()) else None)
+    except docker.errors.DockerException as exc:
+        return Finding("disk per host", False, f"not known: {exc}", required=False)
+    if sized:
+        return Finding("disk per host", True, f"each host's writes capped by its limits.disk (1g by default) "
+                       f"on {storage}", required=False)
+    return Finding("disk per host", False, f"not capped on {storage}: a host can fill the engine's disk "
+                   "(only its log is bounded, at 2 x 10 MB)",
+                   "keep Docker's data on xfs mounted with pquota (or btrfs, zfs) to cap each host",
+                   required=False)
 
 
 def kernel_features(client: docker.DockerClient | None, command: str = "labctl ") -> list[Finding]:
@@ -105,7 +122,8 @@ def probe_kernel(client: docker.DockerClient) -> dict[str, bool]:
     """{feature: works} for the engine's kernel, tried in a throwaway namespace."""
     output = client.containers.run(host_tag(), ["python3", program("netadmin"), "features"],
                                    network_mode="none", cap_add=["NET_ADMIN"], remove=True,
-                                   labels={ROLE_LABEL: "doctor"})
+                                   labels={ROLE_LABEL: "doctor"}, mem_limit=HELPER_MEMORY,
+                                   memswap_limit=HELPER_MEMORY, pids_limit=HELPER_PIDS)
     return json.loads(output)
 
 

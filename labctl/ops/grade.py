@@ -209,7 +209,11 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
         if unknown:
             raise LabError(f"no submission named {unknown[0]!r} in {folder}")
     rows = [Graded(name, number) for number, (name, _) in enumerate(found, 1)]
-    lab_digest = digest(lab_file.parent) if previous else ""
+    leave = {folder.resolve(), *(path.resolve() for path in leave or set())}
+    # The lab's own files count too (a changed check grades everyone again); not what
+    # labctl writes beside them, nor the class, nor the outputs.
+    lab_digest = digest(lab_file.parent, {lab_file.parent / name for name in LEFT_OUT} | leave) \
+        if previous else ""
     todo: list[Graded] = []
     for graded, (name, why) in zip(rows, found):
         if why is not None:
@@ -234,7 +238,6 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
     done: list[Graded] = []
     finished: list[tuple[Lab, Engine]] = []
     scratch = Path(tempfile.mkdtemp(prefix="labctl-grade-"))
-    leave = {folder.resolve(), *(path.resolve() for path in leave or set())}
 
     def one(graded: Graded) -> None:
         with free:

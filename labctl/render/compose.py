@@ -3,7 +3,8 @@
 Besides one service per lab host, the document holds short-lived helpers (names start with
 `lc-`) that do network administration with NET_ADMIN so the hosts never need it:
 `lc-routes-<host>` joins a host's namespace and sets its routes; `lc-fabric` lets routed
-traffic cross the lab's internal bridges (see services/netadmin.py); `lc-net-<host>` is a
+traffic cross the lab's internal bridges and keeps every lab bridge off the engine machine's
+own services, before any host starts (see services/netadmin.py); `lc-net-<host>` is a
 sidecar in a host's namespace that applies its impairments and partitions and removes them
 when it stops (see services/shaper.py).
 """
@@ -20,12 +21,13 @@ from typing import Any
 import yaml
 
 from ..errors import LabError
-from ..model.addressing import address_for, computed_routes, hosts_table, inside_ipv6, needs_routing_helper
+from ..model.addressing import (address_for, computed_routes, hosts_table, inside_ipv6, needs_routing_helper,
+                                refuses_embedded_dns)
 from ..model.shaping import LiveState, sidecar_specs
 from ..model.topology import Host, Service, Topology
-from ..names import (FABRIC_SERVICE, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE, SIDECAR_APPLIED,
-                     SIDECAR_GRACE, SPEC_LABEL, bridge_name, fabric_tag, labels, net_service, program,
-                     routes_service)
+from ..names import (FABRIC_SERVICE, HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE,
+                     SIDECAR_APPLIED, SIDECAR_GRACE, SIDECAR_MEMORY, SIDECAR_PIDS, SPEC_LABEL, bridge_name,
+                     fabric_tag, labels, net_service, program, routes_service)
 from ..files import write_file
 from .pki import LabPki
 
@@ -97,6 +99,7 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
                 network_mode=f"service:{host.name}",
                 command=["python3", program("netadmin"), "routes",
                          *(["--no-default6"] if inside_ipv6(topology, host) else []),
+                         *(["--no-dns"] if refuses_embedded_dns(topology, host) else []),
                          *[f"{route.destination}={route.via}" for route in routes]],
                 depends_on={host.name: {"condition": "service_started"}})
     for host, spec in sidecar_specs(topology, live).items():
@@ -104,7 +107,8 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
         # removes what it set. Its spec label is what `impair --show` reports.
         sidecar = _helper(topology, image, "net", host=host, network_mode=f"service:{host}",
                           command=sidecar_command(spec),
-                          depends_on={host: {"condition": "service_started"}})
+                          depends_on={host: {"condition": "service_started"}},
+                          memory=SIDECAR_MEMORY, pids=SIDECAR_PIDS)
         sidecar["labels"][SPEC_LABEL] = json.dumps(spec, separators=(",", ":"))
         sidecar["stop_grace_period"] = f"{SIDECAR_GRACE}s"
         sidecar["healthcheck"] = _healthcheck(SIDECAR_READY)
@@ -115,6 +119,9 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
             command=["python3", program("netadmin"), "fabric-add", fabric_tag(topology),
                      *[bridge_name(topology, name) + (":6i" if network.internal else ":6") * bool(network.subnet6)
                        for name, network in topology.networks.items()]])
+        # No host's program runs before the rules that keep it off the engine's machine.
+        for host in topology.hosts.values():
+            services[host.name]["depends_on"] = {FABRIC_SERVICE: {"condition": "service_completed_successfully"}}
     networks = {
         name: {
             "driver": "bridge",
@@ -225,14 +232,22 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
     if host.env:
         service["environment"] = dict(host.env)
     if host.services:
+        # Where the lab's answering datagram servers listen, on every host: none of them
+        # answers a datagram from those ports, so a spoofed one cannot set two ping-ponging
+        # (services/svc_udp.py).
+        quiet = sorted({other.port for peer in topology.hosts.values() for other in peer.services
+                        if other.kind in ("udp-echo", "dns")})
         spec = [{"kind": s.kind, "port": s.port,
                  **({"client_cert": s.client_cert} if s.client_cert != "none" else {}),
                  **({"group": s.group} if s.group else {}),
-                 **(dns_zone(topology, host, s) if s.kind == "dns" else {})}
+                 **(dns_zone(topology, host, s) if s.kind == "dns" else {}),
+                 **({"never_answer_ports": quiet} if s.kind in ("udp-echo", "dns") else {})}
                 for s in host.services]
         # No site, no user paths: a smaller process; the script's own folder stays importable.
         service["command"] = ["python3", "-E", "-s", "-S", program("labsvc"),
                               json.dumps(spec, separators=(",", ":"))]
+    elif host.command and host.runs_lab_image and refuses_embedded_dns(topology, host):
+        service["command"] = isolated(host.command)
     elif host.command:
         service["command"] = host.command
     elif host.runs_lab_image:
@@ -241,6 +256,20 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
     if probe is not None:
         service["healthcheck"] = _healthcheck(probe)
     return service
+
+
+# Docker's resolver answers a host's lookups until its routes helper refuses it (in the
+# host's namespace, which must exist first); a program of the lab's starts only once a TCP
+# connection to it is refused, so not even its first lookup leaves the lab. Started once, at
+# the host's start, and bounded: a host whose refusal never comes runs nothing.
+ISOLATION_WAIT = ("end=$(( $(date +%s) + 60 )); while nc -z -w 1 127.0.0.11 53 2>/dev/null; do "
+                  "[ $(date +%s) -ge $end ] && { echo 'labctl: the host was never isolated' >&2; exit 1; }; "
+                  "sleep 0.02; done; exec \"$@\"")
+
+
+def isolated(command: list[str]) -> list[str]:
+    """`command`, started once Docker's resolver is refused to the host."""
+    return ["sh", "-c", ISOLATION_WAIT, "labctl-isolated", *command]
 
 
 def dns_zone(topology: Topology, host: Host, service: Service) -> dict[str, Any]:
@@ -304,7 +333,8 @@ def _healthcheck(test: list[str]) -> dict[str, Any]:
 
 
 def _helper(topology: Topology, image: str, role: str, command: list[str], network_mode: str,
-            host: str | None = None, depends_on: dict[str, Any] | None = None) -> dict[str, Any]:
+            host: str | None = None, depends_on: dict[str, Any] | None = None,
+            memory: int = HELPER_MEMORY, pids: int = HELPER_PIDS) -> dict[str, Any]:
     helper: dict[str, Any] = {
         "image": image,
         "network_mode": network_mode,
@@ -312,6 +342,11 @@ def _helper(topology: Topology, image: str, role: str, command: list[str], netwo
         "restart": "no",
         "labels": labels(topology, **{ROLE_LABEL: role, **({HOST_LABEL: host} if host else {})}),
         "command": command,
+        # A helper holds NET_ADMIN on the engine's machine or in a host: capped, so that
+        # nothing it is fed can take the machine down with it.
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "pids_limit": pids,
     }
     if depends_on:
         helper["depends_on"] = depends_on

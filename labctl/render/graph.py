@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..model.topology import Host, Network, Topology
+from ..text import visible
 
 STATE_COLOURS = {"running": "#c9f2d0", "paused": "#fff3b0", "exited": "#f6c6c6", "stopped": "#f6c6c6",
                  "missing": "#e0e0e0", "created": "#e0e0e0", "restarting": "#fff3b0"}
@@ -82,7 +83,9 @@ def _id(kind: str, name: str) -> str:
 
 
 def _dot_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """Text inside a DOT string: controls written out (Graphviz would carry them into the
+    SVG, which would no longer parse), then backslashes and quotes escaped."""
+    return visible(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def dot_document(topology: Topology, overlay: Overlay | None = None) -> str:
@@ -119,16 +122,23 @@ def dot_document(topology: Topology, overlay: Overlay | None = None) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    return text.replace('"', "#quot;")
+    """Text inside a Mermaid label, which Mermaid reads as HTML: controls written out, then
+    markup and its own entity codes (#name;) escaped as entity codes."""
+    return (visible(text).replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;")
+            .replace(">", "#gt;"))
+
+
+def _mermaid_lines(lines: list[str]) -> str:
+    return "<br>".join(_mermaid_text(line) for line in lines)
 
 
 def mermaid_document(topology: Topology, overlay: Overlay | None = None) -> str:
     """A Mermaid flowchart: the same networks, hosts and attachments."""
     lines = ["flowchart TB"]
     for network in topology.networks.values():
-        lines.append(f'  {_id("net", network.name)}[["{_mermaid_text("<br>".join(network_label(network)))}"]]')
+        lines.append(f'  {_id("net", network.name)}[["{_mermaid_lines(network_label(network))}"]]')
     for host in topology.hosts.values():
-        body = _mermaid_text("<br>".join(_host_text(topology, host, overlay)))
+        body = _mermaid_lines(_host_text(topology, host, overlay))
         lines.append(f'  {_id("host", host.name)}{{{{"{body}"}}}}' if host.router
                      else f'  {_id("host", host.name)}("{body}")')
     for network, host_name, impairment in _links(topology, overlay):

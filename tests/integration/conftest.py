@@ -73,10 +73,11 @@ def leftovers(engine: ComposeEngine, topology: Topology, image: str) -> dict[str
         "built images": [tag for image in client.images.list(filters=selector) for tag in image.tags
                          if tag.startswith(topology.project + "-")],
     }
-    rules = client.containers.run(image, ["sh", "-c", "iptables-nft -S DOCKER-USER 2>/dev/null; "
-                                          "iptables-legacy -S DOCKER-USER 2>/dev/null; "
-                                          "ip6tables-nft -S FORWARD 2>/dev/null; "
-                                          "ip6tables-legacy -S FORWARD 2>/dev/null; true"],
+    listings = [f"{binary} -S {chain} 2>/dev/null; " for binary, chain in (
+        ("iptables-nft", "DOCKER-USER"), ("iptables-legacy", "DOCKER-USER"), ("ip6tables-nft", "FORWARD"),
+        ("ip6tables-legacy", "FORWARD"), ("iptables-nft", "INPUT"), ("iptables-legacy", "INPUT"),
+        ("ip6tables-nft", "INPUT"), ("ip6tables-legacy", "INPUT"))]
+    rules = client.containers.run(image, ["sh", "-c", "".join(listings) + "true"],
                                   network_mode="host", cap_add=["NET_ADMIN"], remove=True)
     found["forwarding rules"] = [line for line in rules.decode().splitlines()
                                  if fabric_tag(topology) in line]

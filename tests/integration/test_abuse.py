@@ -5,11 +5,12 @@ An attacker host runs tests/integration/labs/abuse/attack.py against the lab's o
 client host runs ordinary checks against the same servers: the checks must still pass,
 and the server process must stay under 50 MiB (its peak resident size, read inside the
 host from /proc/<pid>/status). A second server host with short limits shows idle
-connections closing and the transcript stopping at its cap. Every attack is bounded in
-connections, bytes and time, and all traffic stays between the lab's containers.
+connections closing and the transcript keeping the newest exchanges past its cap; it also
+serves the lab's DNS, which spoofed datagrams must not set talking. Every attack is
+bounded in connections, bytes and time, and all traffic stays between the lab's containers.
 
 A few tests run labsvc.py on loopback instead: a UDP send error forced by a firewall rule
-in a private network namespace, the transcript cap across a restart, and HTTP details.
+in a private network namespace, the transcript's rotation across a restart, and HTTP details.
 """
 
 from __future__ import annotations
@@ -312,24 +313,73 @@ def test_a_slow_but_live_client_is_not_cut(engine, abuse):
     assert result == {"event": "done", "echoed": "01234", "closed_cleanly": True}
 
 
-def test_the_transcript_stops_at_its_cap_and_says_so(engine, abuse):
+def _cat(engine, lab, host: str, path: str) -> str:
+    result = engine.exec(lab.topology, host, ["cat", path])
+    assert result.exit_code == 0, result.stderr
+    return result.stdout.decode()
+
+
+def test_the_transcript_keeps_the_newest_past_its_cap(engine, abuse):
+    path = "/var/log/labctl/transcript.jsonl"
     flood = Attack(engine, abuse, "udp-flood", "10.243.1.11", 7, 2000, 64).done()
     assert flood["echoed"] > 0, flood
-    path = "/var/log/labctl/transcript.jsonl"
-    listing = engine.exec(abuse.topology, "tight", ["cat", path]).stdout.decode()
-    lines = listing.splitlines()
-    entries = [json.loads(line) for line in lines]  # every line is whole JSON
+    # 2000 entries of about 330 bytes each passed the 64 KiB cap many times over: the file
+    # rotated, the two halves hold at most the cap, every line whole.
+    current, earlier = _cat(engine, abuse, "tight", path), _cat(engine, abuse, "tight", path + ".1")
+    assert len(current.encode()) <= 32768 and len(earlier.encode()) <= 32768 and earlier
+    entries = [json.loads(line) for line in (earlier + current).splitlines()]
     assert all(next(iter(entry)) == "time" for entry in entries)
-    assert len(listing.encode()) <= 65536
-    cut = [entry for entry in entries if entry.get("cut")]
-    assert len(cut) == 1 and entries[-1] is cut[0] and "transcript cut" in cut[0]["error"], entries[-2:]
-    # It stays cut: the server still answers, the file does not grow.
-    again = Attack(engine, abuse, "udp-from", "10.243.1.11", 7, 40002, "after the cut", 3).done()
-    assert again["echoed"] == "after the cut"
-    assert engine.exec(abuse.topology, "tight", ["cat", path]).stdout.decode() == listing
-    # labctl's own reader (the host's output, through the engine) takes the cut line like any other.
-    assert read_transcript(abuse.topology, engine, "tight", since=0.0)[-1]["cut"] is True
+    assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
+    # A later exchange is recorded: in the file, and in the output labctl reads.
+    since = time.time()
+    after = Attack(engine, abuse, "udp-from", "10.243.1.11", 7, 40002, "after the flood", 3).done()
+    assert after["echoed"] == "after the flood"
+    last = json.loads(_cat(engine, abuse, "tight", path).splitlines()[-1])
+    assert (last["preview"], last["peer_port"], last["bytes_out"]) == ("after the flood", 40002, 15)
+    seen = [e for e in read_transcript(abuse.topology, engine, "tight", since=since)
+            if e.get("peer_port") == 40002]
+    assert [e["preview"] for e in seen] == ["after the flood"], seen
+    flooded = [e for e in read_transcript(abuse.topology, engine, "tight", since=since - 600)
+               if e.get("peer") == "10.243.1.20" and e.get("preview", "").startswith("FFFF")]
+    assert len(flooded) >= flood["echoed"]   # the output kept every flooded exchange too
     assert_small(engine, abuse, "tight host after every limit test", host="tight")
+
+
+def _entries_from(engine, lab, host: str, since: float, **fields) -> list[dict]:
+    return [e for e in read_transcript(lab.topology, engine, host, since=since)
+            if all(e.get(key) == value for key, value in fields.items())]
+
+
+def test_a_spoofed_dns_response_gets_no_answer(engine, abuse):
+    since = time.time()
+    result = Attack(engine, abuse, "dns-response", "10.243.1.11", 53, 2).done()
+    assert result["to_response"] is None, result
+    assert result["to_query"] and int(result["to_query"][4:8], 16) & 0x8000, result   # the control
+    entries = _entries_from(engine, abuse, "tight", since, service="dns", peer="10.243.1.20",
+                            peer_port=result["port"])
+    assert len(entries) == 2, entries
+    response, query = entries
+    assert (response["error"], response["bytes_out"]) == ("not answered: a response, not a query", 0)
+    assert query["rcode"] == "NOERROR" and query["answers"] == ["A 10.243.1.10"], entries
+
+
+def test_a_spoofed_datagram_cannot_set_dns_and_udp_echo_ping_ponging(engine, abuse):
+    """A query to tight's DNS claiming to come from srv's udp-echo, and an answer to srv's
+    udp-echo claiming to come from tight's DNS: answering either would start an endless
+    exchange between the two servers. Neither is answered."""
+    since = time.time()
+    Attack(engine, abuse, "spoof", "10.243.1.11", 53, "10.243.1.10", 7, "query").done()
+    Attack(engine, abuse, "spoof", "10.243.1.10", 7, "10.243.1.11", 53, "response").done()
+    # A control from the attacker's own address, afterwards: once it is echoed, whatever
+    # an answer to the spoofed datagrams would have started has had its time to show.
+    control = Attack(engine, abuse, "udp-from", "10.243.1.10", 7, 40003, "control", 3).done()
+    assert control["echoed"] == "control"
+    [query] = _entries_from(engine, abuse, "tight", since, service="dns", peer="10.243.1.10", peer_port=7)
+    assert query["bytes_out"] == 0 and query["qname"] == "srv.abuse.lab", query
+    assert query["error"].startswith("not answered: it came from port 7, where the lab's built-in"), query
+    [echo] = _entries_from(engine, abuse, "srv", since, service="udp-echo", peer="10.243.1.11")
+    assert echo["peer_port"] == 53 and echo["bytes_out"] == 0, echo
+    assert echo["error"].startswith("not answered: it came from port 53"), echo
 
 
 # -- on loopback ---------------------------------------------------------------------------
@@ -424,20 +474,23 @@ def test_udp_echo_survives_send_errors_on_loopback(tmp_path):
         ("doomed again", "send failed: Operation not permitted"), ("still", None)]
 
 
-def test_the_cut_transcript_stays_cut_across_a_restart(tmp_path):
+def test_the_transcript_keeps_the_newest_across_a_restart(tmp_path):
     port = _free_port(socket.SOCK_DGRAM)
     specs = [{"kind": "udp-echo", "port": port}]
-    for _run in range(2):
+    for run in range(2):
         server = _labsvc(tmp_path, specs, LABCTL_SVC_TRANSCRIPT_CAP="4096")
         try:
             for index in range(40):
-                assert _udp_exchange(port, b"datagram %d" % index) == b"datagram %d" % index
+                payload = b"run %d datagram %d" % (run, index)
+                assert _udp_exchange(port, payload) == payload
         finally:
             assert _stop(server) == ""
-    text = (tmp_path / "transcript.jsonl").read_text()
-    entries = [json.loads(line) for line in text.splitlines()]
-    assert len(text.encode()) <= 4096
-    assert [entry.get("cut", False) for entry in entries].count(True) == 1 and entries[-1]["cut"]
+    current, earlier = tmp_path / "transcript.jsonl", tmp_path / "transcript.jsonl.1"
+    assert current.stat().st_size <= 2048 and earlier.stat().st_size <= 2048
+    entries = [json.loads(line) for line in (earlier.read_text() + current.read_text()).splitlines()]
+    previews = [entry["preview"] for entry in entries]
+    everything = [f"run {run} datagram {index}" for run in range(2) for index in range(40)]
+    assert previews == everything[-len(previews):] and previews[-1] == "run 1 datagram 39"
 
 
 def _http(port: int, raw: bytes) -> bytes:

@@ -83,7 +83,7 @@ def graded(engine, image, tmp_path_factory):
         (folder / "class" / student).mkdir(parents=True)
         (folder / "class" / student / "server.py").write_text(program)
     result = run_cli("-f", str(folder / "lab.yaml"), "grade", str(folder / "class"), "--parallel", "2",
-                     "--timeout", "15", "--csv", str(folder / "grades.csv"), "--html", str(folder / "grades.html"),
+                     "--timeout", "40", "--csv", str(folder / "grades.csv"), "--html", str(folder / "grades.html"),
                      timeout=600)
     rows = {row["student"]: row for row in csv.DictReader((folder / "grades.csv").open())}
     return result, rows, folder

@@ -131,7 +131,7 @@ def _remove_deep(folder: Path) -> None:
 @pytest.fixture(scope="module")
 def graded(engine, image, tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
-    (folder / "lab.yaml").write_text(LAB)
+    (folder / "exam.yaml").write_text(LAB)   # -f names the lab graded, whatever its name
     (folder / "submission").mkdir()
     (folder / "submission" / "server.py").write_text(HONEST)
     room = folder / "class"
@@ -150,7 +150,7 @@ def graded(engine, image, tmp_path_factory):
     (room / "linked").symlink_to(room / "ada")
     started = time.monotonic()
     try:
-        result = run_cli("-f", str(folder / "lab.yaml"), "grade", str(room), "--parallel", "2",
+        result = run_cli("-f", str(folder / "exam.yaml"), "grade", str(room), "--parallel", "2",
                          "--timeout", "20", "--csv", str(folder / "grades.csv"),
                          "--html", str(folder / "grades.html"), timeout=900)
     finally:

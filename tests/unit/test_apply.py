@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engines.apply import KNOWN_KEYS, Deployment, dependencies, read_document, seconds
+from labctl.engines.apply import KNOWN_KEYS, Deployment, completions, dependencies, read_document, seconds
 from labctl.engines.factory import read_lab
 from labctl.errors import EngineError
 from labctl.model.shaping import LiveState
@@ -49,7 +49,9 @@ def test_every_key_the_renderer_writes_is_one_the_deployer_knows(write_lab, tmp_
     # Helpers start once the host whose namespace they join has.
     assert dependencies(services["lc-routes-left"]) == {"left"}
     assert dependencies(services["lc-net-right"]) == {"right"}
-    assert dependencies(services["left"]) == set()
+    # Hosts start once the fabric has ended well: its rules keep them off the engine machine.
+    assert dependencies(services["left"]) == completions(services["left"]) == {"lc-fabric"}
+    assert completions(services["lc-routes-left"]) == set()
 
 
 def test_the_document_is_read_back_with_its_values_as_the_lab_gave_them(write_lab, tmp_path):

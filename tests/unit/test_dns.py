@@ -63,11 +63,34 @@ def test_the_zone_answers_for_hosts_their_addresses_and_declared_records():
     assert ask("1.1.1.1.in-addr.arpa", "PTR")["rcode"] == "REFUSED"
 
 
-def test_a_malformed_query_gets_formerr_and_never_an_exception():
+def test_a_malformed_query_gets_no_answer_and_never_an_exception():
+    # An answer to what is not a query could be answered in turn: nothing is sent.
     for junk in [b"", b"\x01", b"\x00\x01" + b"\xff" * 20, dnszone.query("web.campus.lab", "A", 1)[:-3],
                  b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01"]:
         response, facts = zone().answer(junk)
-        assert dnszone.parse_response(response)["rcode"] == "FORMERR" and "malformed" in facts["error"]
+        assert response is None and facts["error"].startswith("not answered: malformed query"), junk
+
+
+def test_a_response_is_never_answered():
+    query = dnszone.query("web.campus.lab", "A", 9)
+    answer, _ = zone().answer(query)
+    assert zone().answer(answer) == (None, {"qname": "web.campus.lab", "qtype": "A",
+                                            "error": "not answered: a response, not a query"})
+    spoofed = bytearray(query)
+    spoofed[2] |= 0x80   # only the QR bit: a query's shape, a response's flag
+    assert zone().answer(bytes(spoofed))[0] is None
+    assert zone().answer(query)[0] is not None
+
+
+def test_a_name_longer_than_dns_allows_is_malformed_even_through_pointers():
+    # Two labels of 63 bytes, then a pointer back to the first: without a bound on the
+    # name's size the 64 jumps allowed would make a name of about 8 KB.
+    label = b"\x3f" + b"a" * 63
+    message = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00" + label + label + b"\xc0\x0c\x00\x01\x00\x01"
+    with pytest.raises(dnszone.FormatError, match="a name over 255 bytes"):
+        dnszone.read_name(message, 12)
+    assert dnszone.read_name(dnszone.query("a" * 63 + "." + "b" * 63 + ".lab", "A", 1), 12)[0].endswith(".lab")
+    assert zone().answer(message)[0] is None
 
 
 def test_the_resolver_serves_every_host_and_the_service_knows_every_address(write_lab):
@@ -108,6 +131,60 @@ def test_bad_dns_service_vocabulary_is_a_one_line_error(write_lab, text, words):
                            .replace("  web: {networks: {dmz: 10.8.2.80}}",
                                     f"  web: {{networks: {{dmz: 10.8.2.80}}, services: [{{dns: {{{text}}}}}]}}")))
     assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+
+
+LONG = "x" * 64               # one byte over a label's most
+SIXTY = ".".join(["y" * 60] * 4)   # 243 characters: 245 bytes as a DNS name
+
+
+@pytest.mark.parametrize("text, where, words", [
+    ("zone: 'a..b'", "dns.zone", "got 'a..b': it has an empty label"),
+    ("zone: '.campus.lab'", "dns.zone", "got '.campus.lab': it has an empty label"),
+    (f"zone: {LONG}.lab", "dns.zone", "is 64 bytes; a DNS label has at most 63"),
+    (f"zone: {SIXTY}.abcdefghijk", "dns.zone", "is 257 bytes as a DNS name; a name has at most 255"),
+    (f"zone: {SIXTY}", "dns.zone", "expected a zone short enough for every host's name in it: "
+                                   "'hostmaster.yyyyyyyyyyyyyyyyyyyyyyyyyy..."),
+    ("zone: campus.lab, records: [{name: 'a..b', type: TXT, value: x}]", "dns.records[0].name", "an empty label"),
+    ("zone: campus.lab, records: [{name: '.www', type: TXT, value: x}]", "dns.records[0].name", "an empty label"),
+    (f"zone: campus.lab, records: [{{name: {LONG}, type: TXT, value: x}}]", "dns.records[0].name",
+     "is 64 bytes; a DNS label has at most 63"),
+    (f"zone: campus.lab, records: [{{name: '{SIXTY}', type: TXT, value: x}}]", "dns.records[0].name",
+     "is 256 bytes as a DNS name"),
+    ("zone: campus.lab, records: [{name: www, type: CNAME, value: 'a..b'}]", "dns.records[0].value", "an empty label"),
+    ("zone: campus.lab, records: [{name: www, type: CNAME, value: '.web'}]", "dns.records[0].value", "an empty label"),
+    (f"zone: campus.lab, records: [{{name: www, type: CNAME, value: {LONG}}}]", "dns.records[0].value",
+     "is 64 bytes; a DNS label has at most 63"),
+    (f"zone: campus.lab, records: [{{name: www, type: CNAME, value: '{SIXTY}.zzzzzzzzzzzz'}}]", "dns.records[0].value",
+     "is 258 bytes as a DNS name; a name has at most 255"),
+    ("zone: campus.lab, records: [{name: '@', type: MX, value: '70000 web'}]", "dns.records[0].value", "70000 is over 65535"),
+    ("zone: campus.lab, records: [{name: _s._tcp, type: SRV, value: '0 5 8080 a..b'}]", "dns.records[0].value",
+     "an empty label"),
+])
+def test_what_the_dns_server_cannot_send_is_refused(write_lab, text, where, words):
+    with pytest.raises(LabFileError) as caught:
+        read_lab(write_lab(LAB.replace("resolver: true", "resolver: false")
+                           .replace("  web: {networks: {dmz: 10.8.2.80}}",
+                                    f"  web: {{networks: {{dmz: 10.8.2.80}}, services: [{{dns: {{{text}}}}}]}}")))
+    message = str(caught.value)
+    assert words in message and f"hosts.web.services[0].{where}" in message and "lab.yaml" in message, message
+    assert "\n" not in message
+
+
+def test_names_at_the_limits_are_served(write_lab):
+    """63-byte labels and a 255-byte name pass, and the zone answers them."""
+    label = "z" * 63
+    topology = read_lab(write_lab(LAB.replace(
+        "  web: {networks: {dmz: 10.8.2.80}}",
+        f"  web: {{networks: {{dmz: 10.8.2.80}}, services: [{{dns: {{zone: '{label}.lab.', records: "
+        f"[{{name: '{label}.{label}.{'q' * 57}', type: CNAME, value: web}}]}}}}]}}"))).topology
+    service = topology.hosts["web"].services[0]
+    assert service.zone == f"{label}.lab"
+    name = f"{label}.{label}.{'q' * 57}.{label}.lab"
+    assert len(dnszone.encode_name(name)) == 255
+    served = dnszone.Zone(service.zone, {"web": ["10.8.2.80"]}, [dict(zip(("name", "type", "value"), r))
+                                                                  for r in service.records], "web")
+    response, _ = served.answer(dnszone.query(name, "CNAME", 3))
+    assert [r["value"] for r in dnszone.parse_response(response)["answers"]] == [f"web.{label}.lab"]
 
 
 def test_a_lab_has_one_resolver(write_lab):

@@ -152,3 +152,27 @@ def test_the_digest_changes_with_content_names_and_modes_only(tmp_path):
     second = digest(tmp_path / "a")
     os.chmod(tmp_path / "a" / "x.py", 0o755)
     assert digest(tmp_path / "a") != second
+
+
+def test_an_instance_holds_the_labs_files_and_one_students_nothing_else(tmp_path):
+    from labctl.ops.grade import _instance
+    lab = tmp_path / "lab"
+    (lab / "class" / "ada").mkdir(parents=True)
+    (lab / "class" / "ada" / "server.py").write_text("ada's")
+    (lab / "class" / "bea").mkdir()
+    (lab / "class" / "bea" / "server.py").write_text("bea's")
+    (lab / "grades").mkdir()
+    (lab / "grades" / "grades.csv").write_text("last run")
+    (lab / "submission").mkdir()
+    (lab / "submission" / "server.py").write_text("the reference")
+    (lab / "compose").mkdir()
+    (lab / "checker.py").write_text("the teacher's")
+    (lab / "exam.yaml").write_text("name: exam")
+    (tmp_path / "scratch").mkdir()
+    lab_file, left_out = _instance(lab / "exam.yaml", lab / "class" / "ada", tmp_path / "scratch",
+                                   {lab / "class", lab / "grades"})
+    assert lab_file == tmp_path / "scratch" / "lab" / "exam.yaml" and not left_out
+    held = sorted(str(path.relative_to(tmp_path / "scratch" / "lab")) for path in
+                  (tmp_path / "scratch" / "lab").rglob("*"))
+    assert held == ["checker.py", "exam.yaml", "submission", "submission/server.py"]
+    assert (tmp_path / "scratch" / "lab" / "submission" / "server.py").read_text() == "ada's"

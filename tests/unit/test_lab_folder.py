@@ -89,7 +89,7 @@ def test_lab_values_are_literal_in_the_rendered_file(lab_folder, monkeypatch):
     document = render_lab(lab.topology)
     service = yaml.safe_load(document.read_text())["services"]["a"]
     assert service["environment"]["GREETING"] == "$${HOME} $$USER $$$$ $${SECRET:-x}"
-    assert service["command"] == ["sh", "-c", "echo $$PATH > /tmp/path"]
+    assert service["command"][-3:] == ["sh", "-c", "echo $$PATH > /tmp/path"]
     compose = compose_command()
     if compose is None:
         pytest.skip("Compose v2 is not installed here (make env installs it)")

@@ -11,6 +11,7 @@ import random
 import socket
 import struct
 import sys
+import types
 
 import pytest
 
@@ -103,12 +104,14 @@ def test_the_ipv6_join_request_is_struct_ipv6_mreq():
 
 @pytest.fixture
 def labsvc(monkeypatch, tmp_path):
+    """The servers' parts (labsvc.py and its svc_* neighbours), the transcript kept in a list."""
     monkeypatch.setenv("LABCTL_TRANSCRIPT", str(tmp_path / "transcript.jsonl"))
-    module = load("labsvc")
+    load("labsvc")   # imports its neighbours as it does in a host
+    transcript, loop = sys.modules["svc_transcript"], sys.modules["svc_loop"]
     lines: list[dict] = []
-    monkeypatch.setattr(module, "transcript", type("Kept", (), {"append": staticmethod(lines.append)})())
-    module.kept = lines
-    return module
+    monkeypatch.setattr(transcript, "transcript", type("Kept", (), {"append": staticmethod(lines.append)})())
+    return types.SimpleNamespace(record_bytes=transcript.record_bytes, each_family=loop.each_family,
+                                 bound=loop.bound, kept=lines)
 
 
 def test_the_transcript_writes_ipv4_peers_dotted_and_ipv6_peers_compressed(labsvc):

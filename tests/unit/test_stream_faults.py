@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import types
 
 import pytest
 
@@ -82,3 +83,61 @@ def test_the_lab_file_says_stream_faults_nested_or_flat():
         read_impairment({"slice": {"size": 4}}, fail)
     with pytest.raises(ValueError, match="limit: expected a size such as 4"):
         read_impairment({"limit": {"bytes": 0}}, fail)
+
+
+# -- the slice budget ------------------------------------------------------------------------
+
+def test_slicing_holds_at_most_its_budget_and_drops_what_does_not_fit():
+    faults = shaper.StreamFaults({"slice": 1, "slice_delay": 0.01})
+    payload = b"s" * 1448                            # a full segment: 1448 pieces of 1 byte
+    given = [faults.apply(segment("10.0.0.2", "10.0.0.3", payload, seq=1000 + i * 1448), now=0.0)
+             for i in range(2000)]                   # 2.9 MB, none sent yet
+    kept = [pieces for pieces in given if pieces]
+    assert len(kept) == shaper.SLICE_BUDGET_PACKETS // 1448 and all(len(p) == 1448 for p in kept)
+    assert given.count([]) == faults.dropped == 2000 - len(kept)
+    assert faults.held_packets == sum(len(p) for p in kept) <= shaper.SLICE_BUDGET_PACKETS
+    assert faults.held_bytes == sum(len(piece) for p in kept for _, piece in p) <= shaper.SLICE_BUDGET_BYTES
+    # As pieces leave, room comes back; with nothing held any segment goes, even one
+    # larger than the whole budget.
+    for pieces in kept:
+        for _, piece in pieces:
+            faults.sent(piece)
+    assert (faults.held_packets, faults.held_bytes) == (0, 0)
+    huge = shaper.StreamFaults({"slice": 1})
+    assert len(huge.apply(segment("10.0.0.2", "10.0.0.3", b"h" * 9000), now=0.0)) == 9000
+    assert huge.apply(segment("10.0.0.2", "10.0.0.3", b"h" * 2), now=0.0) == []
+    # Small segments, resets and what is not sliced are never held back.
+    assert huge.apply(segment("10.0.0.2", "10.0.0.3", b"h"), now=0.0) is None
+
+
+def test_a_dropped_segment_does_not_count_toward_the_limit():
+    faults = shaper.StreamFaults({"slice": 1, "limit": 3000})
+    assert len(faults.apply(segment("10.0.0.2", "10.0.0.3", b"a" * 1448), now=0.0)) == 1448
+    for _ in range(50):   # over the budget: dropped, and retransmitted later
+        assert faults.apply(segment("10.0.0.2", "10.0.0.3", b"b" * 1448 * 5), now=0.0) == []
+    assert faults.flows and next(iter(faults.flows.values()))[1] == 1448
+
+
+def test_the_delayer_sends_the_pieces_and_frees_their_room(monkeypatch):
+    """The delayer with its netlink and raw sockets replaced: what it holds for a fast
+    sender stays within the budget, and every piece it sends frees its room."""
+    clock = [100.0]
+    monkeypatch.setattr(shaper, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    delayer = object.__new__(shaper.Delayer)
+    delayer.queues = {4300: {"slice": 1, "slice_delay": 0.001}}
+    delayer.streams = {4300: shaper.StreamFaults(delayer.queues[4300])}
+    delayer.held, delayer.sends, delayer.sent = [], [], 0
+    verdicts: list[bool] = []
+    sent: list[bytes] = []
+    delayer.verdict = lambda queue, packet_id, payload, accept=True: verdicts.append(accept)
+    delayer.send_raw = sent.append
+    for index in range(2000):
+        delayer.admit(4300, index, segment("10.0.0.2", "10.0.0.3", b"x" * 1448, seq=index * 1448))
+    assert verdicts == [False] * 2000                 # each segment replaced by pieces, or dropped
+    assert len(delayer.sends) <= shaper.SLICE_BUDGET_PACKETS
+    clock[0] += 3600
+    assert delayer.release_due() is None and not delayer.sends
+    stream = delayer.streams[4300]
+    assert len(sent) == 2000 * 1448 - stream.dropped * 1448 and (stream.held_packets, stream.held_bytes) == (0, 0)
+    delayer.admit(4300, 9999, segment("10.0.0.2", "10.0.0.3", b"y" * 1448))
+    assert len(delayer.sends) == 1448

@@ -1,8 +1,13 @@
-# Unchanged from the reference: the bug of broken/ is in sender.py (it never retransmits).
-"""Stop-and-wait receiver: python3 receiver.py PORT OUTDIR
+"""BROKEN on purpose (the student's bug): a duplicate DATA (its ack was lost, so the sender
+sent it again) is written a second time instead of only acknowledged. On a clean link no
+ack is lost and the file comes out right; under loss it holds some chunks twice, and the
+SHA-256 in the end's ACK tells the sender so.
+
+Stop-and-wait receiver: python3 receiver.py PORT OUTDIR
 
 DATA is b"D" + seq (4 bytes, big-endian) + 0..1024 bytes; an empty one ends the file.
-Each DATA is answered with ACK b"A" + the same seq. Transfers are told apart by the
+Each DATA is answered with ACK b"A" + the same seq; the ACK of the empty DATA also carries
+the 32-byte SHA-256 of the whole file as received. Transfers are told apart by the
 sender's (address, port); each starts at seq 0 and is written to OUTDIR/ADDRESS-PORT.bin."""
 import hashlib
 import os
@@ -25,7 +30,7 @@ class Session:
         self.size = 0
         self.digest = hashlib.sha256()
         self.out = open(path, "wb")
-        self.finished = False
+        self.finished = None       # the file's SHA-256 (bytes) once its end has come
         self.seen = time.monotonic()
 
     def close(self):
@@ -59,21 +64,29 @@ def main():
         if session is None or seq > session.expected:
             continue                                   # not a transfer we know: no ack
         session.seen = now
-        if seq == session.expected and not session.finished:
+        if seq == session.expected - 1 and payload and not session.finished:
+            session.out.write(payload)                 # bug: a duplicate is kept again
+            session.digest.update(payload)
+            session.size += len(payload)
+        elif seq == session.expected and not session.finished:
             if payload and session.size + len(payload) <= MAX_FILE:
                 session.out.write(payload)
                 session.digest.update(payload)
                 session.size += len(payload)
             elif not payload:
                 session.close()
-                session.finished = True
-                print(f"received {session.size} bytes sha256 {session.digest.hexdigest()} from {peer[0]}",
+                session.finished = session.digest.digest()
+                print(f"received {session.size} bytes sha256 {session.finished.hex()} from {peer[0]}",
                       flush=True)
             else:
                 continue                               # too large: never acknowledged
             session.expected += 1
-        # a new chunk, or a duplicate (its ack was lost): acknowledge it either way
-        sock.sendto(HEADER.pack(b"A", seq), peer)
+        # a new chunk, or a duplicate (its ack was lost): acknowledge it either way, and the
+        # end with what was received, so that the sender knows the file arrived intact
+        ack = HEADER.pack(b"A", seq)
+        if session.finished and seq == session.expected - 1:
+            ack += session.finished
+        sock.sendto(ack, peer)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Check results as one JSON document: counts, seconds, and each check without the
-probe's raw observation."""
+probe's raw observation. Its strings hold no lone surrogate (an undecodable byte of a file
+name is written out as \\xNN), so any JSON reader takes it and it encodes as UTF-8."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from dataclasses import asdict
 
 from ...checks.result import CheckResult, score, total
+from ...text import json_safe
 from . import ResultFormat
 
 
@@ -20,7 +22,7 @@ def render(results: list[CheckResult], seconds: float, suite: str) -> str:
         "checks": [{key: value for key, value in asdict(result).items() if key != "observed"}
                    for result in results],
     }
-    return json.dumps(payload, indent=2)
+    return json.dumps(json_safe(payload), indent=2, default=str)
 
 
 FORMAT = ResultFormat("json", "one JSON document", render)

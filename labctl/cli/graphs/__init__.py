@@ -12,6 +12,7 @@ from ...errors import LabError
 from ...model.topology import Topology
 from ...registry import declared
 from ...render.graph import Overlay, dot_document
+from ...text import one_line
 
 
 @dataclass(frozen=True)
@@ -42,4 +43,5 @@ def drawn(topology: Topology, overlay: Overlay | None, output: str) -> bytes:
         raise LabError("Graphviz's dot is not installed: run 'labctl doctor --install' (Debian's graphviz), "
                        "or write --format dot or mermaid") from None
     except graphviz.CalledProcessError as exc:
-        raise LabError(f"Graphviz could not draw the lab: {(exc.stderr or b'').decode(errors='replace').strip()}") from None
+        said = (exc.stderr or b"").decode(errors="replace").strip()
+        raise LabError(f"Graphviz could not draw the lab: {one_line(said, 600)}") from None

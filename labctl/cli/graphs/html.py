@@ -4,10 +4,9 @@ result."""
 
 from __future__ import annotations
 
-from html import escape
-
 from ...model.topology import Topology
 from ...render.graph import Overlay, host_label
+from ...text import html as escape   # escaped, and controls written out: names come from the lab file
 from . import GraphFormat, drawn
 
 STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}svg{max-width:100%;height:auto}

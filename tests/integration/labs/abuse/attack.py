@@ -19,6 +19,13 @@ lines the test waits on ({"event": "ready"}), then one summary ({"event": "done"
       COUNT datagrams of SIZE bytes as fast as the socket takes them; counts the echoes.
   attack.py udp-from HOST PORT SOURCE_PORT PAYLOAD WAIT
       one datagram from SOURCE_PORT; reports whether an echo came within WAIT seconds.
+  attack.py dns-response HOST PORT WAIT
+      an unsolicited DNS response (the QR bit set) from an ordinary port, then a query from
+      the same port; reports what came back to each within WAIT seconds.
+  attack.py spoof HOST PORT SOURCE SOURCE_PORT KIND
+      one DNS message (KIND query|response) to HOST:PORT that claims to come from
+      SOURCE:SOURCE_PORT: an IPv4 packet written whole on a raw socket (NET_RAW is one of
+      Docker's default capabilities).
   attack.py paced HOST PORT COUNT GAP
       one tcp connection sending one byte every GAP seconds, COUNT times; all must echo.
   attack.py concurrent HOST PORT N
@@ -33,6 +40,7 @@ import resource
 import selectors
 import socket
 import ssl
+import struct
 import sys
 import time
 
@@ -258,6 +266,47 @@ def udp_from(host: str, port: int, source_port: int, payload: str, wait: float) 
         say(event="done", echoed=None)
 
 
+def dns_message(ident: int, response: bool) -> bytes:
+    """A question for srv.abuse.lab's address; with `response`, the QR bit set."""
+    flags = 0x8400 if response else 0x0100
+    name = b"".join(bytes([len(label)]) + label for label in (b"srv", b"abuse", b"lab")) + b"\0"
+    return struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1)
+
+
+def dns_response(host: str, port: int, wait: float) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", 0))
+    sock.settimeout(wait)
+
+    def ask(message: bytes) -> str | None:
+        sock.sendto(message, (host, port))
+        try:
+            return sock.recv(65535).hex()
+        except OSError:
+            return None
+    to_response = ask(dns_message(0x5151, response=True))
+    to_query = ask(dns_message(0x5152, response=False))
+    say(event="done", port=sock.getsockname()[1], to_response=to_response, to_query=to_query)
+
+
+def _checksum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def spoof(host: str, port: int, source: str, source_port: int, kind: str) -> None:
+    payload = dns_message(0x5153, response=kind == "response")
+    udp = struct.pack("!HHHH", source_port, port, 8 + len(payload), 0) + payload   # no UDP checksum
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0x5153, 0x4000, 64, socket.IPPROTO_UDP, 0,
+                     socket.inet_aton(source), socket.inet_aton(host))
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        sock.sendto(ip + udp, (host, 0))
+    say(event="done", sent=len(ip) + len(udp))
+
+
 def paced(host: str, port: int, count: int, gap: float) -> None:
     sock = socket.create_connection((host, port), timeout=5)
     echoed = b""
@@ -311,6 +360,10 @@ def main(argv: list[str]) -> None:
         udp_flood(host, port, int(rest[0]), int(rest[1]))
     elif mode == "udp-from":
         udp_from(host, port, int(rest[0]), rest[1], float(rest[2]))
+    elif mode == "dns-response":
+        dns_response(host, port, float(rest[0]))
+    elif mode == "spoof":
+        spoof(host, port, rest[0], int(rest[1]), rest[2])
     elif mode == "paced":
         paced(host, port, int(rest[0]), float(rest[1]))
     elif mode == "concurrent":
