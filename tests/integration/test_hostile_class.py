@@ -189,8 +189,11 @@ def test_what_cannot_be_graded_or_does_no_work_scores_nothing_and_says_why(grade
         assert row["score"] == "0", row
     # The forger printed every line the checks look for; the probe's own exchange failed.
     assert "upper case" in _row(rows, "forger")["failed checks"]
-    # The flood answers correctly: its output costs it nothing and nobody else anything.
-    assert _row(rows, "flood")["score"] == "3", _row(rows, "flood")
+    # The flood answers correctly; its own output may bury the line a check looks for (that
+    # point is the flood's to lose), and costs nobody else anything.
+    flood = _row(rows, "flood")
+    assert int(flood["passed"]) >= 1 and all(reason.startswith("server output") for reason in
+                                               re.findall(r": ([a-z ]+output)", flood["failed checks"])), flood
 
 
 def test_no_cell_is_a_formula_and_no_control_reaches_the_files(graded, tmp_path):
