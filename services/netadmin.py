@@ -101,9 +101,16 @@ def embedded_dns_rules() -> list[list[str]]:
             ["-d", EMBEDDED_DNS, *comment, "-j", "REJECT", "--reject-with", "icmp-port-unreachable"]]
 
 
+def embedded_dns_input_rule() -> list[str]:
+    """What reaches the resolver's real port without passing OUTPUT (a packet written on a
+    raw socket, which NET_RAW allows and netfilter's OUTPUT never sees) is dropped coming in."""
+    return ["-d", EMBEDDED_DNS, "-m", "comment", "--comment", DNS_COMMENT, "-j", "DROP"]
+
+
 def refuse_embedded_dns() -> None:
     binary = _working_iptables()
     _insert_all(binary, "OUTPUT", embedded_dns_rules())
+    _insert_all(binary, "INPUT", [embedded_dns_input_rule()])
     print("dns: Docker's embedded resolver refused (every network of this host is internal)")
 
 

@@ -208,7 +208,7 @@ def probe_udp(spec: dict, deadline: float, observation: dict) -> None:
     if spec.get("fan_out"):
         _fan_out(spec, payload, count, observation)
         return
-    with socket.socket(family_of(spec["address"]), socket.SOCK_DGRAM) as sock:
+    with datagram_socket(family_of(spec["address"]), spec) as sock:
         sock.connect((spec["address"], spec["port"]))
         observation["local"].append(list(endpoint(sock.getsockname())))
         received: list[bytes] = []
@@ -227,6 +227,24 @@ def probe_udp(spec: dict, deadline: float, observation: dict) -> None:
         if not received:
             raise socket.timeout()
         observation["replies"].append(base64.b64encode(received[0]).decode())
+
+
+def datagram_socket(family: int, spec: dict) -> socket.socket:
+    """A UDP socket on an ephemeral port where no answering built-in server of the lab
+    listens: those servers never answer a datagram from such a port (their guard against
+    being set ping-ponging), so a probe sent from one would go unanswered."""
+    avoid = set(spec.get("avoid_ports") or ())
+    held = []
+    try:
+        while True:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            if sock.getsockname()[1] not in avoid or len(held) >= 16:
+                return sock
+            held.append(sock)   # kept open meanwhile, so the next bind gets another port
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def _fan_out(spec: dict, payload: bytes, count: int, observation: dict) -> None:
@@ -436,7 +454,7 @@ def probe_dns(spec: dict, deadline: float, observation: dict) -> None:
             size = int.from_bytes(_read_exactly(sock, 2, deadline), "big")
             answer = _read_exactly(sock, size, deadline)
     else:
-        with socket.socket(family_of(spec["address"]), socket.SOCK_DGRAM) as sock:
+        with datagram_socket(family_of(spec["address"]), spec) as sock:
             sock.connect(address)
             observation["local"].append(list(endpoint(sock.getsockname())))
             sock.send(message)

@@ -67,8 +67,15 @@ def evidence_problem(topology: Topology, check: CheckSpec) -> tuple[tuple[str, .
     if target is not None and check.server.mode != "off" and submission_mount(topology, target) is None:
         keeps_transcript = (check.port is not None and target.runs_lab_image
                             and target.service_at(check.transport, check.port) is not None)
-        if check.server.log is not None or keeps_transcript:
+        if check.server.log is not None:
             return None
+        if keeps_transcript and check.server.received is not None:
+            return None
+        if keeps_transcript:
+            # A bare connection from the client's address is not the work: say what arrived.
+            return ("server",), (f"'{client.name}' runs the student's code ({student}), so its exchange "
+                                 "with the built-in server must be proven by what that server received: "
+                                 "add server: {received: ...}")
     return ("server",), (f"its proof would come only from the student's own code ('{client.name}' runs "
                          f"{student}): prove it on the server's side, on a host that runs nothing from "
                          "submission/ (a reference program's server: {log: ...}, or a built-in server)")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..model.addressing import address_for, source_address_toward
 from ..model.topology import Address, Topology
+from .evidence import submission_mount
 from .expectation import Expectation, with_client
 from .spec import CheckSpec
 
@@ -62,10 +63,13 @@ def wants_server_side(topology: Topology, check: CheckSpec) -> bool:
         return False
     if check.server.mode == "on":
         return True
-    # auto: exchanges with built-in services that are meant to succeed
+    # auto: exchanges with built-in services that are meant to succeed, and a student's own
+    # client's, whose word alone proves nothing (labctl.checks.evidence)
     target = topology.hosts[check.target]
-    return (check.kind.runner == "probe" and check.load is None and check.expect_error is None
-            and check.port is not None and target.service_at(check.transport, check.port) is not None)
+    keeps_transcript = check.port is not None and target.service_at(check.transport, check.port) is not None
+    if check.kind.runner == "command":
+        return keeps_transcript and submission_mount(topology, topology.hosts[check.source]) is not None
+    return check.kind.runner == "probe" and check.load is None and check.expect_error is None and keeps_transcript
 
 
 def expected_peer(topology: Topology, check: CheckSpec) -> tuple[str, Address]:

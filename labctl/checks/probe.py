@@ -19,6 +19,8 @@ def probe_spec(topology: Topology, check: CheckSpec, index: int) -> dict[str, An
         "port": check.port, "timeout": check.timeout, "steps": steps,
         **check.kind.probe_request(topology, check),
     }
+    if check.transport == "udp" and topology.answering_datagram_ports:
+        spec["avoid_ports"] = topology.answering_datagram_ports
     if check.load is not None:
         spec["load"] = {"clients": check.load.clients, "requests": check.load.requests,
                         "duration": check.load.duration}

@@ -46,7 +46,7 @@ EARLY_EXIT = 0.5    # a program of the lab's own, with no probe, that ends withi
 KNOWN_KEYS = {"image", "hostname", "init", "stop_grace_period", "labels", "sysctls", "environment",
               "command", "healthcheck", "networks", "extra_hosts", "security_opt", "mem_limit",
               "memswap_limit", "pids_limit", "cpus", "volumes", "build", "configs", "network_mode",
-              "cap_add", "restart", "depends_on", "stdin_open", "logging"}
+              "cap_add", "cap_drop", "restart", "depends_on", "stdin_open", "logging"}
 
 
 def _addresses(options: dict[str, str] | None) -> dict[str, str | None]:
@@ -335,6 +335,7 @@ class Deployment:
             nano_cpus=int(float(service["cpus"]) * 1e9) if service.get("cpus") else None,
             sysctls={key: str(value) for key, value in (service.get("sysctls") or {}).items()} or None,
             cap_add=service.get("cap_add") or None,
+            cap_drop=service.get("cap_drop") or None,
             restart_policy={"Name": service["restart"]} if service.get("restart") else None,
             log_config=docker.types.LogConfig(type=service["logging"].get("driver", "json-file"),
                                               config=service["logging"].get("options") or {})
@@ -410,7 +411,7 @@ class Deployment:
         if probe is not None:
             result = self.run(container, readiness_wait(probe, max(1.0, deadline - time.monotonic())))
             if result.exit_code != 0:
-                if not self._running(container):
+                if not self._running(container) or self._ends_soon(container):
                     raise EngineError(self.failure(container))  # it ended: say why, not "not ready"
                 what = f"host '{name}'" if host is not None else f"helper '{name}'"
                 raise EngineError(f"{what} did not become ready within {self.timeout:.0f}s "
@@ -428,6 +429,15 @@ class Deployment:
             code = self.api.wait(container, timeout=max(1.0, deadline - time.monotonic())).get("StatusCode", -1)
             if code != 0:
                 raise EngineError(self.failure(container))
+
+    def _ends_soon(self, container: str) -> bool:
+        """Whether a container whose probe just failed is ending: the engine records a
+        program's exit a moment after the probe running beside it was killed with it."""
+        try:
+            self.api.wait(container, timeout=EARLY_EXIT)
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            return False
+        return True
 
     def _says_serving(self, container: str) -> bool:
         """Follow the container's output until its built-in servers say they listen; False

@@ -75,7 +75,7 @@ class ComposeEngine(ContainerEngine):
         built = [name for name, service in spec["services"].items() if "build" in service]
         if built:
             progress(f"building {len(built)} image{'s' if len(built) > 1 else ''} of the lab's own")
-            self._compose(topology, document, "build", "--quiet", *built)
+            self._compose(topology, document, "build", "--quiet", *built, timeout=timeout)
         progress(f"starting {len(topology.hosts)} hosts and {len(topology.networks)} networks")
         self._deployment(topology, spec, document.parent, progress, timeout).run_all()
 
@@ -99,7 +99,7 @@ class ComposeEngine(ContainerEngine):
             return f"container {container[:12]} went away"
         return self._failure_reason(parse_summary(found[0]))
 
-    def _compose(self, topology: Topology, document: Path, *args: str) -> None:
+    def _compose(self, topology: Topology, document: Path, *args: str, timeout: float | None = None) -> None:
         compose = compose_command()
         if compose is None:
             raise EngineError("Docker Compose v2 is not installed; run 'labctl doctor --install'")
@@ -109,9 +109,12 @@ class ComposeEngine(ContainerEngine):
                 # Compose reaches the remote engine through labctl's verified connection.
                 forward = stack.enter_context(CliForward(self.client, topology.state_folder / "engine.sock"))
                 env["DOCKER_HOST"] = forward.docker_host
-            result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                    preexec_fn=die_with_parent)
+            try:
+                result = subprocess.run([*compose, "-p", topology.project, "-f", str(document), *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                        preexec_fn=die_with_parent, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise EngineError(f"docker compose {args[0]} ran over {timeout:.0f}s") from None
         if result.returncode != 0:
             lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
             errors = [line for line in lines if "rror" in line] or lines[-1:]

@@ -22,6 +22,16 @@ from .archive import archive
 from .base import READY_TIMEOUT, ExecResult, HostState, Progress, Terminal
 from .readiness import Confirmations
 
+def _read_exactly(connection, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            raise EOFError("the engine closed the connection")
+        data += chunk
+    return data
+
+
 def docker_client() -> docker.DockerClient:
     """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
     try:
@@ -252,6 +262,54 @@ class ContainerEngine:
         return ExecResult(result.exit_code if result.exit_code is not None else -1,
                           stdout or b"", stderr or b"")
 
+    def exec_bounded(self, topology: Topology, host: str, argv: list[str], limit: int,
+                     seconds: float) -> tuple[ExecResult, bool]:
+        """`argv` on the host, keeping at most `limit` bytes of each stream and waiting at
+        most `seconds`: a program that floods or never ends costs labctl neither memory nor
+        the run. Returns the result and whether it ended in time (if not, exit code -1;
+        what it left running goes with the host)."""
+        container = self.host_container(topology, host)
+        deadline = time.monotonic() + seconds
+        kept = {1: bytearray(), 2: bytearray()}
+        ended = False
+        try:
+            exec_id = self.client.api.exec_create(container.id, argv)["Id"]
+            wrapped = self.client.api.exec_start(exec_id, socket=True)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+        connection = getattr(wrapped, "_sock", wrapped)  # a socket, or an SSH channel
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                connection.settimeout(remaining)
+                header = _read_exactly(connection, 8)    # the engine's frame: stream, size
+                data = _read_exactly(connection, int.from_bytes(header[4:], "big"))
+                room = kept.get(header[0])
+                if room is not None and len(room) < limit:
+                    room += data[:limit - len(room)]
+        except EOFError:
+            ended = True
+        except OSError:   # socket.timeout among them
+            pass
+        finally:
+            try:
+                connection.close()
+            except OSError:
+                pass
+        code = -1
+        while ended:
+            try:
+                state = self.client.api.exec_inspect(exec_id)
+            except docker.errors.APIError as exc:
+                raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+            if not state.get("Running") or time.monotonic() > deadline + 2:
+                code = state.get("ExitCode") if state.get("ExitCode") is not None else -1
+                break
+            time.sleep(0.01)   # the engine records the exit a moment after the stream ends
+        return ExecResult(code, bytes(kept[1]), bytes(kept[2])), ended
+
     def terminal(self, topology: Topology, host: str, argv: list[str], environment: dict[str, str]) -> Terminal:
         """`argv` on the host with a terminal of its own, its input and output one connection."""
         container = self.host_container(topology, host)
@@ -352,9 +410,16 @@ class ContainerEngine:
                          files: list[tuple[str, bytes, int]] | None = None) -> ExecResult:
         """Run a short-lived helper in `host`'s network namespace (or the engine's, when
         host is None), labelled with the lab so no failure can leak it; `files` (path,
-        content, mode) are put into it before it starts."""
-        return self._run_helper(topology, image, argv, network_mode=self._namespace(topology, host),
-                                cap_add=cap_add or [], files=files)
+        content, mode) are put into it before it starts. A host that is stopped or gone is
+        an EngineError naming it (a failed check, not a failed run)."""
+        try:
+            return self._run_helper(topology, image, argv, network_mode=self._namespace(topology, host),
+                                    cap_add=cap_add or [], files=files)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot run in the namespace of '{host or 'the engine'}': "
+                              f"{exc.explanation or exc}") from None
+        except requests.exceptions.RequestException as exc:
+            raise EngineError(f"no answer from the engine running in '{host or 'the engine'}': {exc}") from None
 
     def _namespace(self, topology: Topology, host: str | None) -> str:
         return "host" if host is None else f"container:{self.host_container(topology, host).id}"

@@ -388,6 +388,10 @@ class SwarmEngine:
     def exec(self, topology: Topology, host: str, argv: list[str]) -> ExecResult:
         return self._machine_of(topology, host).exec(topology, host, argv)
 
+    def exec_bounded(self, topology: Topology, host: str, argv: list[str], limit: int,
+                     seconds: float) -> tuple[ExecResult, bool]:
+        return self._machine_of(topology, host).exec_bounded(topology, host, argv, limit, seconds)
+
     def terminal(self, topology: Topology, host: str, argv: list[str], environment: dict[str, str]) -> Terminal:
         return self._machine_of(topology, host).terminal(topology, host, argv, environment)
 

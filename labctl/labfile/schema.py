@@ -32,7 +32,7 @@ ANY: dict[str, Any] = {}
 # What a value looks like, by key; a key not named here may hold anything the validator takes.
 VALUES: dict[str, dict[str, Any]] = {
     "name": TEXT, "engine": TEXT, "subnet": TEXT, "subnet6": TEXT, "internal": FLAG, "encrypted": FLAG,
-    "router": FLAG, "image": TEXT, "port": PORT, "client_cert": {"enum": ["none", "optional", "required"]},
+    "router": FLAG, "raw_sockets": FLAG, "image": TEXT, "port": PORT, "client_cert": {"enum": ["none", "optional", "required"]},
     "group": TEXT, "zone": TEXT, "resolver": FLAG, "protocol": {"type": "integer", "minimum": 1, "maximum": 254},
     "memory": {"type": ["string", "integer"]}, "disk": {"type": ["string", "integer"]}, "pids": {"type": "integer"},
     "cpus": NUMBER,

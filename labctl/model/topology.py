@@ -166,6 +166,9 @@ class Host:
     name: str
     attachments: list[Attachment]
     router: bool = False
+    # NET_RAW for a host that runs a student's code: off unless the lab says so, since a
+    # packet socket writes frames past netfilter (impairments, the resolver's refusal).
+    raw_sockets: bool = False
     services: list[Service] = field(default_factory=list)
     image: str | None = None
     build: dict[str, str] | None = None
@@ -233,6 +236,14 @@ class Topology:
                      if service.resolver), None)
 
     @property
+    def answering_datagram_ports(self) -> list[int]:
+        """Where the lab's answering datagram servers (udp-echo, dns) listen, on any host:
+        none of them answers a datagram from those ports, so a spoofed one cannot set two
+        ping-ponging (services/svc_udp.py), and the probe never sends from one."""
+        return sorted({service.port for host in self.hosts.values() for service in host.services
+                       if service.kind in ("udp-echo", "dns")})
+
+    @property
     def needs_fabric(self) -> bool:
         """labctl's rules go into the engine machine's firewall (services/netadmin.py):
         on bridges, always. Every lab bridge carries the machine's own addresses, which no
@@ -258,7 +269,7 @@ class Topology:
 
 NETWORK_KEYS = ["subnet", "subnet6", "internal", "encrypted"]
 HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
-             "env", "routes", "ready", "placement", "limits"]
+             "env", "routes", "ready", "placement", "limits", "raw_sockets"]
 LIMIT_KEYS = ["memory", "pids", "cpus", "disk"]
 # Each built-in service's own keys, and those it requires.
 SERVICE_KEYS: dict[str, tuple[list[str], list[str]]] = {
@@ -359,6 +370,7 @@ def _parse_hosts(source: Source, raw: Any, networks: dict[str, Network],
             name=name,
             attachments=_parse_attachments(source, spec["networks"], path + ("networks",), networks),
             router=source.boolean(spec.get("router", False), path + ("router",)),
+            raw_sockets=source.boolean(spec.get("raw_sockets", False), path + ("raw_sockets",)),
             services=_parse_services(source, spec.get("services"), path + ("services",)),
             image=(source.text(spec["image"], path + ("image",), hint="(an image name)",
                                single_line=True) if "image" in spec else None),

@@ -33,6 +33,8 @@ MAX_PARALLEL = 16
 LOG_SETTLE_READS = 3    # extra reads of the servers' output where a line may be late
 LOG_SETTLE_PAUSE = 0.05
 RETRY_PAUSE = 0.25
+COMMAND_OUTPUT = 1 << 20   # bytes of each stream a run: check keeps; the rest is read and dropped
+COMMAND_GRACE = 5.0        # seconds past its timeout before labctl stops waiting for a command
 
 
 # -- running ------------------------------------------------------------------------------
@@ -226,7 +228,7 @@ def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str
     payload = base64.b64encode(json.dumps(specs).encode()).decode()
     # Not -I: the probe imports its neighbours in services/ (dnszone).
     argv = ["python3", "-E", "-s", "-S", program("probe"), payload]
-    result = engine.run_in_namespace(topology, source, image, argv, files=_credentials(topology, source))
+    result = engine.run_in_namespace(topology, source, image, argv, files=_credentials(topology, engine, source))
     if result.exit_code != 0:
         raise LabError(f"the probe on '{source}' failed: {result.last_line}")
     try:
@@ -236,10 +238,11 @@ def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str
         raise LabError(f"the probe on '{source}' printed no result") from None
 
 
-def _credentials(topology: Topology, host: str) -> list[tuple[str, bytes, int]]:
+def _credentials(topology: Topology, engine: Engine, host: str) -> list[tuple[str, bytes, int]]:
     """What the probe presents and trusts as `host` (the lab's CAs, the host's certificate
-    and key), put into its helper through the engine: the host's own copies are the host's
-    to change, and a key never travels in a command line."""
+    and key), put into its helper through the engine, never on a command line. They are the
+    lab's own files beside the lab file; a lab brought up from another folder has none
+    here, and then the host's copies are read (read-only mounts on this machine)."""
     pki = LabPki(topology.state_folder / "pki")
     credentials = pki.host(host)
     wanted = [(pki.ca_certificate, "ca.pem", 0o444), (pki.untrusted_ca_certificate, "untrusted-ca.pem", 0o444),
@@ -249,23 +252,30 @@ def _credentials(topology: Topology, host: str) -> list[tuple[str, bytes, int]]:
         try:
             files.append((f"{PKI_PATH}/{name}", path.read_bytes(), mode))
         except OSError:
-            continue   # a lab without TLS checks never needs it; one that does says why
+            try:
+                copy = engine.exec(topology, host, ["cat", f"{PKI_PATH}/{name}"])
+            except LabError:
+                continue   # a lab without TLS checks never needs it; one that does says why
+            if copy.exit_code == 0 and copy.stdout.startswith(b"-----BEGIN"):
+                files.append((f"{PKI_PATH}/{name}", copy.stdout[:1 << 16], mode))
     return files
 
 
 def _run_command(topology: Topology, engine: Engine, check: CheckSpec) -> dict[str, Any]:
     argv = check.options.command
     if topology.hosts[check.source].runs_lab_image:
-        argv = ["timeout", f"{check.timeout:g}", *argv]
+        # -k: a program that ignores SIGTERM is killed a second later.
+        argv = ["timeout", "-k", "1", f"{check.timeout:g}", *argv]
     started = time.monotonic()
-    result = engine.exec(topology, check.source, argv)
+    # labctl's own bound too: the host's `timeout` is the host's to replace.
+    result, ended = engine.exec_bounded(topology, check.source, argv, COMMAND_OUTPUT, check.timeout + COMMAND_GRACE)
     observation: dict[str, Any] = {
         "error": None, "detail": "", "exit_code": result.exit_code,
         "stdout": base64.b64encode(result.stdout).decode(),
         "stderr": base64.b64encode(result.stderr).decode(),
         "elapsed_ms": round((time.monotonic() - started) * 1000, 3),
     }
-    if result.exit_code == 124 and check.options.exit_code != 124:
+    if not ended or (result.exit_code == 124 and check.options.exit_code != 124):
         observation["error"], observation["detail"] = "timeout", f"the command ran over {check.timeout:g}s"
     return observation
 

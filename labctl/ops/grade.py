@@ -252,7 +252,8 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
                 graded.error = f"not graded: internal error: {exc.__class__.__name__}: {exc}"
                 graded.trouble = graded.error
             finally:
-                shutil.rmtree(place, ignore_errors=True)
+                # The instance's folder stays until the run ends: on an engine elsewhere its
+                # state says which copied image the last `down` below must remove.
                 with lock:
                     slots.append(slot)
         with lock:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,11 @@ def entries(folder: Path) -> list[tuple[str, str | None]]:
         for entry in listing:
             if entry.name.startswith("."):
                 continue
-            mode = entry.stat(follow_symlinks=False).st_mode
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as exc:
+                found.append((entry.name, f"unreadable ({exc.strerror})"))
+                continue
             found.append((entry.name, None if stat.S_ISDIR(mode) else
                           f"{kind_of(mode) if not stat.S_ISREG(mode) else 'a file'}, not a folder of files"))
     return sorted(found, key=lambda item: item[0].encode("utf-8", "surrogateescape"))
@@ -69,7 +72,7 @@ def copy_tree(source: Path, target: Path, skip: set[Path] | None = None, budget:
     while pending:
         here, there, depth = pending.pop()
         try:
-            listing = sorted(os.scandir(here), key=lambda entry: entry.name)
+            listing = _listing(here, MAX_ENTRIES + 1 - seen if budget else None)
         except OSError as exc:
             copied.note(_shown(source, here), f"unreadable ({exc.strerror})")
             continue
@@ -82,7 +85,11 @@ def copy_tree(source: Path, target: Path, skip: set[Path] | None = None, budget:
             if budget and seen > MAX_ENTRIES:
                 copied.note(shown, f"past the first {MAX_ENTRIES} entries")
                 return copied
-            info = entry.stat(follow_symlinks=False)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                copied.note(shown, f"unreadable ({exc.strerror})")
+                continue
             if stat.S_ISDIR(info.st_mode):
                 if budget and depth + 1 > MAX_DEPTH:
                     copied.note(shown, f"deeper than {MAX_DEPTH} folders")
@@ -96,13 +103,29 @@ def copy_tree(source: Path, target: Path, skip: set[Path] | None = None, budget:
             elif budget and copied.bytes + info.st_size > MAX_BYTES:
                 copied.note(shown, f"past {MAX_BYTES >> 20} MiB in all")
             else:
-                _copy_file(path, there / entry.name, info.st_mode)
+                try:
+                    _copy_file(path, there / entry.name, info.st_mode, info.st_size)
+                except OSError as exc:
+                    copied.note(shown, f"unreadable ({exc.strerror})")
+                    continue
                 copied.files += 1
                 copied.bytes += info.st_size
     return copied
 
 
-def _copy_file(source: Path, target: Path, mode: int) -> None:
+def _listing(folder: Path, most: int | None) -> list[os.DirEntry]:
+    """A folder's entries, sorted, reading no more than `most` of them (a folder of
+    millions is not held in memory for a budget of thousands)."""
+    found = []
+    with os.scandir(folder) as listing:
+        for entry in listing:
+            found.append(entry)
+            if most is not None and len(found) >= most:
+                break
+    return sorted(found, key=lambda entry: entry.name)
+
+
+def _copy_file(source: Path, target: Path, mode: int, size: int) -> None:
     # O_NOFOLLOW and O_NONBLOCK: the entry may have been swapped for a link or a pipe since
     # it was listed; then it is not copied rather than followed or waited on.
     descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -110,7 +133,10 @@ def _copy_file(source: Path, target: Path, mode: int) -> None:
         if not stat.S_ISREG(os.fstat(reading.fileno()).st_mode):
             return
         with open(target, "xb") as writing:
-            shutil.copyfileobj(reading, writing, 1 << 20)
+            # No more than it measured: a file that grows meanwhile is cut there.
+            while size > 0 and (chunk := reading.read(min(size, 1 << 20))):
+                writing.write(chunk)
+                size -= len(chunk)
     os.chmod(target, 0o755 if mode & 0o111 else 0o644)
 
 
@@ -130,7 +156,7 @@ def digest(folder: Path, skip: set[Path] | None = None) -> str:
     while pending:
         here, depth = pending.pop()
         try:
-            listing = sorted(os.scandir(here), key=lambda entry: entry.name)
+            listing = _listing(here, MAX_ENTRIES + 1 - seen)
         except OSError:
             continue
         for entry in listing:
@@ -139,7 +165,10 @@ def digest(folder: Path, skip: set[Path] | None = None) -> str:
             seen += 1
             if seen > MAX_ENTRIES:
                 return hashed.hexdigest()
-            info = entry.stat(follow_symlinks=False)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
             name = _shown(folder, Path(entry.path)).encode("utf-8", "surrogateescape")
             hashed.update(b"\0" + name + b"\0" + str(stat.S_IFMT(info.st_mode) | (info.st_mode & 0o111)).encode())
             if stat.S_ISDIR(info.st_mode) and depth < MAX_DEPTH:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from ..errors import LabError
+from ..checks.evidence import submission_mount
 from ..model.addressing import (address_for, computed_routes, hosts_table, inside_ipv6, needs_routing_helper,
                                 refuses_embedded_dns)
 from ..model.shaping import LiveState, sidecar_specs
@@ -181,6 +182,10 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
         "extra_hosts": [f"{name}:{address}" for name, address in
                         sorted(hosts_table(topology, host), key=lambda pair: pair[0])],
         "security_opt": ["no-new-privileges:true"],
+        # A student's code writes no frames past netfilter (impairments, the resolver's
+        # refusal) unless the lab gives it raw sockets (labctl.checks.evidence).
+        **({"cap_drop": ["NET_RAW"]} if submission_mount(topology, host) is not None
+           and not host.raw_sockets else {}),
         # What one host may use: a runaway program fails its own host only.
         "mem_limit": host.limits.memory,
         "memswap_limit": host.limits.memory,
@@ -210,6 +215,8 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
                                  "labels": labels(topology)}
         if "dockerfile" in host.build:
             build["dockerfile"] = host.build["dockerfile"]
+        if submission_mount(topology, host) is not None:
+            build["network"] = "none"   # a student's recipe reaches nothing while it builds
         service["build"] = build
         service["image"] = f"{topology.project}-{host.name}"
     return service
@@ -232,11 +239,7 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
     if host.env:
         service["environment"] = dict(host.env)
     if host.services:
-        # Where the lab's answering datagram servers listen, on every host: none of them
-        # answers a datagram from those ports, so a spoofed one cannot set two ping-ponging
-        # (services/svc_udp.py).
-        quiet = sorted({other.port for peer in topology.hosts.values() for other in peer.services
-                        if other.kind in ("udp-echo", "dns")})
+        quiet = topology.answering_datagram_ports
         spec = [{"kind": s.kind, "port": s.port,
                  **({"client_cert": s.client_cert} if s.client_cert != "none" else {}),
                  **({"group": s.group} if s.group else {}),

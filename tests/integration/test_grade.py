@@ -6,6 +6,7 @@ any instance is left behind."""
 from __future__ import annotations
 
 import csv
+import re
 import textwrap
 
 import pytest
@@ -95,9 +96,10 @@ def test_each_student_gets_a_row_with_the_score_they_earned(graded):
     assert sorted(rows) == sorted(STUDENTS)
     score = {name: (row["score"], row["points"]) for name, row in rows.items()}
     assert score["ada"] == ("3", "3"), rows
-    # The flood may bury its own `client` line (that check's point is the student's to lose),
-    # but its exchanges are answered and nobody else pays for it.
-    assert "upper case over ipv6" not in rows["fay"]["failed checks"] and rows["fay"]["score"] in ("1", "3"), rows["fay"]
+    # The flood may bury its own `client` line, or spend its own time reading it (those points
+    # are the student's to lose), and nobody else pays for it.
+    assert all(reason.startswith(("server output", "not run: the time")) for reason in
+               re.findall(r"(?:^|; )[^:;]+: ([^;(]+)", rows["fay"]["failed checks"])), rows["fay"]
     assert score["bea"] == ("0", "3")
     assert "upper case: expected exactly 'HELLO\\n', got 'hello\\n' (hint: answer each line in upper case)" \
         in rows["bea"]["failed checks"]

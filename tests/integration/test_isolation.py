@@ -110,6 +110,9 @@ def test_a_host_with_no_way_out_is_refused_dockers_resolver(engine, image, iso):
                if option(rule, "-d") == EMBEDDED_DNS]
     assert [(option(rule, "-p"), option(rule, "-j"), option(rule, "--reject-with")) for rule in refused] == [
         ("tcp", "REJECT", "tcp-reset"), (None, "REJECT", "icmp-port-unreachable")], refused
+    # And what a raw socket writes past OUTPUT straight to its real port is dropped coming in.
+    assert [option(rule, "-j") for rule in chain(engine, topology, image, 4, "INPUT", host="shut")
+            if option(rule, "-d") == EMBEDDED_DNS] == ["DROP"]
     # A host with a network out keeps it: it can reach the world's resolvers anyway.
     assert not [rule for rule in chain(engine, topology, image, 4, "OUTPUT", host="open")
                 if option(rule, "-d") == EMBEDDED_DNS]

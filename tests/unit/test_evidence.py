@@ -73,9 +73,20 @@ def test_a_students_client_judged_only_by_itself_is_refused(lab):
 def test_a_students_client_proven_by_a_reference_server_or_a_built_in_one_is_taken(lab):
     checks = lab('  - {name: by the reference, from: client, to: reference:9000, run: "python3 /exercise/client.py",'
                  ' server: {log: "got it from {client}"}}\n'
-                 '  - {name: by the echo, from: client, to: echo:7, run: "python3 /exercise/client.py"}\n'
+                 '  - {name: by the echo, from: client, to: echo:7, run: "python3 /exercise/client.py",'
+                 ' server: {received: "hello"}}\n'
                  '  - {name: the teacher, from: teacher, to: server:9000, run: "python3 /exercise/checker.py"}\n').checks
     assert [check.name for check in checks] == ["by the reference", "by the echo", "the teacher"]
+
+
+def test_a_students_client_against_a_built_in_server_must_say_what_arrived(lab):
+    with pytest.raises(LabFileError, match=r"checks\[0\]\.server: .*proven by what that server received"):
+        lab('  - {name: bare, from: client, to: echo:7, run: "python3 /exercise/client.py"}\n')
+    loaded = lab('  - {name: said, from: client, to: echo:7, run: "python3 /exercise/client.py",'
+                 ' server: {received: "hello"}}\n')
+    from labctl.checks.judge import wants_server_side
+    # Its server side is read though the check is a command: the student's word is not enough.
+    assert wants_server_side(loaded.topology, loaded.checks[0])
 
 
 def test_a_command_never_runs_beside_built_in_servers(lab):
@@ -176,3 +187,18 @@ def test_an_instance_holds_the_labs_files_and_one_students_nothing_else(tmp_path
                   (tmp_path / "scratch" / "lab").rglob("*"))
     assert held == ["checker.py", "exam.yaml", "submission", "submission/server.py"]
     assert (tmp_path / "scratch" / "lab" / "submission" / "server.py").read_text() == "ada's"
+
+
+def test_a_host_running_the_students_code_has_no_raw_sockets_unless_the_lab_says(lab, tmp_path):
+    import yaml
+
+    from labctl.render.lab import render_lab
+    loaded = lab("")
+    services = yaml.safe_load(render_lab(loaded.topology).read_text())["services"]
+    assert services["server"]["cap_drop"] == ["NET_RAW"] and services["client"]["cap_drop"] == ["NET_RAW"]
+    assert "cap_drop" not in services["teacher"] and "cap_drop" not in services["reference"]
+    text = (tmp_path / "lab.yaml").read_text().replace(
+        "    command: python3 -u /exercise/server.py\n", "    command: python3 -u /exercise/server.py\n    raw_sockets: true\n")
+    (tmp_path / "lab.yaml").write_text(text)
+    services = yaml.safe_load(render_lab(read_lab(tmp_path / "lab.yaml").topology).read_text())["services"]
+    assert "cap_drop" not in services["server"]

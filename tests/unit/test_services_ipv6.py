@@ -12,6 +12,7 @@ import socket
 import struct
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +184,17 @@ def test_the_zone_answers_ptr_under_ip6_arpa_for_its_ipv6_networks():
     assert ask(ipaddress.ip_address("fd00:8:3::80").reverse_pointer, "PTR")[0] == "REFUSED"
     _, facts = zone().answer(dnszone.query("web.campus.lab", "AAAA", 1))
     assert facts["answers"] == ["AAAA fd00:8:2::80"]
+
+
+def test_the_probe_never_sends_a_datagram_from_a_port_an_answering_server_listens_on():
+    """Built-in datagram servers never answer such a port (their guard against ping-pong), so
+    the probe keeps clear of them: here half of all ephemeral ports are the lab's."""
+    probe = load("probe")
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    avoided = set(range(low, high + 1, 2))
+    sockets = [probe.datagram_socket(socket.AF_INET, {"avoid_ports": sorted(avoided)}) for _ in range(40)]
+    try:
+        assert not {sock.getsockname()[1] for sock in sockets} & avoided
+    finally:
+        for sock in sockets:
+            sock.close()
