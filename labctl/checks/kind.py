@@ -2,7 +2,8 @@
 (labctl.checks.kinds.check_kinds).
 
 A kind says which keys its block holds, how it parses them, what errors a check may expect
-of it, what it asks the probe inside the client host, and how it judges what the probe saw.
+of it, what it asks the probe (run in the client host's network namespace), and how it judges
+what the probe saw.
 Adding a kind touches its module here and, if the probe must do something new, the
 probe's handler table in services/probe.py; nothing else.
 """
@@ -30,7 +31,8 @@ class CheckKind:
     transport: str = "tcp"                 # which of the target's ports it reaches
     takes_port: bool = True                # `to: host:port`; False: `to: host` (ping)
     fans_out: bool = False                 # `to:` may also be NETWORK:PORT or GROUP:PORT (udp)
-    # How labctl runs it: `probe` (services/probe.py in the client host, batched per host),
+    # How labctl runs it: `probe` (services/probe.py in a helper in the client host's network
+    # namespace, batched per host),
     # `command` (the check's own program on the host), or `capture` (around a capture).
     runner: str = "probe"
     order: int = 100                       # where --help and errors list it

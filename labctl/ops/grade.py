@@ -212,8 +212,7 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
     leave = {folder.resolve(), *(path.resolve() for path in leave or set())}
     # The lab's own files count too (a changed check grades everyone again); not what
     # labctl writes beside them, nor the class, nor the outputs.
-    lab_digest = digest(lab_file.parent, {lab_file.parent / name for name in LEFT_OUT} | leave) \
-        if previous else ""
+    lab_digest = digest(lab_file.parent, {lab_file.parent / name for name in LEFT_OUT} | leave)
     todo: list[Graded] = []
     for graded, (name, why) in zip(rows, found):
         if why is not None:

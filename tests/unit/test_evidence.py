@@ -4,6 +4,7 @@ a class's folder is read as data (what is copied, what is left out and said, the
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import socket
 
 import pytest
@@ -202,3 +203,78 @@ def test_a_host_running_the_students_code_has_no_raw_sockets_unless_the_lab_says
     (tmp_path / "lab.yaml").write_text(text)
     services = yaml.safe_load(render_lab(read_lab(tmp_path / "lab.yaml").topology).read_text())["services"]
     assert "cap_drop" not in services["server"]
+
+
+class _Says:
+    """An engine whose helpers print `text`: what a counter read or a transcript could hold
+    if anything but labctl's own code wrote it. It must cost a check, never the run."""
+
+    def __init__(self, text: bytes):
+        self.text = text
+
+    def run_in_namespace(self, topology, host, image, argv, cap_add=None, files=None):
+        from labctl.engines.base import ExecResult
+        return ExecResult(0, self.text, b"")
+
+    def logs(self, topology, host, **options):
+        yield self.text
+
+
+@pytest.mark.parametrize("text", [b"Icmp: InEchos\nIcmp: lots\n", b"Icmp: InEchos\nIcmp:\n", b"\xff\x00",
+                                  b"Icmp6InEchos x\n", b""])
+def test_a_counter_that_is_not_a_number_is_a_reason_never_a_crash(text):
+    from labctl.ops.checks import _counters
+    topology = read_lab(_repo_lab()).topology
+    read = _counters(topology, _Says(text), "image", {("web", ("Icmp", "InEchos")), ("web", ("Icmp6", "InEchos"))})
+    assert all(isinstance(value, str) for value in read.values()), read
+
+
+def test_transcript_lines_in_another_shape_are_data_never_evidence():
+    from labctl.ops.checks import read_transcript
+    topology = read_lab(_repo_lab()).topology
+    lines = b"\n".join([b'transcript {"time": "soon", "peer": "10.0.0.1"}', b'transcript [1, 2]',
+                        b'transcript {"time": 5, "peer": ["x"]}', b'transcript {"time": true}',
+                        b'transcript not json', b'transcript {"time": 7, "peer": "10.0.0.2", "port": 7}'])
+    assert read_transcript(topology, _Says(lines), "web") == [{"time": 7, "peer": "10.0.0.2", "port": 7}]
+
+
+def _repo_lab():
+    from ..conftest import REPO
+    return REPO / "lab.yaml"
+
+
+def test_an_unchanged_submission_keeps_its_row_unless_forced_and_only_grades_those_named(tmp_path):
+    """The run's bookkeeping without an engine: a lab that cannot be read with a student's
+    files costs that row, and a row whose content has not changed is not graded again."""
+    from labctl.errors import LabError
+    from labctl.ops.grade import grade
+    lab = tmp_path / "lab"
+    (lab / "submission").mkdir(parents=True)
+    (lab / "exam.yaml").write_text("name: exam\n")
+    room = tmp_path / "class"
+    for name in ("ada", "bea"):
+        (room / name).mkdir(parents=True)
+        (room / name / "server.py").write_text(name)
+    read: list[Path] = []
+
+    def reading(path):
+        read.append(path)
+        raise LabError("no engine here")
+
+    def run(previous=None, **options):
+        read.clear()
+        return {row.student: row for row in grade(reading, None, lab / "exam.yaml", room, 1, 10.0,
+                                                   lambda message: None, previous=previous, **options)}
+    first = run()
+    assert all(row.error.startswith("the lab could not be read") and row.digest for row in first.values())
+    assert len(read) == 4   # each submission, and the lab alone for the points of a row that never ran
+    again = run(previous=first)
+    assert not read and all(row.reused for row in again.values())
+    (room / "bea" / "server.py").write_text("bea, changed")
+    changed = run(previous=first)
+    assert changed["ada"].reused and not changed["bea"].reused
+    assert all(not row.reused for row in run(previous=first, force=True).values())
+    only = run(previous=first, only={"ada"}, force=True)
+    assert not only["ada"].reused and only["bea"].reused
+    with pytest.raises(LabError, match="no submission named 'cal'"):
+        run(previous=first, only={"cal"})
