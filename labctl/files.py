@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 
 from .errors import LabError
+from .names import STATE_FOLDER
 
 
 def _components(root: Path, path: Path) -> list[Path]:
@@ -38,6 +39,8 @@ def ensure_folder(root: Path, folder: Path, mode: int | None = None) -> Path:
             info = os.lstat(part)
         except FileNotFoundError:
             os.mkdir(part, 0o755 if mode is None else mode)
+            if part.name == STATE_FOLDER:
+                _ignored_by_git(part)
             continue
         if stat.S_ISLNK(info.st_mode):
             _refuse_link(part)
@@ -46,6 +49,17 @@ def ensure_folder(root: Path, folder: Path, mode: int | None = None) -> Path:
     if mode is not None:
         os.chmod(folder, mode)
     return folder
+
+
+def _ignored_by_git(folder: Path) -> None:
+    """A `.gitignore` of everything in a state folder labctl creates, so `git add -A` never
+    commits the lab CA's private key."""
+    try:
+        descriptor = os.open(folder / ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "w") as ignore:
+        ignore.write("# Written by labctl: what it keeps for this lab (keys among it) stays out of git.\n*\n")
 
 
 def write_file(root: Path, path: Path, data: bytes | str, mode: int = 0o644) -> Path:

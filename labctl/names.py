@@ -74,9 +74,12 @@ def project(lab: NamedLab) -> str:
     return f"lab-{lab.name}"
 
 
+STATE_FOLDER = ".labctl"   # beside a lab file; labctl writes a .gitignore of `*` into it
+
+
 def state_folder(lab: NamedLab) -> Path:
     """What a lab generates (CA, keys, live changes) lives beside lab.yaml, never committed."""
-    return lab.folder / ".labctl" / lab.name
+    return lab.folder / STATE_FOLDER / lab.name
 
 
 def compose_path(lab: NamedLab) -> Path:

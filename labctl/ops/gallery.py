@@ -71,7 +71,13 @@ def init(name: str, target: Path) -> list[Path]:
                for relative, item in examples[name].files.items()]
     # The schema goes with it, where the lab file's first line tells an editor to look.
     schema = json.dumps(lab_schema(), indent=2) + "\n"
-    return written + [write_file(root, root / SCHEMA_ID, schema)]
+    return written + [write_file(root, root / SCHEMA_ID, schema),
+                      write_file(root, root / ".gitignore", LAB_GITIGNORE)]
+
+
+# What a lab folder holds that is not the lab: labctl's state (the CA's key among it), the
+# rendered files, and a class's grades.
+LAB_GITIGNORE = "# Written by labctl init: generated, not the lab.\n.labctl/\ncompose/\ngrades/\n"
 
 
 def _beside_schema(relative: str, data: bytes) -> bytes:

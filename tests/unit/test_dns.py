@@ -205,3 +205,18 @@ def test_bad_dns_check_vocabulary_is_a_one_line_error(write_lab, check, words):
     with pytest.raises(LabFileError) as caught:
         read_lab(write_lab(LAB + f"checks:\n  - {check}\n"))
     assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("expect", ['{regex: "^10\\\\."}', '[{contains: web}]', '[web, [x]]', "null"])
+def test_dns_answers_are_values_and_other_forms_are_refused(write_lab, expect):
+    text = f"""
+        name: dnsforms
+        networks: {{net: {{subnet: 10.91.0.0/24}}}}
+        hosts:
+          ns: {{networks: [net], services: [{{dns: {{zone: forms.lab}}}}]}}
+          alice: {{networks: [net]}}
+        checks:
+          - {{name: q, from: alice, to: ns:53, dns: {{name: ns.forms.lab, expect: {expect}}}}}
+        """
+    with pytest.raises(LabFileError, match=r"checks\[0\]\.dns\.expect: expected answers as values"):
+        read_lab(write_lab(text))

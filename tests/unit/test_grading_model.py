@@ -63,7 +63,8 @@ def test_the_gallery_lists_the_default_lab_and_init_writes_a_folder_of_its_own(t
     examples = gallery()
     assert "campus" in examples and all(example.summary for example in examples.values())
     written = init("campus", tmp_path / "mine")
-    assert [path.name for path in written] == ["lab.yaml", "labctl.schema.json"]
+    assert [path.name for path in written] == ["lab.yaml", "labctl.schema.json", ".gitignore"]
+    assert ".labctl/" in (tmp_path / "mine" / ".gitignore").read_text().splitlines()
     assert (tmp_path / "mine" / "lab.yaml").read_text() == (REPO / "lab.yaml").read_text()
     with pytest.raises(LabError, match="already exists and is not an empty folder"):
         init("campus", tmp_path / "mine")

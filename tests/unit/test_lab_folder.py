@@ -109,3 +109,17 @@ def test_compose_sees_nothing_of_the_operators_environment(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
     passed = compose_environment()
     assert "AWS_SECRET_ACCESS_KEY" not in passed and passed["DOCKER_HOST"].startswith("unix://")
+
+
+def test_the_state_folder_keeps_itself_out_of_git(lab_folder):
+    """`git add -A` in a lab folder never commits the lab CA's private key."""
+    render_lab(read_lab(lab_folder / "lab.yaml").topology)
+    assert (lab_folder / ".labctl" / "safe" / "pki" / "ca.key").exists()
+    assert (lab_folder / ".labctl" / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_the_version_is_the_distributions_own():
+    from importlib.metadata import version
+
+    import labctl
+    assert labctl.__version__ == version("labctl-net")

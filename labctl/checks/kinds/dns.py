@@ -51,6 +51,11 @@ class DnsKind(ExchangeKind):
                 raise source.error(path + ("type",), f"expected one of {', '.join(QUERY_TYPES)}, got {describe(body['type'])}")
         if "expect" in body:
             values = body["expect"] if isinstance(body["expect"], list) else [body["expect"]]
+            for value in values:
+                if isinstance(value, (dict, list)) or value is None:
+                    # Answers are compared as values; a regex or contains form is not taken.
+                    raise source.error(path + ("expect",), "expected answers as values (a name or an address, "
+                                       f"or a list of them), got {describe(value)}")
             options.expect = [_canonical(source.text(str(value), path + ("expect",), single_line=True))
                               for value in values]
         if "expect_rcode" in body:
