@@ -253,11 +253,11 @@ def _credentials(topology: Topology, engine: Engine, host: str) -> list[tuple[st
             files.append((f"{PKI_PATH}/{name}", path.read_bytes(), mode))
         except OSError:
             try:
-                copy = engine.exec(topology, host, ["cat", f"{PKI_PATH}/{name}"])
+                copy, ended = engine.exec_bounded(topology, host, ["cat", f"{PKI_PATH}/{name}"], 1 << 16, 10.0)
             except LabError:
                 continue   # a lab without TLS checks never needs it; one that does says why
-            if copy.exit_code == 0 and copy.stdout.startswith(b"-----BEGIN"):
-                files.append((f"{PKI_PATH}/{name}", copy.stdout[:1 << 16], mode))
+            if ended and copy.exit_code == 0 and copy.stdout.startswith(b"-----BEGIN"):
+                files.append((f"{PKI_PATH}/{name}", copy.stdout, mode))
     return files
 
 
