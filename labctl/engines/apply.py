@@ -20,8 +20,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
+import docker
 import docker.errors
 import docker.types
 import requests.exceptions
@@ -49,9 +50,21 @@ KNOWN_KEYS = {"image", "hostname", "init", "stop_grace_period", "labels", "sysct
               "cap_add", "cap_drop", "restart", "depends_on", "stdin_open", "logging"}
 
 
-def _addresses(options: dict[str, str] | None) -> dict[str, str | None]:
+class _Addresses(TypedDict):
+    ipv4_address: str | None
+    ipv6_address: str | None
+
+
+def _addresses(options: dict[str, str] | None) -> _Addresses:
     """A service's static addresses on one network, as the endpoint API takes them."""
-    return {key: (options or {}).get(key) for key in ("ipv4_address", "ipv6_address")}
+    return _Addresses(ipv4_address=(options or {}).get("ipv4_address"),
+                      ipv6_address=(options or {}).get("ipv6_address"))
+
+
+def _exit_code(api: docker.APIClient, container: str, timeout: float) -> int:
+    """The container's exit code, waited for at most `timeout` seconds: docker-py hands the
+    timeout to requests, which takes fractions of a second, though its stubs say whole ones."""
+    return api.wait(container, timeout=timeout).get("StatusCode", -1)  # type: ignore[arg-type]
 
 
 def seconds(duration: str | int | float) -> float:
@@ -345,8 +358,9 @@ class Deployment:
         networking = None
         if attached and not (mode or "").startswith("container:"):
             first, options = attached[0]
-            networking = self.api.create_networking_config({networks[first]: self.api.create_endpoint_config(
-                **_addresses(options), aliases=[name])})
+            # docker-py takes the endpoints by network name; its stubs say one endpoint
+            networking = self.api.create_networking_config({  # type: ignore[arg-type]
+                networks[first]: self.api.create_endpoint_config(**_addresses(options), aliases=[name])})
         environment = service.get("environment") or {}
         labels = {**(service.get("labels") or {}), CONFIG_LABEL: digest,
                   "com.docker.compose.project": self.project, "com.docker.compose.service": name,
@@ -421,12 +435,12 @@ class Deployment:
             # A program of the lab's own with nothing to say it is ready: it counts as
             # started unless it ends at once (a crash at start fails `up`, not its checks).
             try:
-                self.api.wait(container, timeout=EARLY_EXIT)
+                _exit_code(self.api, container, EARLY_EXIT)
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                 return
             raise EngineError(self.failure(container))
         if service.get("restart") == "no":  # a one-shot helper: its exit says it all
-            code = self.api.wait(container, timeout=max(1.0, deadline - time.monotonic())).get("StatusCode", -1)
+            code = _exit_code(self.api, container, max(1.0, deadline - time.monotonic()))
             if code != 0:
                 raise EngineError(self.failure(container))
 
@@ -434,7 +448,7 @@ class Deployment:
         """Whether a container whose probe just failed is ending: the engine records a
         program's exit a moment after the probe running beside it was killed with it."""
         try:
-            self.api.wait(container, timeout=EARLY_EXIT)
+            _exit_code(self.api, container, EARLY_EXIT)
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             return False
         return True

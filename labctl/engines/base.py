@@ -4,12 +4,15 @@ Compose over SSH) are declared in kinds/ and made by labctl.engines.factory."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from ..model.topology import Topology
+from ..names import FOLDER_LABEL, LAB_LABEL
 
 Progress = Callable[[str], None]
 READY_TIMEOUT = 120.0
@@ -71,6 +74,60 @@ class HostState:
         return self.state in ("exited", "dead") and self.exit_code not in (0, None)
 
 
+@dataclass
+class LabSummary:
+    """A lab as an engine holds it, found by its labels alone (its lab file is not read):
+    `labctl ls` lists these, `labctl down NAME` removes one."""
+    name: str
+    folder: str | None          # where it was brought up from, when its labels say
+    hosts_ready: int
+    hosts_total: int
+    created: float | None       # when its first resource was made (seconds since the epoch)
+    resources: int              # everything of it the engine holds: containers, networks, ...
+
+
+# One resource of some lab: its labels, when it was made, and whether it is a host that is
+# ready (None: not a host).
+Found = tuple[dict[str, str], float | None, bool | None]
+
+
+def summarize(found: Iterable[Found]) -> list[LabSummary]:
+    """A summary per lab among the resources found, by name."""
+    labs: dict[str, LabSummary] = {}
+    for labels, created, ready in found:
+        name = labels.get(LAB_LABEL)
+        if not name:
+            continue
+        lab = labs.setdefault(name, LabSummary(name, None, 0, 0, None, 0))
+        lab.resources += 1
+        lab.folder = lab.folder or labels.get(FOLDER_LABEL) or None
+        if created is not None:
+            lab.created = created if lab.created is None else min(lab.created, created)
+        if ready is not None:
+            lab.hosts_total += 1
+            lab.hosts_ready += ready
+    return sorted(labs.values(), key=lambda lab: lab.name)
+
+
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?")
+
+
+def epoch(stamp: Any) -> float | None:
+    """Seconds since the epoch of an engine's time stamp: a number, or an RFC 3339 text
+    (whose nanoseconds Python's own parser refuses before 3.11)."""
+    if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+        return float(stamp)
+    match = _STAMP.match(stamp) if isinstance(stamp, str) else None
+    if match is None:
+        return None
+    when = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    offset = match.group(2) or "Z"
+    if offset != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        when -= sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+    return when.timestamp()
+
+
 class Engine(Protocol):
     image_client: Any  # the docker client where the lab's images are built
     last_exit_code: int  # of the last exec_stream, once its stream is exhausted
@@ -103,7 +160,9 @@ class Engine(Protocol):
     def stop_helper(self, helper: str, path: str, signal_name: str = "SIGINT") -> tuple[str, bytes]: ...
     def addresses(self, topology: Topology) -> dict[str, dict[str, str]]: ...
     def identity(self) -> str: ...
+    def differences(self) -> list[str]: ...
     def labs_from(self, source: str) -> set[str]: ...
+    def labs(self) -> list[LabSummary]: ...
     def snapshot(self, topology: Topology) -> set[str]: ...
     def discard(self, topology: Topology, kept: set[str]) -> None: ...
     def unreachable_hosts(self, topology: Topology) -> dict[str, str]: ...

@@ -195,10 +195,10 @@ def status(cluster: Cluster) -> list[MachineStatus]:
         for machine in cluster.machines.values():
             address = machine.target.url
             if machine.name in failures:
-                node = nodes.get(machine.name, {})
+                last = nodes.get(machine.name, {})   # what the manager last saw of it
                 rows.append(MachineStatus(machine.name, address,
-                                          node.get("Spec", {}).get("Role", "-"), "unreachable",
-                                          node.get("Spec", {}).get("Availability", "-"), "-",
+                                          last.get("Spec", {}).get("Role", "-"), "unreachable",
+                                          last.get("Spec", {}).get("Availability", "-"), "-",
                                           machine.labels, failures[machine.name]))
                 continue
             info = clients[machine.name].info()

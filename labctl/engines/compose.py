@@ -164,7 +164,7 @@ class ComposeEngine(ContainerEngine):
                   if any(tag.startswith(f"{topology.project}-") for tag in image.tags)]
         for image in images:
             try:
-                self.client.images.remove(image.id, force=True)
+                image.remove(force=True)
             except docker.errors.APIError:
                 pass
         copied = remove_shipped(topology.folder, topology.state_folder / SHIPPED_FILE, {REMOTE: self.client}) \
@@ -180,7 +180,7 @@ class ComposeEngine(ContainerEngine):
         selector = {"label": f"{LAB_LABEL}={topology.name}"}
         if self.client.api.containers(all=True, filters=selector):
             return
-        refused = [network.name for network in self.client.networks.list(filters=selector)
+        refused = [network.name or network.short_id for network in self.client.networks.list(filters=selector)
                    if self._remove_network(network, attempts=2)]
         if refused:
             # Its subnet is the lab's, so no other network can stand in for it.

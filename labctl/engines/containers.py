@@ -8,7 +8,7 @@ import os
 import re
 import tarfile
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import docker
 import docker.errors
@@ -19,8 +19,10 @@ from ..model.topology import Topology
 from ..names import (HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, LAB_LABEL, PROBE_MEMORY, PROBE_PIDS, ROLE_LABEL,
                      SIDECAR_GRACE, SIDECAR_MEMORY, SIDECAR_PIDS, SOURCE_LABEL, helper_service, program)
 from .archive import archive
-from .base import READY_TIMEOUT, ExecResult, HostState, Progress, Terminal
+from .base import (READY_TIMEOUT, ExecResult, Found, HostState, LabSummary, Progress, Terminal, epoch,
+                   summarize)
 from .readiness import Confirmations
+from .versions import engine_notes
 
 def _read_exactly(connection, size: int) -> bytes:
     data = b""
@@ -35,7 +37,7 @@ def _read_exactly(connection, size: int) -> bytes:
 def docker_client() -> docker.DockerClient:
     """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
     try:
-        client = docker.from_env(timeout=120, max_pool_size=64)
+        client = docker.from_env(version="auto", timeout=120, max_pool_size=64)  # negotiated, never pinned
         client.ping()
         return client
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -141,11 +143,34 @@ class ContainerEngine:
         return {(c.get("Labels") or {}).get(LAB_LABEL, "?")
                 for c in self.client.api.containers(all=True, filters={"label": f"{SOURCE_LABEL}={source}"})}
 
+    def labs(self) -> list[LabSummary]:
+        """Every lab of which this engine holds anything (a container, network, volume or
+        built image), found by its labels."""
+        selector = {"label": LAB_LABEL}
+        api = self.client.api
+        found: list[Found] = []
+        for summary in api.containers(all=True, filters=selector):
+            labels = summary.get("Labels") or {}
+            state = parse_summary(summary)
+            found.append((labels, epoch(summary.get("Created")), state.ready if state.role == "host" else None))
+        found += [(network.get("Labels") or {}, epoch(network.get("Created")), None)
+                  for network in api.networks(filters=selector)]
+        found += [(volume.get("Labels") or {}, epoch(volume.get("CreatedAt")), None)
+                  for volume in (api.volumes(filters=selector) or {}).get("Volumes") or []]
+        found += [(image.get("Labels") or {}, epoch(image.get("Created")), None)
+                  for image in api.images(filters=selector)]
+        return summarize(found)
+
     def identity(self) -> str:
         """The engine's own ID: the same engine, reached from any folder, has the same one."""
         if self._identity is None:
             self._identity = str(self.client.info().get("ID") or self.client.api.base_url)
         return self._identity
+
+    def differences(self) -> list[str]:
+        """One line for each way this engine differs from what labctl expects, for `up` to
+        say; none where all is as expected (labctl.engines.versions)."""
+        return engine_notes([self.client], stack_deploy=False)
 
     def addresses(self, topology: Topology) -> dict[str, dict[str, str]]:
         """Addresses the engine assigned, where the lab file could not say them: none here."""
@@ -203,7 +228,8 @@ class ContainerEngine:
             result = self.client.containers.get(container).exec_run(argv)
         except docker.errors.APIError as exc:  # it stopped or went away meanwhile
             return ExecResult(-1, b"", str(exc).encode())
-        return ExecResult(result.exit_code if result.exit_code is not None else -1, result.output or b"", b"")
+        output = result.output if isinstance(result.output, bytes) else b""   # not streamed: bytes
+        return ExecResult(result.exit_code if result.exit_code is not None else -1, output, b"")
 
     def _failure_reason(self, state: HostState) -> str:
         what = f"host '{state.name}'" if state.role == "host" else f"helper '{state.name}'"
@@ -277,7 +303,7 @@ class ContainerEngine:
             wrapped = self.client.api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as exc:
             raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
-        connection = getattr(wrapped, "_sock", wrapped)  # a socket, or an SSH channel
+        connection: Any = getattr(wrapped, "_sock", wrapped)  # a socket, or an SSH channel
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -305,7 +331,8 @@ class ContainerEngine:
             except docker.errors.APIError as exc:
                 raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
             if not state.get("Running") or time.monotonic() > deadline + 2:
-                code = state.get("ExitCode") if state.get("ExitCode") is not None else -1
+                exit_code = state.get("ExitCode")
+                code = exit_code if isinstance(exit_code, int) else -1
                 break
             time.sleep(0.01)   # the engine records the exit a moment after the stream ends
         return ExecResult(code, bytes(kept[1]), bytes(kept[2])), ended

