@@ -1,132 +1,71 @@
-"""pytest plugin (registered through the `pytest11` entry point).
+"""pytest plugin (registered through the `pytest11` entry point, so it loads in every pytest
+run of the environment where labctl is installed).
 
-- The `lab` fixture brings the lab.yaml beside the test (or `--lab FILE`) up once per
-  session and tears it down at the end, on failure or Ctrl-C too. A lab that was already
-  running before the session is used as it is and left running.
+- The `lab` fixture brings the lab.yaml beside the test (or the nearest one above it,
+  `--lab FILE`, or `@pytest.mark.lab("file")`) up for its scope, session by default
+  (`--lab-scope` or ini `lab_scope`: session, package, module, class or function), and
+  takes it down at the scope's end, on failure or Ctrl-C too. A lab that was already
+  running before the run is used as it is and left running; `--keep-lab` keeps the labs
+  the run brings up.
 - `pytest lab.yaml` (or any `*.lab.yaml`) collects each check in the file as a test item.
+- Under pytest-xdist each worker runs an instance of its own (labctl.testing).
 
-The lab runs on the engine its file (or $LABCTL_ENGINE, $LABCTL_CLUSTER) names, opened
-through the same factory as the CLI's: Compose, a Swarm, or an engine over SSH.
+This module imports pytest and the standard library only: the lab machinery
+(labctl.testing, and with it docker, paramiko and cryptography) is imported once a test
+uses a lab or a lab file is collected, so a run that uses none pays nothing for it.
+`RunningLab` and `CheckResult` are importable from here too, lazily.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pytest
 
-from .assets import host_tag
-from .checks.kinds import check_kinds
-from .checks.result import CheckResult, points, reason_with_hint
-from .checks.spec import CheckParser, CheckSpec
-from .engines.base import Engine, ExecResult
-from .engines.factory import choose, open_engine, read_lab
-from .errors import LabError
-from .labfile.load import Lab
-from .model.topology import Topology
-from .model.yamlsource import Source
-from .ops import lifecycle
-from .ops.checks import read_transcript, run_checks
-from .ops.lock import hold
-from .ops.reaper import Reaper
+if TYPE_CHECKING:
+    from .checks.result import CheckResult
+    from .testing import LabRegistry, RunningLab
+
+Scope = Literal["session", "package", "module", "class", "function"]
+SCOPES: tuple[Scope, ...] = ("session", "package", "module", "class", "function")
+DEFAULT_SCOPE: Scope = "session"
+LAB_SUFFIXES = (".yaml", ".yml")
+LAB_FILE_ENDINGS = (".lab.yaml", ".lab.yml")
+_EXPORTED = {"RunningLab": "labctl.testing", "LabRegistry": "labctl.testing",
+             "CheckResult": "labctl.testing"}
 
 
-def _progress(message: str) -> None:
-    print(f"labctl: {message}", file=sys.stderr, flush=True)
+def __getattr__(name: str) -> Any:
+    """`from labctl.pytest_plugin import RunningLab` works, without loading the lab
+    machinery for the runs that never ask."""
+    if name in _EXPORTED:
+        import importlib
+        return getattr(importlib.import_module(_EXPORTED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class RunningLab:
-    """A running lab, as tests see it."""
+@dataclass
+class _State:
+    """The plugin's state in one pytest run (or xdist worker)."""
+    keep: bool
+    scope: Scope
+    registry: LabRegistry | None = None        # made when a lab is first used
+    item: pytest.Item | None = None            # the test being set up
+    bound: dict[str, Path] = field(default_factory=dict)   # scope node id -> its lab's file
 
-    def __init__(self, lab: Lab, engine: Engine):
-        self.lab = lab
-        self.topology: Topology = lab.topology
-        self.engine = engine
-        self.image = host_tag()
-
-    @property
-    def hosts(self) -> list[str]:
-        return list(self.topology.hosts)
-
-    def exec(self, host: str, command: str | list[str]) -> ExecResult:
-        """Run a command on a host; a string goes through sh -c."""
-        argv = ["sh", "-c", command] if isinstance(command, str) else command
-        return self.engine.exec(self.topology, host, argv)
-
-    def check(self, name: str) -> CheckResult:
-        """Run one of the lab file's checks by name."""
-        [spec] = lifecycle.select_checks(self.lab.checks, [name], None)
-        return self.run([spec])[0]
-
-    def probe(self, spec: dict[str, Any] | None = None, **fields: Any) -> CheckResult:
-        """An ad-hoc check in Python, in the lab file's vocabulary:
-        lab.probe({"from": "alice", "to": "web:8080", "http": {"path": "/health"}})
-        or lab.probe(from_="alice", to="web:8080", http={"path": "/health"})."""
-        raw = dict(spec or {})
-        raw.update({("from" if key == "from_" else key): value for key, value in fields.items()})
-        raw.setdefault("name", "probe")
-        source = Source("<probe>", raw)
-        parser = CheckParser(source, self.topology, check_kinds())
-        check = parser.parse(raw, ())
-        parser.link([check], self.lab.checks, (), indexed=False)
-        return self.run([check])[0]
-
-    def run(self, checks: list[CheckSpec]) -> list[CheckResult]:
-        return run_checks(self.topology, self.engine, checks, self.image)
-
-    def transcript(self, host: str) -> list[dict[str, Any]]:
-        """What the host's built-in servers have served, one dict per exchange."""
-        return read_transcript(self.topology, self.engine, host)
+    def labs(self) -> LabRegistry:
+        if self.registry is None:
+            from .testing import LabRegistry
+            self.registry = LabRegistry(keep=self.keep, worker=os.environ.get("PYTEST_XDIST_WORKER") or None)
+        return self.registry
 
 
-class LabRegistry:
-    """One running lab per lab file per session; tears down those it brought up. A lab it
-    brings up is held (no other labctl changes it meanwhile) and watched by a reaper that
-    takes it down if this process dies without doing so, unless the run keeps labs."""
-
-    def __init__(self, keep: bool = False) -> None:
-        self.labs: dict[Path, RunningLab] = {}
-        self.started: list[RunningLab] = []
-        self.keep = keep
-        self.held = ExitStack()
-        self.reapers: list[Reaper] = []
-
-    def get(self, path: Path) -> RunningLab:
-        path = path.resolve()
-        if path not in self.labs:
-            choice = choose(lab_file=path)
-            lab = read_lab(path, choice)
-            topology = lab.topology
-            engine = open_engine(topology, choice)
-            handle = RunningLab(lab, engine)
-            running = [s for s in engine.states(topology) if s.role == "host" and s.ready]
-            if len(running) == len(topology.hosts):
-                _progress(f"using lab '{topology.name}', already running; it is left running")
-            else:
-                self.held.enter_context(hold(topology, engine, "pytest", _progress, for_children=True))
-                if not self.keep:
-                    self.reapers.append(Reaper(path, choice, topology.state_folder / "reaper.log"))
-                lifecycle.up(topology, engine, _progress)
-                self.started.append(handle)
-            self.labs[path] = handle
-        return self.labs[path]
-
-    def close(self) -> None:
-        try:
-            while self.started and not self.keep:
-                handle = self.started.pop()
-                lifecycle.down(handle.topology, handle.engine, _progress)
-            if self.keep:
-                for handle in self.started:
-                    _progress(f"lab '{handle.topology.name}' is kept running (--keep-lab); "
-                              "'labctl down' removes it")
-        finally:
-            for reaper in self.reapers:
-                reaper.release()
-            self.held.close()
+_STATE = pytest.StashKey[_State]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -136,58 +75,130 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep-lab", action="store_true",
                     help="leave the labs this run brings up running at its end, and do not reap "
                     "them if it dies")
+    group.addoption("--lab-scope", choices=SCOPES, default=None,
+                    help="how long the `lab` fixture keeps a lab up: once per session (the "
+                    "default), package, module, class or function (overrides ini lab_scope)")
+    parser.addini("lab_scope", "the `lab` fixture's scope: session (default), package, module, "
+                  "class or function", default=DEFAULT_SCOPE)
+
+
+def _scope(config: pytest.Config) -> Scope:
+    scope = config.getoption("--lab-scope") or str(config.getini("lab_scope")).strip() or DEFAULT_SCOPE
+    if scope not in SCOPES:
+        raise pytest.UsageError(f"ini lab_scope = {scope!r}: expected one of {', '.join(SCOPES)}")
+    return cast(Scope, scope)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab(file): the lab file for the `lab` fixture in this test")
-    config._labctl_registry = LabRegistry(keep=config.getoption("--keep-lab"))  # type: ignore[attr-defined]
+    config.stash[_STATE] = _State(keep=bool(config.getoption("--keep-lab")), scope=_scope(config))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    # Runs after a failure or Ctrl-C as well: nothing a session started outlives it.
-    registry = getattr(config, "_labctl_registry", None)
-    if registry is not None:
-        registry.close()
+    # Runs after a failure or Ctrl-C as well: nothing a run started outlives it.
+    state = config.stash.get(_STATE, None)
+    if state is None or state.registry is None:
+        return
+    from .errors import LabError
+    try:
+        state.registry.close()
+    except LabError as exc:
+        print(f"labctl: {exc}", file=sys.stderr, flush=True)
 
 
-def _registry(config: pytest.Config) -> LabRegistry:
-    return config._labctl_registry  # type: ignore[attr-defined]
+def _state(config: pytest.Config) -> _State:
+    return config.stash[_STATE]
 
 
-def _lab_file(request: pytest.FixtureRequest) -> Path:
-    marker = request.node.get_closest_marker("lab")
+# -- the `lab` fixture --------------------------------------------------------------------
+
+def _lab_file(item: pytest.Item, config: pytest.Config) -> Path:
+    """The lab file of a test: its `lab` marker's, else --lab, else the nearest lab.yaml
+    from the test's folder up to the root folder."""
+    folder = Path(item.path).parent
+    marker = item.get_closest_marker("lab")
     if marker is not None and marker.args:
-        return Path(request.node.fspath).parent / marker.args[0]
-    option = request.config.getoption("--lab")
+        return (folder / marker.args[0]).resolve()
+    option = config.getoption("--lab")
     if option:
-        return Path(option)
-    folder = Path(request.node.fspath).parent
-    root = Path(str(request.config.rootpath))
+        return Path(option).resolve()
+    root = Path(config.rootpath)
     for candidate in [folder, *folder.parents]:
         if (candidate / "lab.yaml").is_file():
-            return candidate / "lab.yaml"
+            return (candidate / "lab.yaml").resolve()
         if candidate == root:
             break
-    raise pytest.UsageError("no lab.yaml beside the test or above it; pass --lab FILE")
+    raise pytest.UsageError(f"{item.nodeid}: no lab.yaml beside the test or above it; pass --lab FILE")
 
 
-@pytest.fixture
-def lab(request: pytest.FixtureRequest) -> RunningLab:
-    """The running lab for this test: brought up once per session, torn down at its end."""
+def _scope_node(item: pytest.Item, scope: Scope) -> pytest.Item | pytest.Collector:
+    """The node whose life a `lab` of this scope lasts, for `item` (as pytest places it)."""
+    if scope == "session":
+        return item.session
+    if scope == "package":
+        return item.getparent(pytest.Package) or item.session
+    if scope == "module":
+        return item.getparent(pytest.Module) or item
+    if scope == "class":
+        return item.getparent(pytest.Class) or item
+    return item
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = _state(item.config)
+    state.item = item
+    if state.scope == "function" or "lab" not in getattr(item, "fixturenames", ()):
+        return
+    # A `lab` of a wider scope is one lab: a test that wants another cannot share it.
+    bound = state.bound.get(_scope_node(item, state.scope).nodeid)
+    if bound is not None:
+        wanted = _lab_file(item, item.config)
+        if wanted != bound:
+            pytest.fail(f"this test's lab is {wanted}, but the `lab` fixture is {state.scope}-scoped and "
+                        f"holds {bound}: run them apart, or pass --lab-scope module (or function)",
+                        pytrace=False)
+
+
+def _fixture_scope(fixture_name: str, config: pytest.Config) -> Scope:
+    return _state(config).scope
+
+
+@pytest.fixture(scope=_fixture_scope)
+def lab(request: pytest.FixtureRequest) -> Iterator[RunningLab]:
+    """The running lab, brought up for the fixture's scope (--lab-scope, ini lab_scope;
+    default: session) and taken down at its end, unless it was running before or the run
+    keeps labs (--keep-lab)."""
+    from .errors import LabError
+    state = _state(request.config)
+    item = state.item if state.item is not None else request.node
+    assert isinstance(item, pytest.Item), "the `lab` fixture is set up for a test"
+    path = _lab_file(item, request.config)
+    registry = state.labs()
     try:
-        return _registry(request.config).get(_lab_file(request))
+        handle = registry.get(path)
     except LabError as exc:
         pytest.fail(str(exc), pytrace=False)
+    key = _scope_node(item, state.scope).nodeid
+    state.bound[key] = path
+    try:
+        yield handle
+    finally:
+        state.bound.pop(key, None)
+        try:
+            registry.release(path)
+        except LabError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 # -- `pytest lab.yaml` --------------------------------------------------------------------
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    if file_path.suffix not in (".yaml", ".yml"):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LabFile | None:
+    # Only a lab file named on the command line, or a *.lab.yaml: no other YAML is read.
+    if file_path.suffix not in LAB_SUFFIXES:
         return None
-    explicit = any(Path(arg.split("::")[0]).resolve() == file_path.resolve()
-                   for arg in parent.config.args)
-    if explicit or file_path.name.endswith((".lab.yaml", ".lab.yml")):
+    if file_path.name.endswith(LAB_FILE_ENDINGS) or any(
+            Path(arg.split("::")[0]).resolve() == file_path.resolve() for arg in parent.config.args):
         return LabFile.from_parent(parent, path=file_path)
     return None
 
@@ -196,8 +207,12 @@ class LabFile(pytest.File):
     """A lab file as a test module: one item per check, all run in one batch."""
 
     _results: dict[str, CheckResult] | None = None
+    _failure: Exception | None = None
+    lab_name = ""                  # the lab's name on the engine, once it ran (xdist: the worker's)
 
-    def collect(self):
+    def collect(self) -> Iterator[CheckItem]:
+        from .engines.factory import choose, read_lab
+        from .errors import LabError
         try:
             lab = read_lab(self.path, choose(lab_file=self.path))
         except LabError as exc:
@@ -206,11 +221,26 @@ class LabFile(pytest.File):
             yield CheckItem.from_parent(self, name=check.name)
 
     def results(self) -> dict[str, CheckResult]:
+        """Every check of the file this run runs, run in one batch the first time it is asked."""
+        if self._failure is not None:
+            raise self._failure
         if self._results is None:
-            handle = _registry(self.config).get(self.path)
-            wanted = {item.name for item in self.session.items if item.parent is self}
-            checks = [check for check in handle.lab.checks if check.name in wanted]
-            self._results = {result.name: result for result in handle.run(checks)}
+            state = _state(self.config)
+            registry = state.labs()
+            try:
+                handle = registry.get(self.path)
+            except Exception as exc:   # once: the file's other items fail with it, untried
+                self._failure = exc
+                raise
+            try:
+                wanted = {item.name for item in self.session.items if item.parent is self}
+                checks = [check for check in handle.lab.checks if check.name in wanted]
+                self._results = {result.name: result for result in handle.run(checks)}
+                self.lab_name = handle.name
+            finally:
+                # Its checks ran in one batch: the lab stays up only for a session-long `lab`.
+                if state.scope != "session":
+                    registry.release(self.path)
         return self._results
 
 
@@ -219,17 +249,22 @@ class CheckFailed(Exception):
 
 
 class CheckItem(pytest.Item):
+    """One check of a lab file."""
+
     def runtest(self) -> None:
+        from .checks.result import points, reason_with_hint
         assert isinstance(self.parent, LabFile)
         result = self.parent.results()[self.name]
-        self.user_properties += [("route", result.route), ("points", points(result.points))]
+        self.user_properties += [("lab", self.parent.lab_name), ("route", result.route),
+                                 ("points", points(result.points))]
         if not result.passed:
             raise CheckFailed(f"{result.route} {result.protocol}: {reason_with_hint(result)}")
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from .errors import LabError
         if isinstance(excinfo.value, (CheckFailed, LabError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, None, str]:
         return self.path, None, f"check: {self.name}"

@@ -8,6 +8,24 @@ from typing import Any
 
 @dataclass
 class CheckResult:
+    """One check's outcome: which exchange, whether it passed, and the evidence.
+
+    Attributes:
+        name: the check's name in the lab file.
+        source: the host the client side ran on ("" for a wire check, which has no client).
+        target: the server host, the network or host a wire check watched, or None for a
+            check that runs a program on its source only.
+        port: the server's port, or None where the kind has none (ping, run).
+        protocol: the check's kind (tcp, udp, tls, http, dns, ping, raw, wire, run, reach).
+        passed: whether every expectation held, from both sides where the kind has two.
+        elapsed_ms: how long the last attempt took, in milliseconds.
+        reason: why it failed ("" when it passed), one line.
+        observed: what the client side saw: the answer, the status, the certificate...
+        server: the built-in server's transcript of the exchanges it had with the client.
+        attempts: how many tries it took (a check with `within:` tries until it passes or time is up).
+        hint: the check's own hint from the lab file, for whoever reads a failure.
+        points: what passing is worth in a grade.
+    """
     name: str
     source: str
     target: str | None
@@ -19,15 +37,17 @@ class CheckResult:
     observed: dict[str, Any] = field(default_factory=dict)
     server: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 1
-    hint: str | None = None       # the check's own, for whoever reads a failure
-    points: float = 1.0           # what passing is worth
+    hint: str | None = None
+    points: float = 1.0
 
     @property
     def scored(self) -> float:
+        """The points it earned: all of them if it passed, else none."""
         return self.points if self.passed else 0.0
 
     @property
     def route(self) -> str:
+        """Who spoke to whom, for a line of output: `alice → bob:7`, `on lan`, `alice (run)`."""
         if not self.source:   # a wire check watches a network or host; it has no client
             return f"on {self.target}"
         if not self.target:
