@@ -1,8 +1,10 @@
-"""Errors that reach the user as one line, never as a traceback."""
+"""Errors that reach the user as one line, never as a traceback, and the exit code each
+kind of outcome gives: one table (EXIT_CODES) that the CLI, its help and the docs read."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # What would break a line or hide text on a terminal: C0 and C1 controls (newlines, NUL, ESC...),
 # the Unicode line and paragraph separators, lone surrogates, and the bidirectional overrides.
@@ -54,3 +56,55 @@ class LabFileError(LabError):
 
 class EngineError(LabError):
     """The container engine refused or failed an operation."""
+
+
+class UsageError(LabError):
+    """The command line asks for what cannot be: an option's value, or a host, check,
+    scenario or lab that is not there."""
+
+
+@dataclass(frozen=True)
+class ExitCode:
+    code: int
+    name: str
+    meaning: str
+
+
+# labctl's exit codes. `exec` and `shell` are the exception: they exit with the code of the
+# command they ran on the host (PASSED_THROUGH), which may be any of these numbers.
+OK = 0
+FAILED = 1
+USAGE = 2
+LAB_FILE = 3
+ENGINE = 4
+INTERNAL = 5
+INTERRUPTED = 130
+OUTPUT_CLOSED = 141
+
+EXIT_CODES: tuple[ExitCode, ...] = (
+    ExitCode(OK, "ok", "done; every check or step passed"),
+    ExitCode(FAILED, "failed", "a check or a scenario step did not pass, the lab or a machine is not ready "
+             "(status, cluster status), doctor found what is missing, or grade has rows the run "
+             "itself failed"),
+    ExitCode(USAGE, "usage", "the command line is wrong or names what is not there: an unknown verb or "
+             "option; a host, check or scenario the lab does not have; a lab that is not running, or "
+             "not on the engine; a file that cannot be read or written"),
+    ExitCode(LAB_FILE, "lab file", "the lab file, the cluster file or a grade roster is wrong (it says where: "
+             "file, line, key)"),
+    ExitCode(ENGINE, "engine", "the container engine refused, failed, or does not answer; a connection "
+             "to it was lost"),
+    ExitCode(INTERNAL, "internal", "a bug in labctl (LABCTL_DEBUG=1 shows where)"),
+    ExitCode(INTERRUPTED, "interrupted", "Ctrl-C, SIGTERM or SIGHUP; what was under way was cleaned up"),
+    ExitCode(OUTPUT_CLOSED, "output closed", "the reader of labctl's output went away (a broken pipe, "
+             "as with | head)"),
+)
+PASSED_THROUGH = "exec and shell exit with the exit code of the command they ran on the host"
+
+
+def exit_code_of(error: LabError) -> int:
+    """The exit code a LabError ends labctl with."""
+    if isinstance(error, LabFileError):
+        return LAB_FILE
+    if isinstance(error, EngineError):
+        return ENGINE
+    return USAGE

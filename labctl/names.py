@@ -21,6 +21,7 @@ IMAGE_LABEL = "io.labctl.image"        # base | host | node
 MACHINE_LABEL = "io.labctl.machine"    # the Swarm node label placement uses
 SOURCE_LABEL = "io.labctl.source"      # which lab file a lab came from (a digest of its path)
 CONFIG_LABEL = "io.labctl.config"      # a digest of the service a container was made from
+FOLDER_LABEL = "io.labctl.folder"      # the lab's folder, where `labctl ls` says it came from
 
 # Image repositories; tags are content hashes (see assets.py).
 BASE_REPOSITORY = "labctl-base"
@@ -129,4 +130,6 @@ def source_digest(lab: NamedLab) -> str:
 
 
 def labels(lab: NamedLab, **extra: str) -> dict[str, str]:
-    return {LAB_LABEL: lab.name, SOURCE_LABEL: source_digest(lab), **extra}
+    # The folder, unlike the file's digest, is written out: `labctl ls` shows where each
+    # running lab came from, and `labctl down NAME` clears its state there if it remains.
+    return {LAB_LABEL: lab.name, SOURCE_LABEL: source_digest(lab), FOLDER_LABEL: str(lab.folder), **extra}

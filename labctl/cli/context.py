@@ -13,11 +13,13 @@ from typing import Any
 
 from ..engines.factory import choose, read_lab
 from ..engines.kinds import EngineChoice
+from ..errors import UsageError
 from ..labfile.load import Lab
 from ..progress import Counted
 from ..text import one_line
 
 FILE_VARIABLE = "LABCTL_FILE"
+LAB_FILE_SUFFIXES = (".yaml", ".yml")
 
 
 class Progress:
@@ -71,12 +73,27 @@ progress = Progress()
 
 
 def lab_file(args: argparse.Namespace) -> Path:
-    """-f FILE, a lab file given after the verb, $LABCTL_FILE, or ./lab.yaml."""
-    return Path(args.file or getattr(args, "lab_file", None) or os.environ.get(FILE_VARIABLE) or "lab.yaml")
+    """-f FILE (before or after the verb), else the lab file given as an argument, else
+    $LABCTL_FILE, else ./lab.yaml."""
+    given, argument = getattr(args, "file", None), getattr(args, "lab_file", None)
+    if given and argument and Path(given) != Path(argument):
+        raise UsageError(f"two lab files: -f {one_line(given, 200)} and {one_line(argument, 200)}; give one")
+    return Path(given or argument or os.environ.get(FILE_VARIABLE) or "lab.yaml")
+
+
+def names_lab_file(argument: str) -> bool:
+    """Whether a verb's first argument is its lab file: an existing file ending .yaml/.yml."""
+    return argument.endswith(LAB_FILE_SUFFIXES) and Path(argument).is_file()
 
 
 def engine_choice(args: argparse.Namespace) -> EngineChoice:
     return choose(getattr(args, "engine", None), getattr(args, "cluster", None), lab_file(args))
+
+
+def engine_only(args: argparse.Namespace) -> EngineChoice:
+    """The engine for a verb that reads no lab file (ls, down NAME): --engine, else
+    $LABCTL_ENGINE, else compose; a Swarm's machines from --cluster, else ./cluster.yaml."""
+    return choose(getattr(args, "engine", None), getattr(args, "cluster", None), None)
 
 
 def load(args: argparse.Namespace) -> Lab:

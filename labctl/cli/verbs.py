@@ -1,5 +1,6 @@
-"""The verbs: each reads its arguments, calls one operation and prints through one view.
-Operations are imported inside each verb so a verb loads only what it runs."""
+"""The verbs: each reads its arguments, calls one operation and prints through one view,
+and returns its exit code (labctl.errors.EXIT_CODES). Operations are imported inside each
+verb so a verb loads only what it runs."""
 
 from __future__ import annotations
 
@@ -10,38 +11,38 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import LabError
+from ..errors import FAILED, OK, LabError, UsageError
 from . import views
-from .context import engine_choice, lab_file, load, locked, open_lab, progress
+from .context import LAB_FILE_SUFFIXES, engine_choice, engine_only, lab_file, load, locked, open_lab, progress
 
 
 def validate(args) -> int:
     print(views.validated(str(lab_file(args)), load(args)))
-    return 0
+    return OK
 
 
 def render(args) -> int:
     from ..render.lab import render_lab
     print(render_lab(load(args).topology))
-    return 0
+    return OK
 
 
 def init(args) -> int:
     from ..ops.gallery import gallery, init as write_example
     if args.example is None:
         print(views.gallery(gallery()))
-        return 0
+        return OK
     target = Path(args.folder or args.example)
     written = write_example(args.example, target)
     progress(f"wrote {len(written)} files into {target}/")
     print(f"cd {target} && labctl up && labctl check --report report.html   # then: labctl down")
-    return 0
+    return OK
 
 
 def grade(args) -> int:
     """Exit 0 when every entry of the class has its row; 1 when some rows say the run itself
-    failed them (the engine, a down, a bug: not the student's doing); 2 when nothing could
-    be graded (a bad lab file, no engine)."""
+    failed them (the engine, a down, a bug: not the student's doing). When nothing could be
+    graded, the error's own code: 3 for a bad lab file, 4 for no engine."""
     from ..engines.factory import open_engine, read_lab
     from ..ops.grade import bound, grade as grade_all, submissions
     from . import gradebook
@@ -72,8 +73,8 @@ def grade(args) -> int:
     if troubled:
         progress(f"{len(troubled)} submissions were not graded through no fault of theirs (their rows say "
                  "why); grade them again with --only NAME")
-        return 1
-    return 0
+        return FAILED
+    return OK
 
 
 def schema(args) -> int:
@@ -85,7 +86,7 @@ def schema(args) -> int:
                  f"# yaml-language-server: $schema={args.output}")
     else:
         print(text, end="")
-    return 0
+    return OK
 
 
 def inspect(args) -> int:
@@ -95,7 +96,7 @@ def inspect(args) -> int:
     lab, engine = open_lab(args)
     details = inspect_host(lab.topology, engine, args.host)
     print(views.as_json(asdict(details)) if args.json else views.host_details(details))
-    return 0
+    return OK
 
 
 def shell(args) -> int:
@@ -129,7 +130,7 @@ def graph(args) -> int:
     else:
         sys.stdout.buffer.write(drawing)
         sys.stdout.flush()
-    return 0
+    return OK
 
 
 def up(args) -> int:
@@ -141,7 +142,7 @@ def up(args) -> int:
         lifecycle.up(lab.topology, engine, progress, timeout=args.timeout)
     progress(f"lab '{lab.name}' is up in {time.monotonic() - started:.1f}s "
              f"({len(lab.topology.hosts)} hosts); run 'labctl check'")
-    return 0
+    return OK
 
 
 def check(args) -> int:
@@ -159,7 +160,7 @@ def check(args) -> int:
     if report is not None:
         Path(args.report).write_text(report.render(results, seconds, lab.name), encoding="utf-8")
     print(formats["json" if args.json else args.format].render(results, seconds, lab.name))
-    return 0 if all(result.passed for result in results) else 1
+    return OK if all(result.passed for result in results) else FAILED
 
 
 def _name_leftovers(lab, engine) -> None:
@@ -179,7 +180,7 @@ def transcript(args) -> int:
             print(json.dumps(entry))
     else:
         print(views.transcript(args.host, entries))
-    return 0
+    return OK
 
 
 def status(args) -> int:
@@ -187,7 +188,9 @@ def status(args) -> int:
     lab, engine = open_lab(args)
     report = lab_status(lab.topology, engine)
     print(views.as_json(report.as_json()) if args.json else views.status(report))
-    return 0
+    # Stopped, killed and paused hosts are faults labctl makes on purpose: not a lab in trouble.
+    trouble = [row for row in report.hosts if row.state in ("missing", "unreachable") or row.health == "unhealthy"]
+    return OK if report.running and not trouble and not report.helpers_failed else FAILED
 
 
 def exec_(args) -> int:
@@ -208,7 +211,7 @@ def logs(args) -> int:
     for chunk in engine.logs(lab.topology, args.host, follow=args.follow, tail=args.tail):
         sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
-    return 0
+    return OK
 
 
 def impair(args) -> int:
@@ -222,7 +225,7 @@ def impair(args) -> int:
     rows = impairments.impairment_rows(lab.topology, engine)
     print(views.as_json([row.as_json() for row in rows]) if args.show and args.json
           else views.impairments(lab.name, rows))
-    return 0
+    return OK
 
 
 def host_action(args) -> int:
@@ -232,7 +235,7 @@ def host_action(args) -> int:
         with locked(args, lab, engine, args.action):
             host_action(lab.topology, engine, host, args.action, progress)
         progress(f"{args.action}: {host} is {state_of(lab.topology, engine, host)}")
-    return 0
+    return OK
 
 
 def disconnect(args) -> int:
@@ -246,7 +249,7 @@ def disconnect(args) -> int:
     verb = "disconnected" if args.verb == "disconnect" else "reconnected"
     progress(f"{verb} " + ", ".join(map(str, done)) if done
              else f"nothing to do: {args.target} is already {verb}")
-    return 0
+    return OK
 
 
 def partition(args) -> int:
@@ -257,7 +260,7 @@ def partition(args) -> int:
     with locked(args, lab, engine, "partition"):
         partition(lab.topology, engine, sides, progress)
     progress(f"partitioned {','.join(sides[0])} from {','.join(sides[1])}; 'labctl heal' undoes it")
-    return 0
+    return OK
 
 
 def heal(args) -> int:
@@ -266,7 +269,7 @@ def heal(args) -> int:
     with locked(args, lab, engine, "heal"):
         healed = heal(lab.topology, engine, progress)
     progress("healed: " + "; ".join(healed) if healed else "nothing to heal")
-    return 0
+    return OK
 
 
 def capture(args) -> int:
@@ -298,18 +301,18 @@ def capture(args) -> int:
             data = running.stop()
     Path(args.write).write_bytes(data)
     progress(f"wrote {len(running.packets)} packets ({len(data)} bytes) to {args.write}")
-    return 0
+    return OK
 
 
 def run(args) -> int:
     if not args.scenario:
         print(views.scenarios(load(args)))
-        return 0
+        return OK
     from ..assets import host_tag
     from ..ops.scenarios import run_scenario
     lab = load(args)
     if args.scenario not in lab.scenarios:
-        raise LabError(f"no scenario named '{args.scenario}'; scenarios: "
+        raise UsageError(f"no scenario named '{args.scenario}'; scenarios: "
                        + (", ".join(lab.scenarios) or "none"))
     lab, engine = open_lab(args)
     chosen = lab.scenarios[args.scenario]
@@ -318,16 +321,40 @@ def run(args) -> int:
         results = run_scenario(lab.topology, engine, chosen, host_tag(), progress,
                                lambda result: print(views.scenario_step(result), flush=True))
     print(views.scenario_summary(results, chosen))
-    return 0 if len(results) == len(chosen.steps) and all(result.passed for result in results) else 1
+    return OK if len(results) == len(chosen.steps) and all(result.passed for result in results) else FAILED
 
 
 def down(args) -> int:
+    """`down [LAB_FILE]` as ever; `down NAME` for a lab known only by its name."""
+    target = args.target
+    if target and not (target.endswith(LAB_FILE_SUFFIXES) or Path(target).exists()):
+        from ..ops.listing import down_named
+        if args.file:
+            raise UsageError(f"labctl down {target}: a lab's NAME takes no lab file; leave out -f")
+        removed = down_named(target, engine_only(args), progress, wait=not args.no_wait)
+        progress(views.removed(target, removed))
+        return OK
     from ..ops import lifecycle
+    args.lab_file = target
     lab, engine = open_lab(args)
     with locked(args, lab, engine, "down"):
         removed = lifecycle.down(lab.topology, engine, progress)
     progress(views.removed(lab.name, removed))
-    return 0
+    return OK
+
+
+def ls(args) -> int:
+    from ..ops.listing import engine_name, running_labs
+    choice = engine_only(args)
+    rows = running_labs(choice)
+    print(views.as_json([row.as_json() for row in rows]) if args.json else views.running_labs(rows, engine_name(choice)))
+    return OK
+
+
+def completion(args) -> int:
+    from .completion import script
+    print(script(args.shell, args.verb_names), end="")
+    return OK
 
 
 def cluster(args) -> int:
@@ -341,10 +368,10 @@ def cluster(args) -> int:
         machines.up(inventory, progress)
     elif args.action == "down":
         machines.down(inventory, progress)
-        return 0
+        return OK
     rows = machines.status(inventory)
     print(views.dataclasses_json(rows) if getattr(args, "json", False) else views.machines(rows))
-    return 0 if all(r.state == "ready" for r in rows) else 1
+    return OK if all(r.state == "ready" for r in rows) else FAILED
 
 
 def doctor(args) -> int:
@@ -357,7 +384,7 @@ def doctor(args) -> int:
         print(views.dataclasses_json(findings))
     elif not (args.install and args.quiet):
         print(views.findings(findings))
-    return 0 if doctor.healthy(findings) else 1
+    return OK if doctor.healthy(findings) else FAILED
 
 
 def image_build(args) -> int:
@@ -366,4 +393,4 @@ def image_build(args) -> int:
     tag = build_image(engine_choice(args).address, progress, args.source)
     progress(f"done in {time.monotonic() - started:.1f}s")
     print(tag)
-    return 0
+    return OK

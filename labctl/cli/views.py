@@ -17,10 +17,10 @@ from ..text import json_safe, one_line
 def columns(rows: Iterable[Iterable[str]]) -> str:
     """Rows as aligned columns, two spaces apart; the last column is not padded. Each cell
     is one line, its controls written out: a cell cannot move the cursor or break the row."""
-    rows = [tuple(one_line(cell) for cell in row) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    cells = [tuple(one_line(cell) for cell in row) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-                     for row in rows)
+                     for row in cells)
 
 
 def counted(number: int, noun: str) -> str:
@@ -58,6 +58,25 @@ def status(report) -> str:
         text += "\n" + one_line(f"network helpers: {report.helpers_ready}/{len(report.helpers)} done or applied"
                                  + (f"; failed: {', '.join(failed)}" if failed else ""))
     return text + "".join("\n" + one_line(f"left behind: {note}") for note in report.leftovers)
+
+
+def age(seconds: float | None) -> str:
+    """A duration as `ls` shows it: 42s, 7m, 3h, 2d."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def running_labs(rows, engine: str) -> str:
+    """`labctl ls`: ops.listing.RunningLab rows as a table, or the line saying none runs."""
+    if not rows:
+        return f"no lab runs on the {one_line(engine)} engine"
+    return columns([("NAME", "FOLDER", "ENGINE", "HOSTS", "AGE")] + [
+        (row.name, row.folder or "-", row.engine, f"{row.hosts_ready}/{row.hosts_total}", age(row.age))
+        for row in rows])
 
 
 def impairments(lab_name: str, rows) -> str:

@@ -57,8 +57,8 @@ class LabStatus:
 
 
 def _health_now(topology: Topology, engine: Engine, hosts: list[HostState]) -> dict[str, str]:
-    """Health where the engine's healthcheck has not run yet (it runs every 30 s): the
-    host's probe, run once now."""
+    """Health where the engine's healthcheck has not run yet (it runs every 30 s), or last
+    failed (it may have while the host was paused): the host's probe, run once now."""
     def probe(state: HostState) -> tuple[str, str]:
         test = readiness_probe(topology.hosts[state.name])
         if test is None:
@@ -67,8 +67,8 @@ def _health_now(topology: Topology, engine: Engine, hosts: list[HostState]) -> d
             code = engine.exec(topology, state.name, probe_once(test)).exit_code
         except LabError:
             return state.name, state.health or "-"
-        return state.name, "healthy" if code == 0 else "starting"
-    starting = [s for s in hosts if s.state == "running" and s.health == "starting"]
+        return state.name, "healthy" if code == 0 else state.health or "-"
+    starting = [s for s in hosts if s.state == "running" and s.health in ("starting", "unhealthy")]
     if not starting:
         return {}
     with ThreadPoolExecutor(max_workers=8) as pool:

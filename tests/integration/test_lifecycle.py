@@ -46,7 +46,7 @@ def test_missing_image_fails_cleanly_from_the_cli(engine, image, tmp_path):
     path = write(tmp_path, BASE.format(name="itest-noimage", octet=233) +
                  "  ghost: {networks: [net], image: 'labctl-test-absent:1', command: 'true'}\n")
     result = run_cli("-f", str(path), "up", "--timeout", "60")
-    assert result.returncode == 2
+    assert result.returncode == 4   # the engine refused (labctl.errors.ENGINE)
     errors = [line for line in result.stderr.splitlines() if line.startswith("labctl: error:")]
     assert len(errors) == 1 and "image labctl-test-absent:1 of host 'ghost' is not on the engine" in errors[0], errors
     assert "Traceback" not in result.stderr

@@ -228,7 +228,7 @@ def test_a_bad_roster_stops_the_verb_before_any_student_runs(tmp_path, capsys):
     (tmp_path / "roster.csv").write_text("folder\n")
     code = main(["-f", str(tmp_path / "lab.yaml"), "grade", str(tmp_path / "class"),
                  "--roster", str(tmp_path / "roster.csv"), "--out", str(tmp_path / "grades")])
-    assert code == 2 and "roster.csv:1: expected a header of at least two columns" in capsys.readouterr().err
+    assert code == 3 and "roster.csv:1: expected a header of at least two columns" in capsys.readouterr().err
     assert not (tmp_path / "grades").exists()
 
 

@@ -118,7 +118,7 @@ def test_cli_prints_one_line_and_creates_nothing(tmp_path, write_lab):
     for verb in ("validate", "render", "up"):
         result = subprocess.run([sys.executable, "-m", "labctl", "-f", str(path), verb],
                                 capture_output=True, text=True, cwd=tmp_path)
-        assert result.returncode == 2
+        assert result.returncode == 3   # a bad lab file (labctl.errors.LAB_FILE)
         assert result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr

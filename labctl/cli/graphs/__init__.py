@@ -36,7 +36,11 @@ def format_for(name: str) -> GraphFormat | None:
 
 def drawn(topology: Topology, overlay: Overlay | None, output: str) -> bytes:
     """The lab's DOT drawn by Graphviz into `output` (svg, png)."""
-    import graphviz  # only the formats that draw need it
+    try:
+        import graphviz  # only the formats that draw need it, and it is an extra
+    except ImportError:
+        raise LabError(f"drawing {output} needs graphviz: pip install 'labctl-net[graph]' "
+                       "(or write --format dot or mermaid)") from None
     try:
         return graphviz.Source(dot_document(topology, overlay)).pipe(format=output)
     except graphviz.ExecutableNotFound:
