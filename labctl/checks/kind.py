@@ -10,22 +10,39 @@ probe's handler table in services/probe.py; nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..model.topology import Topology
     from ..model.yamlsource import KeyPath
+    from .pcap import Packet
     from .spec import CheckParser, CheckSpec
 
-COMMON_KEYS = ("name", "from", "to", "family", "timeout", "latency", "within", "load", "server", "hint", "points",
-               "overlap")
+# What a check of any kind may carry beside its kind's block, with what each means.
+COMMON_KEYS = {
+    "name": "the check's name, unique in the lab (reports and scenarios use it)",
+    "from": "the host the client runs on",
+    "to": "the server: host:port (a host for ping and raw; NETWORK:PORT or GROUP:PORT broadcasts or "
+          "multicasts udp)",
+    "family": "4 or 6: run the check over IPv4 or IPv6 (both ends need an address in it)",
+    "timeout": "how long the exchange may take before it fails with timeout, such as 3s (the default)",
+    "latency": "the longest the exchange may take and still pass, such as 50ms",
+    "within": "retry the check until it passes or this time runs out, such as 30s",
+    "load": "many clients at once: {clients, requests or duration, and bounds}",
+    "server": "what the server must have seen (false: nothing): {from, count, received, log}",
+    "hint": "shown beside the reason when the check fails: what to look at",
+    "points": "what passing the check is worth (1 unless given)",
+    "overlap": "run beside other checks though its server is the lab's own program",
+}
 
 
 class CheckKind:
     """The base every kind overrides only where it differs."""
     name: str = ""
-    keys: tuple[str, ...] = ()             # what the kind's own block may hold
-    check_keys: tuple[str, ...] = COMMON_KEYS
+    summary: str = ""                      # what a check of this kind does, in one line
+    keys: Mapping[str, str] = {}           # what the kind's own block may hold, and what each means
+    check_keys: tuple[str, ...] = tuple(COMMON_KEYS)
     required: tuple[str, ...] = ("from", "to")
     expected_errors: tuple[str, ...] = ()
     transport: str = "tcp"                 # which of the target's ports it reaches
@@ -91,3 +108,11 @@ class CheckKind:
     def problems(self, check: CheckSpec, observation: dict[str, Any]) -> list[str]:
         """Why the client's side fails, or []."""
         raise NotImplementedError
+
+    # Each runner asks its kinds for one more thing: the probe, when to stop reading each
+    # step's answer; a capture, what the packets it caught say is wrong.
+    def read_rules(self, check: CheckSpec) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"a {self.name} check does not run through the probe")
+
+    def capture_problems(self, topology: Topology, check: CheckSpec, packets: list[Packet]) -> list[str]:
+        raise NotImplementedError(f"a {self.name} check does not run around a capture")

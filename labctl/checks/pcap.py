@@ -24,7 +24,7 @@ class Packet:
 
     @property
     def syn(self) -> bool:
-        return self.protocol == "tcp" and self.flags & 0x02 and not self.flags & 0x10
+        return self.protocol == "tcp" and bool(self.flags & 0x02) and not self.flags & 0x10
 
     @property
     def syn_ack(self) -> bool:
@@ -71,7 +71,7 @@ def merge_pcaps(files: list[bytes]) -> bytes:
                             data[offset + 16:end]))
             offset = end
     records.sort(key=lambda record: record[0])
-    merged, last_seen = [header], {}
+    merged, last_seen = [header], dict[bytes, float]()
     for stamp, record_header, frame in records:
         if stamp - last_seen.get(frame, -1.0) < 0.5:
             continue

@@ -30,8 +30,21 @@ if TYPE_CHECKING:
     from .kind import CheckKind
 
 DEFAULT_TIMEOUT = 3.0
-LOAD_KEYS = ["clients", "requests", "duration", "min_throughput", "max_error_rate", "max_p99"]
-SERVER_KEYS = ["from", "count", "received", "log"]
+# The keys of a check's `load:` and `server:`, with what each means (`labctl schema`).
+LOAD_KEYS = {
+    "clients": "how many clients run at once (1 to 256)",
+    "requests": "how many exchanges in all; or give duration",
+    "duration": "how long the clients keep going, such as 10s; or give requests",
+    "min_throughput": "the fewest exchanges per second, such as 100/s",
+    "max_error_rate": "the largest share of exchanges that may fail, such as 1%",
+    "max_p99": "the longest the 99th percentile exchange may take, such as 50ms",
+}
+SERVER_KEYS = {
+    "from": "the host the server must have seen the request from (the check's from unless given)",
+    "count": "how many exchanges the server must have seen",
+    "received": "what the server received: exact text, or {contains|regex|json|length: ...}",
+    "log": "a line of the server's output: text it contains, or {regex: ...}; {client} is the client's address",
+}
 
 # What a lab's checks may send. A probe's request travels base64-encoded in the argv of a
 # `docker exec`, so one payload stays modest; the lab's total bounds what validation makes.
@@ -175,8 +188,9 @@ class CheckParser:
         elif "to" in kind.required:
             raise source.error(path, "missing required key 'to' ("
                                + ("the host it reaches)" if not kind.takes_port else "host:port of the server)"))
-        default_name = (f"{client} -> {target or fan_out[1]}" + (f":{port}" if port is not None else "")
-                        + f" {kind.name}" if target or fan_out else
+        reached = target or (fan_out[1] if fan_out else None)   # a host, or what the check fans out to
+        default_name = (f"{client} -> {reached}" + (f":{port}" if port is not None else "")
+                        + f" {kind.name}" if reached else
                         f"{client} runs a command" if client else kind.name)
         name = source.name(spec.get("name", default_name), path + ("name",), hint="(a check name)")
         check = CheckSpec(name=name, source=client, target=target, port=port, kind=kind, fan_out=fan_out)

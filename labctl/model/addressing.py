@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import overload
 
 from .topology import Address, Attachment, Host, Route, Subnet, Topology
 
@@ -29,20 +30,21 @@ def resolve_addresses(topology: Topology) -> None:
                 assert subnet is not None
                 gateway = network.gateway_for(family)
                 used = taken[network.name, family]
-                address = next((a for a in subnet.hosts() if a != gateway and a not in used), None)
-                if address is None:
+                free = next((a for a in subnet.hosts() if a != gateway and a not in used), None)
+                if free is None:
                     raise topology.error(attachment.key_path,
                                          f"no free address left on '{network.name}' ({subnet})")
-                if isinstance(address, IPv4Address):
-                    attachment.address = address
+                if isinstance(free, IPv4Address):
+                    attachment.address = free
                 else:
-                    attachment.address6 = address
-                used[address] = host.name
+                    attachment.address6 = free
+                used[free] = host.name
     for host in topology.hosts.values():
         for index, route in enumerate(host.routes):
             if not any(topology.networks[n].holds(route.via) for n in host.networks):
                 raise topology.error(("hosts", host.name, "routes", index, "via"),
                                      f"gateway {route.via} is not on any network of '{host.name}'")
+    _check_resolver_reached(topology)
 
 
 def _claim_static(topology: Topology, taken: dict[tuple[str, int], dict[Address, str]], host: Host,
@@ -186,6 +188,33 @@ def hosts_table(topology: Topology, source: Host) -> list[tuple[str, Address]]:
     return table
 
 
+def resolver_addresses(topology: Topology, host: Host) -> list[Address]:
+    """The addresses `host` asks the lab's resolver at: one in each family it can reach the
+    resolver by, IPv4 first (an IPv6-only host gets its IPv6 one); [] without a resolver."""
+    found = topology.resolver
+    if found is None:
+        return []
+    server = found[0]
+    families = sorted({f for n in server.networks for f in server.families_on(n)})
+    return [address_for(topology, server, host, family) for family in families
+            if _reaches(topology, host, server, family)]
+
+
+def _check_resolver_reached(topology: Topology) -> None:
+    """Every host resolves names through the lab's resolver, so each must reach it by a
+    family: a host that reaches it by none would name an address it has no way to."""
+    found = topology.resolver
+    if found is None:
+        return
+    server, service = found
+    where = f"hosts.{server.name}.services[{server.services.index(service)}].dns.resolver"
+    for host in topology.hosts.values():
+        if not resolver_addresses(topology, host):
+            raise topology.error(("hosts", host.name, "networks"),
+                                 f"'{host.name}' reaches the lab's resolver ({where}) by neither IPv4 nor "
+                                 f"IPv6: put it on a network with '{server.name}', or one a router joins to it")
+
+
 def _reaches(topology: Topology, source: Host, target: Host, family: int) -> bool:
     networks = reachable_networks(topology, source, family)
     return any(n in networks and family in target.families_on(n) for n in target.networks)
@@ -239,6 +268,11 @@ def relocate(topology: Topology, slot: int) -> None:
     if slot == 0:
         return
 
+    # Each keeps the family: a moved IPv6 address is an IPv6 address.
+    @overload
+    def moved(address: IPv4Address) -> IPv4Address: ...
+    @overload
+    def moved(address: IPv6Address) -> IPv6Address: ...
     def moved(address: Address) -> Address:
         if isinstance(address, IPv4Address):
             if address not in PRIVATE4:
@@ -252,15 +286,19 @@ def relocate(topology: Topology, slot: int) -> None:
         second = ((int(address) >> 96 & 0xFFFF) + slot) & 0xFFFF
         return IPv6Address(int(address) & ~(0xFFFF << 96) | second << 96)
 
+    @overload
+    def moved_subnet(subnet: IPv4Network) -> IPv4Network: ...
+    @overload
+    def moved_subnet(subnet: IPv6Network) -> IPv6Network: ...
     def moved_subnet(subnet: Subnet) -> Subnet:
-        return ip_network(f"{moved(subnet.network_address)}/{subnet.prefixlen}")  # type: ignore[return-value]
+        return type(subnet)(f"{moved(subnet.network_address)}/{subnet.prefixlen}")
 
     for name, network in list(topology.networks.items()):
         topology.networks[name] = replace(
-            network, subnet=network.subnet and moved_subnet(network.subnet),  # type: ignore[arg-type]
-            subnet6=network.subnet6 and moved_subnet(network.subnet6))      # type: ignore[arg-type]
+            network, subnet=moved_subnet(network.subnet) if network.subnet is not None else None,
+            subnet6=moved_subnet(network.subnet6) if network.subnet6 is not None else None)
     for host in topology.hosts.values():
         for attachment in host.attachments:
-            attachment.address = attachment.address and moved(attachment.address)    # type: ignore[assignment]
-            attachment.address6 = attachment.address6 and moved(attachment.address6)  # type: ignore[assignment]
+            attachment.address = moved(attachment.address) if attachment.address is not None else None
+            attachment.address6 = moved(attachment.address6) if attachment.address6 is not None else None
         host.routes = [Route(moved_subnet(route.destination), moved(route.via)) for route in host.routes]

@@ -13,7 +13,7 @@ import statistics
 import pytest
 
 from labctl.names import SERVICES_PATH, bridge_name, fabric_tag
-from labctl.ops.checks import run_checks
+from labctl.ops.checks import read_transcript, run_checks
 
 from .conftest import leftovers, run_cli, running_text
 
@@ -242,3 +242,37 @@ def test_ipv6_delay_is_applied_within_20_percent(engine, image, six):
     finally:
         cli(six, "impair", "--clear")
     assert measure_rtt(engine, six.topology, "alice") < 0.040
+
+
+RESOLVED = """
+name: itest-six-dns
+networks:
+  dmz: {subnet: 10.223.2.0/24, subnet6: "fd00:223:2::/64"}
+  six: {subnet6: "fd00:223:6::/64"}        # IPv6 only: the resolver is across the router
+hosts:
+  gw: {networks: [dmz, six], router: true}
+  ns:
+    networks: {dmz: [10.223.2.53, "fd00:223:2::53"]}
+    services: [{dns: {zone: six.lab, resolver: true}}]
+  web: {networks: {dmz: [10.223.2.80, "fd00:223:2::80"]}}
+  only6: {networks: {six: "fd00:223:6::5"}}
+"""
+
+
+@pytest.fixture
+def resolved(engine, image, tmp_path):
+    yield from running_text(engine, RESOLVED, tmp_path)
+    assert leftovers(engine, load_topology(tmp_path), image) == {}
+
+
+def test_an_ipv6_only_host_resolves_through_the_lab_resolver(engine, resolved):
+    topology = resolved.topology
+    conf = engine.exec(topology, "only6", ["cat", "/etc/resolv.conf"]).stdout.decode()
+    assert [line.split()[1] for line in conf.splitlines() if line.startswith("nameserver")] == ["fd00:223:2::53"]
+    # The host's /etc/hosts holds no lab name: the answer can only come from the lab's DNS.
+    found = engine.exec(topology, "only6", ["getent", "ahosts", "web"])
+    assert found.exit_code == 0, (found.stdout, found.stderr)
+    assert "fd00:223:2::80" in found.stdout.decode().split(), found.stdout.decode()
+    asked = [entry for entry in read_transcript(topology, engine, "ns")
+             if entry.get("service") == "dns" and entry.get("qname") == "web.six.lab"]
+    assert asked and {entry["peer"] for entry in asked} == {"fd00:223:6::5"}, asked

@@ -10,7 +10,8 @@ import pytest
 
 from labctl.engines.factory import read_lab
 from labctl.errors import LabFileError
-from labctl.render.compose import dns_zone, resolv_conf
+from labctl.render.compose import dns_zone, render, resolv_conf
+from labctl.render.pki import LabPki
 
 from ..conftest import REPO
 
@@ -101,6 +102,68 @@ def test_the_resolver_serves_every_host_and_the_service_knows_every_address(writ
     zone_spec = dns_zone(topology, ns, service)
     assert zone_spec["hosts"]["web"] == ["10.8.2.80"] and zone_spec["records"][0] == \
         {"name": "www", "type": "CNAME", "value": "web"}
+
+
+MIXED = """
+name: mixed
+networks:
+  dual: {subnet: 10.8.1.0/24, subnet6: "fd00:8:1::/64"}
+  dmz: {subnet: 10.8.2.0/24, subnet6: "fd00:8:2::/64"}
+  six: {subnet6: "fd00:8:6::/64"}
+  four: {subnet: 10.8.4.0/24}
+hosts:
+  gw: {networks: [dual, dmz, six, four], router: true}
+  ns:
+    networks: {dmz: [10.8.2.53, "fd00:8:2::53"]}
+    services: [{dns: {zone: mixed.lab, resolver: true}}]
+  both: {networks: {dual: [10.8.1.5, "fd00:8:1::5"]}}
+  only6: {networks: {six: "fd00:8:6::5"}}
+  only4: {networks: {four: 10.8.4.5}}
+"""
+
+
+def nameservers(text: str) -> list[str]:
+    return [line.split()[1] for line in text.splitlines() if line.startswith("nameserver ")]
+
+
+def test_each_host_asks_the_resolver_over_the_families_it_reaches_it_by(write_lab):
+    topology = read_lab(write_lab(MIXED)).topology
+    servers = {name: nameservers(resolv_conf(topology, host)) for name, host in topology.hosts.items()}
+    assert servers["only6"] == ["fd00:8:2::53"]               # across the router, over IPv6 alone
+    assert servers["only4"] == ["10.8.2.53"]
+    assert servers["both"] == ["10.8.2.53", "fd00:8:2::53"]   # IPv4 first
+    assert servers["ns"] == ["10.8.2.53", "fd00:8:2::53"]
+    # The rendered document mounts that very file as the IPv6-only host's resolv.conf.
+    output = topology.folder / "compose" / "mixed.yaml"
+    output.parent.mkdir()
+    document = render(topology, "labctl-host:test", LabPki(topology.state_folder / "pki"), output)
+    mounted = next(v for v in document["services"]["only6"]["volumes"] if v.endswith(":/etc/resolv.conf:ro"))
+    written = (output.parent / mounted.split(":")[0]).read_text()
+    assert nameservers(written) == ["fd00:8:2::53"] and "search mixed.lab\n" in written
+
+
+def test_the_resolver_on_an_ipv6_only_network_serves_an_ipv6_only_host(write_lab):
+    text = (MIXED.replace('networks: {dmz: [10.8.2.53, "fd00:8:2::53"]}', 'networks: {six: "fd00:8:6::53"}')
+            .replace("  only4: {networks: {four: 10.8.4.5}}\n", ""))
+    topology = read_lab(write_lab(text)).topology
+    assert nameservers(resolv_conf(topology, topology.hosts["only6"])) == ["fd00:8:6::53"]
+    assert nameservers(resolv_conf(topology, topology.hosts["both"])) == ["fd00:8:6::53"]
+
+
+@pytest.mark.parametrize("change, host", [
+    # No router joins the IPv4-only host's network to the IPv6-only resolver's.
+    ((MIXED.replace('networks: {dmz: [10.8.2.53, "fd00:8:2::53"]}', 'networks: {six: "fd00:8:6::53"}')
+      .replace("gw: {networks: [dual, dmz, six, four], router: true}", "gw: {networks: [dual, dmz, six], router: true}")),
+     "only4"),
+    # No router at all: the IPv6-only host shares no network with the resolver.
+    (MIXED.replace("router: true", "router: false"), "both"),
+])
+def test_a_host_that_reaches_the_resolver_by_no_family_is_refused(write_lab, change, host):
+    with pytest.raises(LabFileError) as caught:
+        read_lab(write_lab(change))
+    message = str(caught.value)
+    assert f"hosts.{host}.networks" in message and "lab.yaml" in message and "\n" not in message, message
+    assert "reaches the lab's resolver (hosts.ns.services[0].dns.resolver) by neither IPv4 nor IPv6" in message
 
 
 def test_a_dns_check_reads_as_a_sentence(write_lab):
@@ -207,7 +270,8 @@ def test_bad_dns_check_vocabulary_is_a_one_line_error(write_lab, check, words):
     assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize("expect", ['{regex: "^10\\\\."}', '[{contains: web}]', '[web, [x]]', "null"])
+@pytest.mark.parametrize("expect", ['{regex: "^10\\\\."}', "{contains: web}", "{exact: ns.forms.lab}",
+                                    '[{contains: web}]', '[web, {regex: "^ns"}]', '[web, [x]]', "null"])
 def test_dns_answers_are_values_and_other_forms_are_refused(write_lab, expect):
     text = f"""
         name: dnsforms
@@ -218,5 +282,8 @@ def test_dns_answers_are_values_and_other_forms_are_refused(write_lab, expect):
         checks:
           - {{name: q, from: alice, to: ns:53, dns: {{name: ns.forms.lab, expect: {expect}}}}}
         """
-    with pytest.raises(LabFileError, match=r"checks\[0\]\.dns\.expect: expected answers as values"):
+    # Answers are compared as values: the forms other kinds take (exact, contains, regex)
+    # are refused at validate, in one line naming the key, never taken silently.
+    with pytest.raises(LabFileError, match=r"checks\[0\]\.dns\.expect: expected answers as values") as caught:
         read_lab(write_lab(text))
+    assert "\n" not in str(caught.value) and "lab.yaml:" in str(caught.value), str(caught.value)

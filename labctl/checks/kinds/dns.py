@@ -32,7 +32,16 @@ class DnsOptions:
 class DnsKind(ExchangeKind):
     name = "dns"
     order = 24
-    keys = ("name", "type", "expect", "expect_rcode", "tcp", "expect_error", "reason")
+    summary = "ask a DNS server for a name and type, and expect the answers, an rcode or an error"
+    keys = {
+        "name": "the name asked for, such as www.campus.lab",
+        "type": "the query type: A (the default), AAAA, PTR, CNAME, TXT, MX, SRV, NS, SOA or ANY",
+        "expect": "values that must be among the answers: a name or an address, or a list of them",
+        "expect_rcode": "the answer's rcode: NOERROR (the default), NXDOMAIN, REFUSED, SERVFAIL...",
+        "tcp": "true: ask over TCP",
+        "expect_error": "timeout (no answer) or refused (no server on the port)",
+        "reason": "with expect_error: what the error's detail must say, as text or {contains|regex: ...}",
+    }
     expected_errors = ("timeout", "refused")
     transport = "udp"
 

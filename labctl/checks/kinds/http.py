@@ -32,8 +32,20 @@ class HttpOptions:
 class HttpKind(ExchangeKind):
     name = "http"
     order = 40
-    keys = ("method", "path", "headers", "body", "status", "expect", "response_headers",
-            "expect_error", "reason", "tls", *TLS_KEYS)
+    summary = "an HTTP request and the response expected (status, headers, body), over HTTP or HTTPS"
+    keys = {
+        "method": "the request's method, such as GET (the default) or POST",
+        "path": "the request's path, such as /health (/ unless given)",
+        "headers": "the request's headers, by name",
+        "body": "the request's body: text, {hex: ...}, {file: ./path} or {random: BYTES}",
+        "status": "the status the response must have (200 unless given)",
+        "expect": "the response's body: exact text, or {contains|regex|json|length: ...}",
+        "response_headers": "headers the response must have, by name: exact text, or {contains|regex: ...}",
+        "expect_error": "the error the exchange must end in instead of a response",
+        "reason": "with expect_error: what the error's detail must say, as text or {contains|regex: ...}",
+        "tls": "true: HTTPS, with the lab's CA",
+        **TLS_KEYS,
+    }
     expected_errors = TLS_ERRORS
 
     def parse(self, parser, raw, path, check) -> None:

@@ -31,7 +31,15 @@ class PingOptions:
 class PingKind(ExchangeKind):
     name = "ping"
     order = 25
-    keys = ("count", "size", "min_share", "max_rtt", "expect_error", "reason")
+    summary = "ICMP echo requests to a host, and the share of replies that must come back"
+    keys = {
+        "count": "how many echo requests (3 unless given)",
+        "size": "bytes of payload in each (56 unless given)",
+        "min_share": "the least share of replies that must come back (all unless given)",
+        "max_rtt": "the longest a reply may take, such as 50ms",
+        "expect_error": "unreachable (no route, or an ICMP error) or timeout (no reply at all)",
+        "reason": "with expect_error: what the error's detail must say, as text or {contains|regex: ...}",
+    }
     expected_errors = ("unreachable", "timeout")
     transport = "icmp"
     takes_port = False

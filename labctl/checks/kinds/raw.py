@@ -25,7 +25,14 @@ class RawOptions:
 class RawKind(ExchangeKind):
     name = "raw"
     order = 27
-    keys = ("protocol", "send", "count", "expect_error", "reason")
+    summary = "IP packets of a chosen protocol number and payload, sent to a host's raw-listener"
+    keys = {
+        "protocol": "the IP protocol number (1 to 254, not TCP's 6 or UDP's 17; 253 and 254 are for experiments)",
+        "send": "what each packet carries: text, {hex: ...}, {file: ./path} or {random: BYTES}",
+        "count": "how many packets (1 unless given)",
+        "expect_error": "unreachable: the packets cannot leave (no route)",
+        "reason": "with expect_error: what the error's detail must say, as text or {contains|regex: ...}",
+    }
     expected_errors = ("unreachable",)
     transport = "raw"
     takes_port = False

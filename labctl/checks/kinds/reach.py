@@ -30,7 +30,13 @@ class ReachOptions:
 class ReachKind(CheckKind):
     name = "reach"
     order = 26
-    keys = ("from", "to", "count", "fail")
+    summary = "a reachability matrix: a ping per pair of hosts, reported one row per pair"
+    keys = {
+        "from": "the hosts that ping: a list, or all",
+        "to": "the hosts they ping: a list, or all",
+        "count": "echo requests per pair (1 unless given)",
+        "fail": "pairs [from, to] that must get no reply",
+    }
     check_keys = ("name", "timeout", "family", "hint", "points", "reach")
     required = ()
     takes_port = False

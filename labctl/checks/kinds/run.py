@@ -22,7 +22,13 @@ class RunOptions:
 class RunKind(CheckKind):
     name = "run"
     order = 50
-    keys = ("command", "exit_code", "stdout", "stderr")
+    summary = "the check's own client program, run on the from host and judged by its exit code and output"
+    keys = {
+        "command": "the program: text (run by sh -c) or a list of words",
+        "exit_code": "the exit code it must end with (0 unless given)",
+        "stdout": "its standard output: exact text, or {contains|regex|json|length: ...}",
+        "stderr": "its standard error: exact text, or {contains|regex|json|length: ...}",
+    }
     check_keys = tuple(key for key in COMMON_KEYS if key != "load")
     required = ("from",)
     runner = "command"

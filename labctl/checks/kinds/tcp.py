@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from ..exchange import ExchangeKind
 
-STREAM_KEYS = ("send", "expect", "steps", "expect_error", "reason")
+# A stream's keys (tcp, and tls inside TLS), with what each means.
+STREAM_KEYS = {
+    "send": "what the client sends: text, {hex: ...}, {file: ./path}, {text: ...} or {random: BYTES}",
+    "expect": "the answer: exact text, or {contains|regex|json|length: ...}",
+    "steps": "several exchanges on one connection: a list of {send, expect}",
+    "expect_error": "the error the exchange must end in instead of an answer",
+    "reason": "with expect_error: what the error's detail must say, as text or {contains|regex: ...}",
+}
 
 
 class TcpKind(ExchangeKind):
     name = "tcp"
     order = 10
+    summary = "send bytes over TCP (or several steps on one connection) and expect the answer, or an error"
     keys = STREAM_KEYS
     expected_errors = ("refused", "timeout", "reset")
 

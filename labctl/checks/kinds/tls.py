@@ -11,7 +11,14 @@ from ..exchange import ExchangeKind
 from ..expectation import Expectation
 from .tcp import STREAM_KEYS
 
-TLS_KEYS = ("ca", "server_name", "client_cert", "min_version", "subject", "san")
+TLS_KEYS = {
+    "ca": "the CA the client trusts: lab (the default) or untrusted",
+    "server_name": "the name the client asks for and verifies (the target host's own unless given)",
+    "client_cert": "true: the client presents its host's lab certificate (mutual TLS)",
+    "min_version": "the oldest TLS version the client takes: 1.2 or 1.3",
+    "subject": "the server certificate's subject: exact text, or {contains|regex: ...}",
+    "san": "names the server certificate's SAN must hold, such as [DNS:web, IP:10.10.2.10]",
+}
 TLS_VERSIONS = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}
 TLS_ERRORS = ("refused", "timeout", "reset", "certificate", "rejected")
 
@@ -75,7 +82,8 @@ def tls_problems(tls: TlsOptions, facts: dict[str, Any]) -> list[str]:
 class TlsKind(ExchangeKind):
     name = "tls"
     order = 30
-    keys = (*STREAM_KEYS, *TLS_KEYS)
+    summary = "a stream exchange inside TLS, with the certificate, version and mutual TLS checked"
+    keys = {**STREAM_KEYS, **TLS_KEYS}
     expected_errors = TLS_ERRORS
 
     def options(self, parser, body, path, check) -> TlsOptions:

@@ -26,8 +26,18 @@ class UdpOptions:
 class UdpKind(ExchangeKind):
     name = "udp"
     order = 20
-    keys = ("send", "expect", "count", "min_share", "max_share", "expect_error", "reason",
-            "heard_by", "not_heard_by")
+    summary = "send datagrams and expect a share of them (or their answer) back, or send them to a network or group"
+    keys = {
+        "send": "what each datagram carries: text, {hex: ...}, {file: ./path} or {random: BYTES}",
+        "expect": "the answer: exact text, or {contains|regex|json|length: ...}",
+        "count": "how many datagrams to send (1 unless given)",
+        "min_share": "the least share of them that must come back, such as 90% (all unless given)",
+        "max_share": "the largest share of them that may come back, such as 90%: asserts that some were lost",
+        "expect_error": "the error the exchange must end in instead of an answer",
+        "reason": "with expect_error: what the error's detail must say, as text or {contains|regex: ...}",
+        "heard_by": "to a network or group: the hosts (with a udp-listener on the port) that must hear it",
+        "not_heard_by": "to a network or group: the hosts (with a udp-listener on the port) that must not",
+    }
     expected_errors = ("refused", "timeout")
     transport = "udp"
     fans_out = True

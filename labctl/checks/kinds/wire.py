@@ -59,6 +59,7 @@ def wire_problems(topology: Topology, spec: WireSpec, packets: list[Packet]) -> 
     for expectation in spec.expectations:
         sources = addresses_of(topology, expectation.source) if expectation.source else None
         if expectation.kind == "handshake":
+            assert sources is not None and expectation.target is not None   # a handshake names both ends
             targets = addresses_of(topology, expectation.target)
             syns = [p for p in packets if p.syn and p.source in sources and p.destination in targets
                     and p.destination_port == expectation.port]
@@ -78,6 +79,7 @@ def wire_problems(topology: Topology, spec: WireSpec, packets: list[Packet]) -> 
                         if names else "no ClientHello")
                 problems.append(f"expected {expectation.describe()}: saw {seen} among {where}")
         else:
+            assert expectation.pattern is not None   # no_plaintext: the one kind left, and its pattern
             pattern = re.compile(expectation.pattern.encode())
             leaks = [p for p in packets if p.payload and pattern.search(p.payload)]
             if leaks:
@@ -97,10 +99,19 @@ def parse_filter(source, raw: Any, path) -> str:
     return text
 
 
+WIRE_KEYS = {
+    "at": "where to capture: a network, a host, or host:network",
+    "during": "the checks (by name) that run while the capture listens",
+    "filter": "a BPF expression that narrows the capture, such as 'tcp port 443'",
+    "expect": "what the capture must show: a list of {handshake: 'A -> B:PORT'}, {client_hello: NAME} "
+              "and {no_plaintext: TEXT or {regex: ...}}",
+}
+
+
 def parse_wire(body: dict[str, Any], path, source, host, endpoint) -> WireSpec:
     """`wire: {at: TARGET, during: [check names], filter: EXPR, expect: [...]}`; `host`
     and `endpoint` are the check parser's readers, so names are checked one way."""
-    spec = source.mapping(body, path, ["at", "during", "filter", "expect"], required=["at", "expect"])
+    spec = source.mapping(body, path, WIRE_KEYS, required=["at", "expect"])
     during = spec.get("during", [])
     during = [during] if isinstance(during, str) else source.sequence(during, path + ("during",))
     wire = WireSpec(source.text(spec["at"], path + ("at",), hint="(a network, host or host:network)",
@@ -155,7 +166,8 @@ def parse_wire(body: dict[str, Any], path, source, host, endpoint) -> WireSpec:
 class WireKind(CheckKind):
     name = "wire"
     order = 60
-    keys = ("at", "during", "filter", "expect")
+    summary = "what crossed a network while other checks ran, read from a capture"
+    keys = WIRE_KEYS
     check_keys = ("name", "hint", "points")
     required = ("name",)
     runner = "capture"
