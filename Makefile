@@ -9,12 +9,15 @@ PYTEST_ARGS ?=
 
 .PHONY: lab-up lab-down lab-check test unit integration env browser doctor image clean bench
 
-# The virtual environment, rebuilt when the package's dependencies change.
+# The virtual environment, rebuilt when the package's dependencies change: labctl with
+# its extras, and the developers' tools from the `dev` dependency group (which needs pip
+# 25.1 or later, so pip goes first).
 # The distribution was called `labctl` before it took its own name; an old one goes first.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade 'pip>=25.1'
 	$(BIN)/pip uninstall --quiet --yes labctl 2>/dev/null || true
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[ssh,graph]' --group dev
 	touch $@
 
 # Docker engine, Compose v2 and the image bootstrapper: installed and started if missing.
@@ -43,9 +46,12 @@ lab-check: $(BIN)/.installed
 lab-down: $(BIN)/.installed
 	$(LABCTL) down
 
-# The import contracts first: a layer importing one above it fails in seconds.
+# The import contracts and the types first: a layer importing one above it, or a type
+# that does not fit, fails in seconds.
 test: env browser
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(MAKE) --no-print-directory docs
 	$(BIN)/pytest $(PYTEST_ARGS) tests examples lab.yaml
 
 unit: $(BIN)/.installed
@@ -54,6 +60,13 @@ unit: $(BIN)/.installed
 
 integration: env browser
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
+
+# The documentation site, into build/site. --strict fails on a broken link or anchor, a page
+# left out of the nav, or a generated page (the CLI reference, the exit codes) that cannot be
+# made from the code. The variable only silences the theme's notice about its future.
+.PHONY: docs
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 clean:
 	rm -rf $(VENV) compose/*.yaml .labctl .pytest_cache build dist *.egg-info

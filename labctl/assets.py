@@ -28,7 +28,7 @@ IN_CHECKOUT = {"default": "."}
 def folder(name: str) -> Traversable:
     """`services`, `compose`, `gallery` or `default` (the default lab): packaged in a wheel,
     or beside the package in a checkout."""
-    packaged = resources.files("labctl").joinpath("_data", name)
+    packaged = resources.files("labctl") / "_data" / name   # one part at a time: Python 3.10
     if packaged.is_dir():
         return packaged
     beside = (CHECKOUT / IN_CHECKOUT.get(name, name)).resolve()

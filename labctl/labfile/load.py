@@ -21,7 +21,17 @@ from ..model.traits import EngineTraits, check_engine_can_run
 from ..model.yamlsource import describe, load_source
 from .scenarios import Scenario, parse_scenarios
 
-TOP_KEYS = ["name", "engine", "networks", "hosts", "impairments", "checks", "scenarios"]
+# The lab file's top keys, with what each holds (`labctl schema` gives editors the texts).
+TOP_KEYS = {
+    "name": "the lab's name: lowercase letters, digits, '-' and '_'",
+    "engine": "the engine the lab runs on, such as compose (the default) or swarm",
+    "networks": "the lab's networks by name, each with an IPv4 subnet, an IPv6 subnet6, or both",
+    "hosts": "the lab's hosts by name: their networks, and the services or program they run",
+    "impairments": "impairments the lab starts with, by target (a network, a host, or host:network): "
+                   "delay, loss, rate...",
+    "checks": "the exchanges checked between hosts, each naming one kind: tcp, udp, http, dns, ping...",
+    "scenarios": "named lists of steps that bend the lab (impair, fault, heal) and check it between the bends",
+}
 DEFAULT_ENGINE = "compose"
 
 

@@ -32,8 +32,24 @@ from ..model.targets import resolve_target
 from ..model.topology import Topology
 from ..model.yamlsource import KeyPath, Source, describe, quote
 
-STEP_KINDS = ("impair", "fault", "heal", "check", "wait-for")
-FAULT_ACTIONS = (*HOST_ACTIONS, "disconnect", "reconnect", "partition")
+# Each step, and each fault, with what it does (`labctl schema` gives editors the texts).
+STEP_KINDS = {
+    "impair": "change impairments: {TARGET: {delay: 50ms, loss: 5%}} or {TARGET: clear}",
+    "fault": "one fault: {ACTION: HOST} such as {stop: web}, or {partition: 'A,B -- C'}",
+    "heal": "heal every fault: heal: all",
+    "check": "run checks now: a check's name, a list of names, or a check itself",
+    "wait-for": "retry a check until it passes: its name, or {check: NAME, within: 30s} (30s unless given)",
+}
+FAULT_ACTIONS = {
+    **HOST_ACTIONS,
+    "disconnect": "disconnect a host from its networks, or from one: HOST[:NETWORK]",
+    "reconnect": "reconnect a host, with its address, routes and impairments: HOST[:NETWORK]",
+    "partition": "cut the hosts on one side off from those on the other: 'alice,bob -- web'",
+}
+WAIT_KEYS = {
+    "check": "the check to retry: its name, a list of names, or a check itself",
+    "within": "how long it may take to pass, such as 30s",
+}
 DEFAULT_WAIT = 30.0
 
 
@@ -111,9 +127,9 @@ def _parse_step(source: Source, raw: Any, path: KeyPath, topology: Topology, par
     if kind == "heal":
         return Step(kind, "heal every fault")
     if kind == "wait-for" and isinstance(value, dict) and "check" in value and "from" not in value:
-        spec = source.mapping(value, path, ["check", "within"], required=["check"])
+        spec = source.mapping(value, path, WAIT_KEYS, required=["check"])
         checks = _checks(source, spec["check"], path + ("check",), parser, known)
-        within = source.duration(spec.get("within", DEFAULT_WAIT), path + ("within",))
+        within: float | None = source.duration(spec.get("within", DEFAULT_WAIT), path + ("within",))
     else:
         checks = _checks(source, value, path, parser, known)
         within = DEFAULT_WAIT if kind == "wait-for" else None

@@ -13,6 +13,19 @@ KINDS = {"delay": "duration", "jitter": "duration", "loss": "share", "rate": "ra
          # Stream faults, on TCP: pieces of at most `slice` bytes, `slice_delay` apart; a
          # connection reset once `limit` bytes have gone out, or `reset` after it began.
          "slice": "size", "slice_delay": "duration", "limit": "size", "reset": "duration"}
+# What each field does, as `labctl schema` tells an editor.
+TEXTS = {"delay": "added to every packet leaving the interface, such as 40ms",
+         "jitter": "how much the delay varies, such as 5ms",
+         "loss": "the share of packets dropped, such as 5% or 0.05",
+         "rate": "the most the interface sends, such as 10mbit or 500kbit",
+         "duplicate": "the share of packets sent twice, such as 1%",
+         "corrupt": "the share of packets corrupted, such as 0.1%",
+         "reorder": "the share of packets that skip the delay, and so arrive out of order, such as 25%; "
+                    "needs a delay",
+         "slice": "TCP segments cut into pieces of at most this many payload bytes, or {bytes: 1, delay: 10ms}",
+         "slice_delay": "the time between the pieces of a sliced payload, such as 20ms",
+         "limit": "reset each TCP connection once this many bytes went out, or {bytes: 1000}",
+         "reset": "reset each TCP connection this long after it began, such as 2s, or {after: 2s}"}
 # The lab file's nested forms of the stream faults: slice: {bytes: 4, delay: 20ms}, ...
 NESTED = {"slice": {"bytes": "slice", "delay": "slice_delay"}, "limit": {"bytes": "limit"},
           "reset": {"after": "reset"}}

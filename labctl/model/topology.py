@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from ..errors import LabError, LabFileError
 from ..names import RESERVED_PREFIX, project, state_folder
@@ -30,6 +30,19 @@ SERVICE_KINDS: dict[str, str] = {
     "raw-listener": "raw",   # its port is the IP protocol number it listens for
     "udp-listener": "udp",   # records datagrams (unicast, broadcast, or its group's) and answers none
     "dns": "udp",            # the lab's authoritative DNS, on UDP and TCP
+}
+# What each built-in service does, as `labctl schema` tells an editor.
+SERVICE_TEXTS: dict[str, str] = {
+    "tcp-echo": "a TCP server that echoes every byte until the client closes",
+    "udp-echo": "a UDP server that sends each datagram back",
+    "tls-echo": "tcp-echo inside TLS, with a certificate signed by the lab's CA",
+    "http": "an HTTP server: GET /health answers ok, /echo echoes the body, /headers answers the request "
+            "as JSON, /status/N answers status N",
+    "https": "the http service over TLS, with the lab's certificate for this host",
+    "raw-listener": "records the IP packets of one protocol number that reach the host",
+    "udp-listener": "records the datagrams it hears (unicast, broadcast, or its multicast group's) and answers none",
+    "dns": "the lab's authoritative DNS for a zone, over UDP and TCP: every host's A, AAAA and PTR "
+           "records, and those declared",
 }
 DNS_RECORD_TYPES = ("CNAME", "TXT", "MX", "SRV")
 MULTICAST = IPv4Network("224.0.0.0/4")
@@ -80,7 +93,8 @@ class Network:
 
     @property
     def gateway(self) -> IPv4Address:
-        return self.gateway_for(4)  # type: ignore[return-value]
+        assert self.subnet is not None, f"network {self.name} has no IPv4 subnet"
+        return self.subnet.network_address + 1
 
     def holds(self, address: Address) -> bool:
         return any(address in subnet for subnet in self.subnets)
@@ -267,10 +281,49 @@ class Topology:
         return LabError(f"no host {quote(name)} in lab '{self.name}'; hosts: " + ", ".join(self.hosts))
 
 
-NETWORK_KEYS = ["subnet", "subnet6", "internal", "encrypted"]
-HOST_KEYS = ["networks", "router", "services", "image", "build", "command", "files",
-             "env", "routes", "ready", "placement", "limits", "raw_sockets"]
-LIMIT_KEYS = ["memory", "pids", "cpus", "disk"]
+# The keys each mapping of the lab file allows, with what each means (the validator reads
+# the keys; `labctl schema` gives editors the texts too).
+NETWORK_KEYS = {
+    "subnet": "the network's IPv4 subnet, such as 10.10.1.0/24 (/29 or larger)",
+    "subnet6": "the network's IPv6 subnet, such as fd00:10:1::/64; with subnet too, the network is dual stack",
+    "internal": "true (the default): nothing leaves the lab and nothing from another lab comes in; "
+                "false: the network has a way out",
+    "encrypted": "on a Swarm: encrypt the traffic between machines (IPsec)",
+}
+HOST_KEYS = {
+    "networks": "the networks the host is on: a list of names, or a mapping of network to its "
+                "address (auto, an address, or a list of an IPv4 and an IPv6 one)",
+    "router": "forward packets between the host's networks; other hosts route through it",
+    "services": "built-in servers the host runs, such as {http: {port: 8080}}",
+    "image": "the container image to run instead of labctl's own",
+    "build": "a folder in the lab folder with a Dockerfile to build the host's image from, "
+             "or {context, dockerfile}",
+    "command": "the program the host runs, as text or a list of words",
+    "files": "files of the lab folder the host sees: ./local/path:/container/path[:rw]",
+    "env": "environment variables of the host's program",
+    "routes": "routes of the lab's own, besides those labctl works out through its routers",
+    "ready": "how the host's program says it is ready: {tcp: PORT} or {command: TEXT}",
+    "placement": "on a Swarm: a machine's name, a mapping of machine labels, or spread",
+    "limits": "what the host may use: memory, pids, cpus, disk",
+    "raw_sockets": "true gives a host that runs the student's code raw sockets (NET_RAW), for a raw-IP "
+                   "exercise; such a host has none unless given",
+}
+LIMIT_KEYS = {
+    "memory": "memory the host may use, swap included, such as 256m (16m to 256g; 512m unless given)",
+    "pids": "processes and threads the host may run (512 unless given)",
+    "cpus": "of the machine's cores, the host may use, such as 0.5 (1 unless given)",
+    "disk": "bytes of its writable layer, such as 2g, where the engine can bound it (1g unless given)",
+}
+# Every key a built-in service takes, with what it means.
+SERVICE_FIELDS = {
+    "port": "the port it listens on (53 for dns unless given)",
+    "protocol": "the IP protocol number it listens for (1 to 254, not 6 or 17)",
+    "client_cert": "whether clients present a certificate: none, optional or required (mutual TLS)",
+    "group": "a multicast group it joins, such as 239.1.2.3 or ff15::1:2",
+    "zone": "the lab's domain it answers for, such as campus.lab",
+    "records": "records of the zone besides the hosts' own: CNAME, TXT, MX and SRV",
+    "resolver": "every host of the lab resolves names through this server (its resolv.conf names it)",
+}
 # Each built-in service's own keys, and those it requires.
 SERVICE_KEYS: dict[str, tuple[list[str], list[str]]] = {
     kind: ((["protocol"], ["protocol"]) if kind == "raw-listener" else
@@ -278,10 +331,23 @@ SERVICE_KEYS: dict[str, tuple[list[str], list[str]]] = {
            (["port", "client_cert"], ["port"]) if kind in ("tls-echo", "https") else
            (["port", "group"], ["port"]) if kind == "udp-listener" else (["port"], ["port"]))
     for kind in SERVICE_KINDS}
-RECORD_KEYS = ["name", "type", "value"]
-BUILD_KEYS = ["context", "dockerfile"]
-ROUTE_KEYS = ["to", "via"]
-READY_KEYS = ["tcp", "command"]
+RECORD_KEYS = {
+    "name": "a name in the zone, such as www, or @ for the zone itself",
+    "type": "the record's type: CNAME, TXT, MX or SRV (A, AAAA and PTR come from the hosts)",
+    "value": "the record's data, such as web (CNAME), '10 mail' (MX) or '0 5 8080 web' (SRV)",
+}
+BUILD_KEYS = {
+    "context": "the folder to build from, inside the lab folder",
+    "dockerfile": "the Dockerfile's name in that folder",
+}
+ROUTE_KEYS = {
+    "to": "the destination subnet, such as 10.20.0.0/16",
+    "via": "the gateway's address, on one of the host's networks",
+}
+READY_KEYS = {
+    "tcp": "ready once this port accepts a TCP connection",
+    "command": "ready once this command exits 0",
+}
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000 ** 2,
                 "mib": 1 << 20, "g": 1 << 30, "gb": 1000 ** 3, "gib": 1 << 30}
 
@@ -329,6 +395,10 @@ def _parse_networks(source: Source, raw: Any) -> dict[str, Network]:
     return networks
 
 
+@overload
+def _subnet(source: Source, raw: Any, path: KeyPath, family: Literal[4]) -> IPv4Network: ...
+@overload
+def _subnet(source: Source, raw: Any, path: KeyPath, family: Literal[6]) -> IPv6Network: ...
 def _subnet(source: Source, raw: Any, path: KeyPath, family: int) -> IPv4Network | IPv6Network:
     """`subnet` (family 4) or `subnet6` (family 6): a subnet of that family, big enough for
     a lab, outside what IPv6 reserves."""
@@ -416,7 +486,7 @@ def _parse_attachments(source: Source, raw: Any, path: KeyPath,
         if network in [a.network for a in attachments]:
             raise source.error(item_path, f"network '{network}' is listed twice")
         attachment = Attachment(network, None, item_path)
-        values = value if isinstance(value, list) else [] if value in (None, "auto") else [value]
+        values: list[Any] = value if isinstance(value, list) else [] if value in (None, "auto") else [value]
         if not values and isinstance(value, list) or len(values) > 2:
             raise source.error(item_path, "expected an address, 'auto', or a list of an IPv4 and an "
                                f"IPv6 address, got {describe(value)}")

@@ -434,7 +434,7 @@ class _Composer:
         self.aliases += 1
         if self.aliases > MAX_ALIASES:
             raise self.fail(event, f"the file uses more than {MAX_ALIASES} aliases (*name)")
-        name = event.anchor
+        name = event.anchor or ""                   # the parser gives every alias its name
         if name in self.open_anchors:
             raise self.fail(event, f"alias *{_short(name)} is used inside the node it names; "
                             "a lab file cannot contain itself")
@@ -444,10 +444,11 @@ class _Composer:
 
     def scalar(self, event: ScalarEvent) -> _Node:
         self.count(event)
-        tag, explicit = event.tag, event.tag not in (None, "!")
-        if not explicit:
-            tag = self.resolver.resolve(ScalarNode, event.value, event.implicit)
-        node = _Node("scalar", tag, explicit, event.value, event.start_mark.line + 1, event.style)
+        explicit = event.tag not in (None, "!")
+        tag = event.tag if explicit and event.tag is not None else \
+            self.resolver.resolve(ScalarNode, event.value, event.implicit)
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0   # the parser marks all
+        node = _Node("scalar", tag, explicit, event.value, line, event.style)
         self.remember(event, node)
         return node
 

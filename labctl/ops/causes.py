@@ -23,15 +23,16 @@ def _not_running(state: HostState | None, role: str, name: str) -> str | None:
 
 def explain(topology: Topology, engine: Engine, results: list[CheckResult]) -> None:
     """Add to each failed exchange's reason what is down or bent on its path."""
-    failed = [r for r in results if not r.passed and r.source and r.target in topology.hosts]
+    failed = [(r, topology.hosts[r.target]) for r in results
+              if not r.passed and r.source and r.target in topology.hosts]
     if not failed:
         return
     states = {state.name: state for state in engine.states(topology) if state.role == "host"}
     live = load_live(topology)
     impaired = effective(topology, live)
     attached: dict[str, list[str]] = {}
-    for result in failed:
-        source, target = topology.hosts[result.source], topology.hosts[result.target]
+    for result, target in failed:
+        source = topology.hosts[result.source]
         routers = routers_between(topology, source, target)
         notes = [note for role, host in (("client", source), *(("router", r) for r in routers),
                                          ("server", target))

@@ -178,10 +178,11 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     server_side = [i for i, check in enumerate(checks)
                    if wants_server_side(topology, check) and not client_side[i]]
     witnessed = [i for i, check in enumerate(checks) if check.kind.witnesses(check) and not client_side[i]]
-    readers = {checks[i].target for i in server_side if checks[i].target} \
+    readers = {target for i in server_side if (target := checks[i].target)} \
         | {host for i in witnessed for host in checks[i].kind.witnesses(checks[i])}
-    logs = _logs(topology, engine, {checks[i].target for i in server_side
-                                    if checks[i].server.log is not None}, window_start)
+    logs = _logs(topology, engine, {target for i in server_side
+                                    if (target := checks[i].target) and checks[i].server.log is not None},
+                 window_start)
 
     def judged(transcripts: dict[str, list[dict[str, Any]]], unreadable: dict[str, str]) -> list[CheckResult]:
         results = []
@@ -287,7 +288,7 @@ def read_transcript(topology: Topology, engine: Engine, host: str,
     keeps that output, so reading it starts no process in the host, and the engine skips
     what came before the window (a second early: the entry's own time decides)."""
     early = since - 1 if since is not None and since > 1 else None  # the engine takes only a positive time
-    chunks = engine.logs(topology, host, **({"since": early} if early is not None else {}))
+    chunks = engine.logs(topology, host, since=early)
     mark = TRANSCRIPT_MARK.encode()
     entries = []
     for line in b"".join(chunks).splitlines():

@@ -45,7 +45,7 @@ def entries(folder: Path) -> list[tuple[str, str | None]]:
     """Each entry of the class folder that is not hidden, sorted, with why it cannot be
     graded (None for a folder, which can). A link is never followed: a student's link to
     another's folder, or to /etc, is not a submission."""
-    found = []
+    found: list[tuple[str, str | None]] = []
     with os.scandir(folder) as listing:
         for entry in listing:
             if entry.name.startswith("."):

@@ -22,8 +22,8 @@ import yaml
 
 from ..errors import LabError
 from ..checks.evidence import submission_mount
-from ..model.addressing import (address_for, computed_routes, hosts_table, inside_ipv6, needs_routing_helper,
-                                refuses_embedded_dns)
+from ..model.addressing import (computed_routes, hosts_table, inside_ipv6, needs_routing_helper,
+                                refuses_embedded_dns, resolver_addresses)
 from ..model.shaping import LiveState, sidecar_specs
 from ..model.topology import Host, Service, Topology
 from ..names import (FABRIC_SERVICE, HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, PKI_PATH, ROLE_LABEL, SECRET_SOURCE,
@@ -103,17 +103,17 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
                          *(["--no-dns"] if refuses_embedded_dns(topology, host) else []),
                          *[f"{route.destination}={route.via}" for route in routes]],
                 depends_on={host.name: {"condition": "service_started"}})
-    for host, spec in sidecar_specs(topology, live).items():
+    for host_name, spec in sidecar_specs(topology, live).items():
         # Long-running: the fallback's delayer lives here, and stopping it (SIGTERM)
         # removes what it set. Its spec label is what `impair --show` reports.
-        sidecar = _helper(topology, image, "net", host=host, network_mode=f"service:{host}",
+        sidecar = _helper(topology, image, "net", host=host_name, network_mode=f"service:{host_name}",
                           command=sidecar_command(spec),
-                          depends_on={host: {"condition": "service_started"}},
+                          depends_on={host_name: {"condition": "service_started"}},
                           memory=SIDECAR_MEMORY, pids=SIDECAR_PIDS)
         sidecar["labels"][SPEC_LABEL] = json.dumps(spec, separators=(",", ":"))
         sidecar["stop_grace_period"] = f"{SIDECAR_GRACE}s"
         sidecar["healthcheck"] = _healthcheck(SIDECAR_READY)
-        services[net_service(host)] = sidecar
+        services[net_service(host_name)] = sidecar
     if topology.needs_fabric:
         services[FABRIC_SERVICE] = _helper(
             topology, image, "fabric", network_mode="host",
@@ -286,14 +286,15 @@ def dns_zone(topology: Topology, host: Host, service: Service) -> dict[str, Any]
 
 def resolv_conf(topology: Topology, host: Host) -> str | None:
     """The host's /etc/resolv.conf when the lab has a resolver: its dns service, reached at
-    the address this host uses for it, and the lab's zone to complete short names."""
+    the address this host uses for it in each family it has a way by (IPv4 first), and the
+    lab's zone to complete short names."""
     found = topology.resolver
     if found is None:
         return None
     server, service = found
+    servers = "".join(f"nameserver {address}\n" for address in resolver_addresses(topology, host))
     return (f"# Written by labctl: the lab's own DNS ({server.name}) answers for {service.zone}.\n"
-            f"nameserver {address_for(topology, server, host)}\nsearch {service.zone}\n"
-            "options ndots:1 timeout:2 attempts:2\n")
+            f"{servers}search {service.zone}\noptions ndots:1 timeout:2 attempts:2\n")
 
 
 # How services/health.py asks a service that does not echo whether it is there.

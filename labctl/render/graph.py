@@ -107,9 +107,9 @@ def dot_document(topology: Topology, overlay: Overlay | None = None) -> str:
         label = "\\n".join(_dot_text(line) for line in text)
         lines.append(f'  {_id("host", host.name)} [shape={shape}, style="rounded,filled", fillcolor="{colour}", '
                      f'label="{label}", id="{_id("host", host.name)}", class="host"];')
-    for network, host_name, impairment in _links(topology, overlay):
+    for network_name, host_name, impairment in _links(topology, overlay):
         extra = f', label="{_dot_text(impairment)}", color="#cf222e", fontcolor="#cf222e"' if impairment else ""
-        lines.append(f'  {_id("net", network)} -- {_id("host", host_name)} [penwidth=1.5{extra}];')
+        lines.append(f'  {_id("net", network_name)} -- {_id("host", host_name)} [penwidth=1.5{extra}];')
     for (source, target), marks in _check_pairs(overlay).items():
         failed = [mark.name for mark in marks if not mark.passed]
         colour = "#cf222e" if failed else "#1a7f37"
@@ -141,16 +141,16 @@ def mermaid_document(topology: Topology, overlay: Overlay | None = None) -> str:
         body = _mermaid_lines(_host_text(topology, host, overlay))
         lines.append(f'  {_id("host", host.name)}{{{{"{body}"}}}}' if host.router
                      else f'  {_id("host", host.name)}("{body}")')
-    for network, host_name, impairment in _links(topology, overlay):
+    for network_name, host_name, impairment in _links(topology, overlay):
         link = f' -- "{_mermaid_text(impairment)}" --- ' if impairment else " --- "
-        lines.append(f"  {_id('net', network)}{link}{_id('host', host_name)}")
+        lines.append(f"  {_id('net', network_name)}{link}{_id('host', host_name)}")
     for (source, target), marks in _check_pairs(overlay).items():
         failed = [mark.name for mark in marks if not mark.passed]
         label = f"{len(failed)} of {len(marks)} failed: " + ", ".join(failed) if failed else f"{len(marks)} passed"
         lines.append(f'  {_id("host", source)} -. "{_mermaid_text(label)}" .-> {_id("host", target)}')
     if overlay:
-        for host, state in overlay.states.items():
+        for host_name, state in overlay.states.items():
             colour = STATE_COLOURS.get(state)
-            if colour and host in topology.hosts:
-                lines.append(f"  style {_id('host', host)} fill:{colour}")
+            if colour and host_name in topology.hosts:
+                lines.append(f"  style {_id('host', host_name)} fill:{colour}")
     return "\n".join(lines) + "\n"

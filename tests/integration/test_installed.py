@@ -2,7 +2,8 @@
 environment outside it, runs labs from a folder that is not the checkout: `labctl up`,
 `check`, `pytest lab.yaml` and the `lab` fixture in someone else's project, a lab with a
 `build:` host and `files:`, and `down`, leaving nothing behind and writing nothing into
-site-packages."""
+site-packages. The wheel carries its licence and type marker, says its version once, and
+its pytest plugin costs a project with no lab nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
+from email.parser import HeaderParser
 from pathlib import Path
 
 import pytest
@@ -49,20 +52,66 @@ def installed(tmp_path_factory, engine) -> Path:
     # exactly what the repository does.
     shutil.copytree(REPO, source, ignore=NOT_SOURCE)
     ok(run([sys.executable, "-m", "build", "--wheel", "--outdir", str(root / "dist"), str(source)], root))
-    [wheel] = (root / "dist").glob("labctl_net-*.whl")
     venv.create(root / "env", with_pip=True)
     bin_folder = root / "env" / "bin"
-    ok(run([str(bin_folder / "pip"), "install", "--quiet", str(wheel), "pytest"], root))
+    # With both extras, as the tests below use them: graph draws the SVG, and ssh puts
+    # paramiko within the plugin's reach, so its not being imported means something.
+    ok(run([str(bin_folder / "pip"), "install", "--quiet", f"{wheel_of(bin_folder)}[ssh,graph]", "pytest"], root))
     # As a user would: doctor --install fetches Compose into this environment; the engine
     # and the image bootstrapper are there already.
     ok(run([str(bin_folder / "labctl"), "doctor", "--install", "--quiet"], root))
     return bin_folder
 
 
+def wheel_of(bin_folder: Path) -> Path:
+    """The wheel the `installed` fixture built, beside its environment."""
+    [wheel] = (bin_folder.parent.parent / "dist").glob("labctl_net-*.whl")
+    return wheel
+
+
 def site_packages(bin_folder: Path) -> set[str]:
     """What the environment holds, bytecode caches aside."""
     [found] = (bin_folder.parent / "lib").glob("python3*/site-packages")
     return {str(path.relative_to(found)) for path in found.rglob("*") if "__pycache__" not in path.parts}
+
+
+def installed_metadata(bin_folder: Path) -> dict[str, str]:
+    """The installed distribution's METADATA headers (the last of a repeated one)."""
+    [found] = (bin_folder.parent / "lib").glob("python3*/site-packages/labctl_net-*.dist-info/METADATA")
+    return dict(HeaderParser().parsestr(found.read_text()).items())
+
+
+def test_the_wheel_says_its_version_and_licence_and_ships_its_type_marker(installed, tmp_path):
+    metadata = installed_metadata(installed)
+    assert metadata["Name"] == "labctl-net" and metadata["Version"]
+    version = ok(run([str(installed / "labctl"), "--version"], tmp_path)).stdout
+    assert version == f"labctl {metadata['Version']}\n"
+    assert metadata.get("License-Expression") == "Apache-2.0"
+    with zipfile.ZipFile(wheel_of(installed)) as wheel:
+        names = wheel.namelist()
+        assert "labctl/py.typed" in names
+        [licence] = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+        text = wheel.read(licence).decode()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "labctl contributors" in text
+
+
+# A project with no lab: the plugin is loaded (pytest11) and must import neither the Docker
+# client nor paramiko, which its environment holds.
+NO_LAB_TEST = """\
+import sys
+
+def test_the_plugin_is_there_and_costs_nothing(request):
+    assert request.config.pluginmanager.has_plugin("labctl")
+    heavy = sorted(name for name in ("docker", "paramiko") if name in sys.modules)
+    assert not heavy, f"imported without a lab: {heavy}"
+"""
+
+
+def test_the_plugin_imports_no_engine_client_in_a_project_with_no_lab(installed, tmp_path):
+    ok(run([str(installed / "python"), "-c", "import docker, paramiko"], tmp_path))   # both are there
+    (tmp_path / "test_plain.py").write_text(NO_LAB_TEST)
+    tested = run([str(installed / "pytest"), "-p", "no:cacheprovider", "test_plain.py"], tmp_path)
+    assert tested.returncode == 0 and "1 passed" in tested.stdout, tested.stdout[-3000:] + tested.stderr[-3000:]
 
 
 def test_the_wheel_runs_the_default_lab_from_any_folder(installed, engine, image, tmp_path):
