@@ -20,7 +20,6 @@ import fcntl
 import hashlib
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,9 +34,7 @@ from .checks.result import CheckResult
 from .checks.spec import CheckParser, CheckSpec
 from .engines.base import Engine, ExecResult
 from .engines.factory import choose, open_engine, read_lab
-from .engines.kinds import EngineChoice
 from .errors import LabError
-from .files import ensure_folder
 from .labfile.load import Lab
 from .model.addressing import relocate
 from .model.topology import Topology
@@ -222,34 +219,6 @@ class RunningLab:
 
 # -- the labs of a run --------------------------------------------------------------------
 
-class _InstanceReaper(Reaper):
-    """labctl.ops.reaper's watch for a worker's instance: the reaper process reads the lab
-    file and takes down that worker's instance of it (`python -m labctl.testing reap`)."""
-
-    def __init__(self, lab_file: Path, choice: EngineChoice, log: Path, worker: str) -> None:
-        argv = [sys.executable, "-m", "labctl.testing", "reap", str(lab_file), "--worker", worker,
-                *_engine_arguments(choice)]
-        ensure_folder(lab_file.parent, log.parent)
-        descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
-        try:
-            # A session of its own: the owner's Ctrl-C or hangup must not reach it.
-            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=descriptor,
-                                            stderr=descriptor, start_new_session=True, close_fds=True)
-        finally:
-            os.close(descriptor)
-
-
-def _engine_arguments(choice: EngineChoice) -> list[str]:
-    arguments = []
-    if choice.address and choice.address_named:
-        arguments += ["--engine", choice.address]
-    elif choice.kind:
-        arguments += ["--engine", choice.kind]
-    if choice.cluster:
-        arguments += ["--cluster", str(choice.cluster)]
-    return arguments
-
-
 @dataclass
 class _Entry:
     handle: RunningLab
@@ -336,8 +305,9 @@ class LabRegistry:
             undo.push(entry.held)
             entry.held.enter_context(hold(topology, engine, "pytest", self.progress, for_children=True))
             if not self.keep:
-                reaper = (_InstanceReaper(path, choice, topology.state_folder / "reaper.log", self.worker)
-                          if self.worker else Reaper(path, choice, topology.state_folder / "reaper.log"))
+                command = (("labctl.testing", "reap", "--worker", self.worker) if self.worker
+                           else ("labctl.ops.reaper",))
+                reaper = Reaper(path, choice, topology.state_folder / "reaper.log", command)
                 entry.held.callback(reaper.release)
             with turns.change() if turns else nullcontext():
                 lifecycle.up(topology, engine, self.progress)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from ..engines.kinds import EngineChoice
 from ..files import ensure_folder
@@ -29,14 +30,11 @@ class Reaper:
     """The owner's side: start it once the lab is up, `release` it once the lab is down
     (or is to be kept)."""
 
-    def __init__(self, lab_file: Path, choice: EngineChoice, log: Path):
-        argv = [sys.executable, "-m", "labctl.ops.reaper", str(lab_file)]
-        if choice.address and choice.address_named:
-            argv += ["--engine", choice.address]
-        elif choice.kind:
-            argv += ["--engine", choice.kind]
-        if choice.cluster:
-            argv += ["--cluster", str(choice.cluster)]
+    def __init__(self, lab_file: Path, choice: EngineChoice, log: Path,
+                 command: Sequence[str] = ("labctl.ops.reaper",)) -> None:
+        # `command`: the module (and its verb) that reaps; another one may reap otherwise,
+        # as labctl.testing's does for one pytest-xdist worker's instance of the lab.
+        argv = [sys.executable, "-m", *command, str(lab_file), *engine_arguments(choice)]
         ensure_folder(lab_file.parent, log.parent)
         descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
         try:
@@ -55,6 +53,18 @@ class Reaper:
             except BrokenPipeError:
                 pass
         self.process.wait(timeout=30)
+
+
+def engine_arguments(choice: EngineChoice) -> list[str]:
+    """The reaper's command-line arguments that open the same engine as `choice`."""
+    arguments = []
+    if choice.address and choice.address_named:
+        arguments += ["--engine", choice.address]
+    elif choice.kind:
+        arguments += ["--engine", choice.kind]
+    if choice.cluster:
+        arguments += ["--cluster", str(choice.cluster)]
+    return arguments
 
 
 def _log(message: str) -> None:
