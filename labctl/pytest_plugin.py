@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -55,8 +55,6 @@ class _State:
     keep: bool
     scope: Scope
     registry: LabRegistry | None = None        # made when a lab is first used
-    item: pytest.Item | None = None            # the test being set up
-    bound: dict[str, Path] = field(default_factory=dict)   # scope node id -> its lab's file
 
     def labs(self) -> LabRegistry:
         if self.registry is None:
@@ -112,9 +110,9 @@ def _state(config: pytest.Config) -> _State:
 
 # -- the `lab` fixture --------------------------------------------------------------------
 
-def _lab_file(item: pytest.Item, config: pytest.Config) -> Path:
+def _lab_file(item: pytest.Item, config: pytest.Config) -> Path | None:
     """The lab file of a test: its `lab` marker's, else --lab, else the nearest lab.yaml
-    from the test's folder up to the root folder."""
+    from the test's folder up to the root folder; None if there is none."""
     folder = Path(item.path).parent
     marker = item.get_closest_marker("lab")
     if marker is not None and marker.args:
@@ -128,36 +126,28 @@ def _lab_file(item: pytest.Item, config: pytest.Config) -> Path:
             return (candidate / "lab.yaml").resolve()
         if candidate == root:
             break
-    raise pytest.UsageError(f"{item.nodeid}: no lab.yaml beside the test or above it; pass --lab FILE")
+    return None
 
 
-def _scope_node(item: pytest.Item, scope: Scope) -> pytest.Item | pytest.Collector:
-    """The node whose life a `lab` of this scope lasts, for `item` (as pytest places it)."""
-    if scope == "session":
-        return item.session
-    if scope == "package":
-        return item.getparent(pytest.Package) or item.session
-    if scope == "module":
-        return item.getparent(pytest.Module) or item
-    if scope == "class":
-        return item.getparent(pytest.Class) or item
-    return item
+def _lab_id(path: Path | None, config: pytest.Config) -> str:
+    if path is None:
+        return "no-lab"
+    try:
+        return path.relative_to(Path(config.rootpath)).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    state = _state(item.config)
-    state.item = item
-    if state.scope == "function" or "lab" not in getattr(item, "fixturenames", ()):
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Each test's lab file is the parameter of `lab`: pytest then runs the tests of one lab
+    # together and, when the fixture's scope is wider than a test, takes one lab's fixture
+    # down before it sets up the next, so tests of several labs share one run in any scope.
+    definitions = metafunc._arg2fixturedefs.get("lab") if "lab" in metafunc.fixturenames else None
+    if not definitions or getattr(definitions[-1].func, "__module__", None) != __name__:   # a project's own `lab`
         return
-    # A `lab` of a wider scope is one lab: a test that wants another cannot share it.
-    bound = state.bound.get(_scope_node(item, state.scope).nodeid)
-    if bound is not None:
-        wanted = _lab_file(item, item.config)
-        if wanted != bound:
-            pytest.fail(f"this test's lab is {wanted}, but the `lab` fixture is {state.scope}-scoped and "
-                        f"holds {bound}: run them apart, or pass --lab-scope module (or function)",
-                        pytrace=False)
+    path = _lab_file(metafunc.definition, metafunc.config)
+    metafunc.parametrize("lab", [path], indirect=True, scope=_state(metafunc.config).scope,
+                         ids=[_lab_id(path, metafunc.config)])
 
 
 def _fixture_scope(fixture_name: str, config: pytest.Config) -> Scope:
@@ -170,21 +160,19 @@ def lab(request: pytest.FixtureRequest) -> Iterator[RunningLab]:
     default: session) and taken down at its end, unless it was running before or the run
     keeps labs (--keep-lab)."""
     from .errors import LabError
+    path = getattr(request, "param", None)
+    if path is None:
+        pytest.fail(f"{request.node.nodeid}: no lab.yaml beside the test or above it; pass --lab FILE "
+                    "or mark it with @pytest.mark.lab(FILE)", pytrace=False)
     state = _state(request.config)
-    item = state.item if state.item is not None else request.node
-    assert isinstance(item, pytest.Item), "the `lab` fixture is set up for a test"
-    path = _lab_file(item, request.config)
     registry = state.labs()
     try:
         handle = registry.get(path)
     except LabError as exc:
         pytest.fail(str(exc), pytrace=False)
-    key = _scope_node(item, state.scope).nodeid
-    state.bound[key] = path
     try:
         yield handle
     finally:
-        state.bound.pop(key, None)
         try:
             registry.release(path)
         except LabError as exc:
