@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Readiness probe for Compose healthchecks: `health.py tcp:7 udp:7 tcp:8080` exits 0 when
-every TCP port accepts a connection on loopback and every UDP echo answers.
-Standard library only, no site import: it runs every second in each container."""
+"""Readiness probe of a host's built-in servers: `health.py tcp:7 udp:7 tcp:8080` exits 0
+when every TCP port accepts a connection on loopback and every UDP echo answers; else it
+says which do not, on stderr, and exits 1. Run once: by `up` (tried until it passes) and
+by `status` when asked, never on an interval. Standard library only, no site import."""
 
 import socket
 import sys
@@ -28,4 +29,7 @@ def ready(spec: str) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if all(ready(spec) for spec in sys.argv[1:]) else 1)
+    silent = [spec for spec in sys.argv[1:] if not ready(spec)]
+    if silent:
+        print("no answer on " + ", ".join(silent), file=sys.stderr)
+    sys.exit(1 if silent else 0)

@@ -5,9 +5,9 @@ Usage: shaper.py SPEC_JSON     (built by labctl/model/shaping.py)
 
 Runs as the host's sidecar (`lc-net-<host>`), the only container with NET_ADMIN in that
 namespace; the host itself stays unprivileged. On start it clears whatever an earlier
-sidecar left, applies the spec, writes /tmp/lc-applied (its healthcheck), prints one JSON
-line saying what it did, and then either serves the userspace delayer or waits. SIGTERM
-removes everything it set.
+sidecar left, applies the spec, writes /tmp/lc-applied (its readiness, which `up` looks
+for once), prints one JSON line saying what it did, and then either serves the userspace
+delayer or waits. SIGTERM removes everything it set.
 
 SPEC: {"mechanism": "auto" | "netem" | "fallback",
        "interfaces": [{"address": A, "network": N, "delay": s, "jitter": s, "loss": f,

@@ -137,6 +137,9 @@ class Deployment:
             if unknown:
                 raise EngineError(f"service '{name}' of the rendered document has '{unknown[0]}', "
                                   "which labctl cannot deploy")
+            if "healthcheck" in service and _healthcheck(service["healthcheck"]) is None:
+                raise EngineError(f"service '{name}' of the rendered document declares a healthcheck, "
+                                  "which would run in the lab while it sits idle; labctl runs none")
         self._image_ids: dict[str, str] = {}
 
     # -- the whole run --------------------------------------------------------------------
@@ -472,15 +475,11 @@ class Deployment:
 
 
 def _healthcheck(definition: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not definition:
-        return None
-    check: dict[str, Any] = {"test": definition["test"]}
-    for key, api_key in (("interval", "interval"), ("timeout", "timeout"), ("start_period", "start_period")):
-        if key in definition:
-            check[api_key] = int(seconds(definition[key]) * 1_000_000_000)
-    if "retries" in definition:
-        check["retries"] = int(definition["retries"])
-    return check
+    """The only healthcheck a lab's document holds turns off the one its image declares
+    (`disable: true`): the engine's {"test": ["NONE"]}. Anything else is None."""
+    if definition and (definition.get("disable") is True or definition.get("test") == ["NONE"]):
+        return {"test": ["NONE"]}
+    return None
 
 
 def _some(names: list[str], shown: int = 8) -> str:

@@ -1,8 +1,8 @@
 """Readiness, confirmed once: when a long-running container (a host with built-in services
 or a `ready:` probe, a network sidecar) is running, its probe runs in it, trying until it
-answers; the container is ready when that one command succeeds. Healthchecks then only
-keep `status` informed, at a long interval, so a lab that does nothing starts no process
-every second for its whole life."""
+answers; the container is ready when that one command succeeds. Nothing runs after it:
+no container declares a healthcheck and nothing polls, so a lab that sits idle starts no
+process in any host; `status` runs the same probe once, when asked (labctl.ops.status)."""
 
 from __future__ import annotations
 

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import EngineError, LabError, UsageError
+from .bounded import BoundedAPIClient, engine_timeout, stuck_engine
 
 try:
     import paramiko
@@ -271,7 +272,8 @@ class SessionGate:
         with self._lock:
             while self._open() >= self.limit and time.monotonic() < deadline:
                 time.sleep(0.02)  # the server closes a finished session within milliseconds
-            return self.transport.open_session()
+            # Bounded: paramiko would wait an hour for a server that does not confirm it.
+            return self.transport.open_session(timeout=self.timeout)
 
 
 class _VerifiedSSHAdapter(SSHHTTPAdapter):
@@ -357,13 +359,15 @@ class _VerifiedSSHAdapter(SSHHTTPAdapter):
         self._close_jumps()
 
 
-class _RemoteAPIClient(docker.APIClient):
-    """docker's API client, every request carried by `adapter`. APIClient negotiates the API
-    version inside its constructor, against the address it was built on: routing through the
-    adapter happens first, so the version asked and used is the remote engine's."""
+class _RemoteAPIClient(BoundedAPIClient):
+    """docker's API client, every request carried by `adapter` and bounded
+    (labctl.engines.bounded). APIClient negotiates the API version inside its constructor,
+    against the address it was built on: routing through the adapter happens first, so the
+    version asked and used is the remote engine's."""
 
-    def __init__(self, adapter: _VerifiedSSHAdapter, timeout: int):
+    def __init__(self, adapter: _VerifiedSSHAdapter, timeout: int, url: str):
         self._ssh_adapter = adapter
+        self.where = f" at {url}"   # before the negotiation, whose timeout says it
         super().__init__(base_url=PLACEHOLDER_URL, version="auto", timeout=timeout)
 
     def _retrieve_server_version(self) -> str:
@@ -374,24 +378,29 @@ class _RemoteAPIClient(docker.APIClient):
 
 
 class _RemoteDockerClient(docker.DockerClient):
-    def __init__(self, adapter: _VerifiedSSHAdapter, timeout: int):
+    def __init__(self, adapter: _VerifiedSSHAdapter, timeout: int, url: str):
         # All a DockerClient holds is its API client.
-        self.api = _RemoteAPIClient(adapter, timeout)
+        self.api = _RemoteAPIClient(adapter, timeout, url)
 
 
-def remote_client(target: SshTarget, timeout: int = 120, config_path: Path | None = None) -> docker.DockerClient:
+def remote_client(target: SshTarget, timeout: int | None = None, config_path: Path | None = None) -> docker.DockerClient:
     """A DockerClient whose every request travels over one verified SSH connection, speaking
-    the API version the engine there speaks."""
+    the API version the engine there speaks, each bounded by `timeout` seconds (else
+    labctl.engines.bounded's)."""
+    timeout = timeout or engine_timeout()
     route = resolve(target, config_path)
     try:
         adapter = _VerifiedSSHAdapter(target, route, timeout)
     except (paramiko.SSHException, OSError, EOFError) as exc:
         raise _refusal(target.url, route.target, target.known_hosts, exc) from None
     try:
-        client = _RemoteDockerClient(adapter, timeout)
+        client = _RemoteDockerClient(adapter, timeout, target.url)
         client.ping()
     except (docker.errors.DockerException, OSError, paramiko.SSHException) as exc:
         adapter.close()
+        stuck = stuck_engine(exc)   # it answers no call: say which, not that there is none
+        if stuck is not None:
+            raise stuck from None
         raise EngineError(f"{target.url}: connected, but no Docker engine answers there ({exc})") from None
     return client
 

@@ -17,6 +17,7 @@ import docker
 import docker.errors
 
 from ..assets import base_tag, host_tag
+from ..engines.bounded import EngineTimeout
 from ..engines.compose import compose_command, compose_version
 from ..engines.containers import disk_quota, docker_client
 from ..engines.images import image_exists
@@ -34,6 +35,13 @@ FEATURES = ("bridge", "veth", "vxlan", "netem", "nftables", "htb", "tbf", "ifb",
             "nfqueue")
 # Features a lab cannot do without; the others only narrow what impairments can use.
 REQUIRED_FEATURES = ("bridge", "veth", "nftables")
+# The kernel's neighbour (ARP, NDP) tables are one per machine, shared by every network
+# namespace: past gc_thresh3 entries a new neighbour is refused ("neighbour table
+# overflow") and packets to it are dropped. A 200-host lab running its checks held 636
+# entries, about 3.2 a host (bench/scale.py), so the default 1024 is full near 300 hosts.
+NEIGHBOURS = Path("/proc/sys/net/ipv{family}/neigh/default/gc_thresh{level}")
+NEIGHBOURS_PER_HOST = 3.5
+NEIGHBOURS_ENOUGH = 4096   # about 1,100 hosts at once: a class's labs side by side
 
 
 @dataclass
@@ -59,6 +67,9 @@ def diagnose(address: str | None = None) -> list[Finding]:
                                 f"{version.get('Version')} (API {version.get('ApiVersion')})"
                                 + (f" at {where}" if where else "")))
         findings.append(engine_support(client))
+    except EngineTimeout as exc:   # there, and stuck: installing or starting one would not help
+        findings.append(Finding("docker engine", False, str(exc), "restart dockerd"))
+        client = None   # asking it more would only wait as long again for each finding
     except LabError:
         fix = ("labctl doctor --install" if shutil.which("dockerd")
                else "labctl doctor --install (installs Debian's docker.io)")
@@ -80,7 +91,25 @@ def diagnose(address: str | None = None) -> list[Finding]:
     findings += kernel_features(client, f"labctl --engine {where} " if where else "labctl ")
     if client is not None:
         findings.append(disk_finding(client))
+    if not where:   # this machine's tables; another machine's are not readable from here
+        findings.append(neighbour_finding())
     return findings
+
+
+def neighbour_finding(read: Callable[[Path], str] = lambda path: path.read_text()) -> Finding:
+    """How many lab hosts the machine's neighbour tables hold at once, and how to raise it."""
+    try:
+        limit = min(int(read(Path(str(NEIGHBOURS).format(family=family, level=3)))) for family in (4, 6))
+    except (OSError, ValueError):
+        return Finding("neighbour tables", True, "not readable here: not known", required=False)
+    hosts = int(limit / NEIGHBOURS_PER_HOST)
+    detail = f"gc_thresh3 {limit}: about {hosts} lab hosts at once"
+    if limit >= NEIGHBOURS_ENOUGH:
+        return Finding("neighbour tables", True, detail, required=False)
+    raise_it = " ".join(f"net.ipv{family}.neigh.default.gc_thresh{level}={value}" for family in (4, 6)
+                        for level, value in ((1, 1024), (2, 4096), (3, 8192)))
+    return Finding("neighbour tables", False, detail + "; past it packets to new neighbours are dropped",
+                   f"sysctl -w {raise_it} (and in /etc/sysctl.d/ to keep it)", required=False)
 
 
 def engine_support(client: docker.DockerClient) -> Finding:

@@ -7,24 +7,31 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..engines.base import Engine, HostState
+from ..engines.base import Engine, ExecResult, HostState
 from ..errors import LabError
 from ..render.compose import probe_once, readiness_probe
-from ..model.topology import Topology
+from ..model.topology import Host, Topology
 from .faults import current_faults
 from .leftovers import leftovers
+
+
+# How long a host's probe may take when `status` asks (the old healthchecks' own bound),
+# and how much of what it says is kept: one line of it is the reason shown.
+PROBE_SECONDS = 5.0
+PROBE_OUTPUT = 4096
 
 
 @dataclass
 class HostRow:
     name: str
     state: str
-    health: str | None
+    health: str | None               # healthy | unhealthy | None: no probe to ask, or not running
     addresses: dict[str, str]
     services: list[str]
     faults: list[str]
     machine: str | None = None
     reason: str = ""
+    health_reason: str = ""          # why it is unhealthy, in the probe's words where it said any
 
 
 @dataclass
@@ -51,28 +58,55 @@ class LabStatus:
         addresses of both families on each network."""
         addresses = {row.name: {network: value.split(",") for network, value in row.addresses.items()}
                      for row in self.hosts}
+        rows = {row.name: row for row in self.hosts}
         return [{**asdict(state), "faults": self.faults_by_host.get(state.name, []) if state.role == "host" else [],
-                 **({"addresses": addresses.get(state.name, {})} if state.role == "host" else {})}
+                 **({"addresses": addresses.get(state.name, {}), "health": rows[state.name].health,
+                     "health_reason": rows[state.name].health_reason}
+                    if state.role == "host" and state.name in rows else {})}
                 for state in self.states]
 
 
-def _health_now(topology: Topology, engine: Engine, hosts: list[HostState]) -> dict[str, str]:
-    """Health where the engine's healthcheck has not run yet (it runs every 30 s), or last
-    failed (it may have while the host was paused): the host's probe, run once now."""
-    def probe(state: HostState) -> tuple[str, str]:
-        test = readiness_probe(topology.hosts[state.name])
+@dataclass(frozen=True)
+class Health:
+    word: str | None      # healthy | unhealthy | None (nothing to ask)
+    reason: str = ""
+
+
+def host_health(topology: Topology, engine: Engine, hosts: list[HostState]) -> dict[str, Health]:
+    """Each running host's health, learned now: the probe `up` waited on (its `ready:`, or
+    a port probe of its built-in servers), run once in it, in parallel. Nothing runs in a
+    host between two asks: no container declares a healthcheck. A host with no probe (no
+    program, or one with nothing to say it is ready) has no health to tell."""
+    def probe(state: HostState) -> tuple[str, Health]:
+        host = topology.hosts[state.name]
+        test = readiness_probe(host)
         if test is None:
-            return state.name, state.health or "-"
+            return state.name, Health(None)
         try:
-            code = engine.exec(topology, state.name, probe_once(test)).exit_code
-        except LabError:
-            return state.name, state.health or "-"
-        return state.name, "healthy" if code == 0 else state.health or "-"
-    starting = [s for s in hosts if s.state == "running" and s.health in ("starting", "unhealthy")]
-    if not starting:
+            result, ended = engine.exec_bounded(topology, state.name, probe_once(test), PROBE_OUTPUT, PROBE_SECONDS)
+        except LabError as exc:
+            return state.name, Health("unhealthy", f"its probe could not run: {exc}")
+        if not ended:
+            return state.name, Health("unhealthy", f"its probe did not answer within {PROBE_SECONDS:.0f}s")
+        if result.exit_code == 0:
+            return state.name, Health("healthy")
+        return state.name, Health("unhealthy", _probe_said(host, result))
+    running = [state for state in hosts if state.state == "running"]
+    if not running:
         return {}
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return dict(pool.map(probe, starting))
+    with ThreadPoolExecutor(max_workers=min(16, len(running))) as pool:
+        return dict(pool.map(probe, running))
+
+
+def _probe_said(host: Host, result: ExecResult) -> str:
+    """Why a probe failed, in its own last line where it said one."""
+    if host.ready and host.ready.tcp_port:   # nc says nothing; its fallback's words would mislead
+        return f"nothing accepts connections on port {host.ready.tcp_port}"
+    lines = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+    if lines:
+        return lines[-1]
+    what = "`" + host.ready.command + "`" if host.ready and host.ready.command else "its probe"
+    return f"{what} exited with code {result.exit_code}"
 
 
 def lab_status(topology: Topology, engine: Engine) -> LabStatus:
@@ -85,7 +119,7 @@ def lab_status(topology: Topology, engine: Engine) -> LabStatus:
                        leftovers=leftovers(topology))
     # Where the engine assigns addresses, only running tasks have them: ask it.
     assigned = engine.addresses(topology) if topology.traits.assigns_addresses else None
-    health = _health_now(topology, engine, hosts)
+    health = host_health(topology, engine, hosts)
     for state in hosts:
         host = topology.hosts[state.name]
         if assigned is not None:
@@ -93,8 +127,9 @@ def lab_status(topology: Topology, engine: Engine) -> LabStatus:
         else:
             addresses = {a.network: ",".join(str(address) for address in a.addresses) for a in host.attachments}
         services = (["router"] if host.router else []) + [f"{s.kind}:{s.port}" for s in host.services]
-        status.hosts.append(HostRow(state.name, state.state, health.get(state.name, state.health), addresses, services,
-                                    faults.of(state.name), state.machine, state.reason))
+        found = health.get(state.name, Health(None))
+        status.hosts.append(HostRow(state.name, state.state, found.word, addresses, services,
+                                    faults.of(state.name), state.machine, state.reason, found.reason))
     for name in sorted(set(topology.hosts) - {state.name for state in hosts}):
         status.hosts.append(HostRow(name, "missing", None, {}, [], []))
     return status

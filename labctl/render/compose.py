@@ -32,10 +32,10 @@ from ..names import (FABRIC_SERVICE, HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, PKI
 from ..files import write_file
 from .pki import LabPki
 
-# Healthchecks only keep `status` (and a Compose file run without labctl) informed: `up`
-# confirms readiness itself, once per container (readiness_wait), so an idle lab starts no
-# process more often than this.
-HEALTH_INTERVAL = "30s"
+# No container of a lab declares a healthcheck: `up` confirms each one's readiness itself,
+# once (readiness_wait), and `status` runs the same probe once when asked (probe_once), so
+# a lab that sits idle starts no process in any host. The rendered file is the lab labctl
+# runs, and run with `docker compose` alone it stays as idle.
 SIDECAR_READY = ["test", "-f", SIDECAR_APPLIED]
 READY_POLL = 0.05   # seconds between tries of a readiness probe, while `up` waits for it
 
@@ -112,7 +112,6 @@ def render(topology: Topology, image: str, pki: LabPki, output: Path,
                           memory=SIDECAR_MEMORY, pids=SIDECAR_PIDS)
         sidecar["labels"][SPEC_LABEL] = json.dumps(spec, separators=(",", ":"))
         sidecar["stop_grace_period"] = f"{SIDECAR_GRACE}s"
-        sidecar["healthcheck"] = _healthcheck(SIDECAR_READY)
         services[net_service(host_name)] = sidecar
     if topology.needs_fabric:
         services[FABRIC_SERVICE] = _helper(
@@ -223,7 +222,7 @@ def _host_service(topology: Topology, host: Host, image: str, pki: LabPki, base:
 
 
 def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
-    """What a host's service is on any engine: its image, program, readiness and labels.
+    """What a host's service is on any engine: its image, program and labels.
     Networks, files and placement differ between Compose and a Swarm stack."""
     service: dict[str, Any] = {
         "image": host.image or image,
@@ -255,9 +254,10 @@ def host_basics(topology: Topology, host: Host, image: str) -> dict[str, Any]:
         service["command"] = host.command
     elif host.runs_lab_image:
         service["command"] = ["sleep", "infinity"]
-    probe = readiness_probe(host)
-    if probe is not None:
-        service["healthcheck"] = _healthcheck(probe)
+    if not host.runs_lab_image:
+        # An image of the lab's own may declare a healthcheck: it would start a process in
+        # the host every interval for the lab's life. A `ready:` probe runs once instead.
+        service["healthcheck"] = {"disable": True}
     return service
 
 
@@ -302,7 +302,8 @@ HEALTH_TRANSPORT = {"udp-listener": "udp-listener", "dns": "tcp"}
 
 
 def readiness_probe(host: Host) -> list[str] | None:
-    """How to tell that the host's program is ready (a healthcheck test), or None."""
+    """How to tell that the host's program is ready, as Compose writes a test (CMD or
+    CMD-SHELL first), or None: run once, never on an interval."""
     if host.ready and host.ready.tcp_port:
         # User images may lack Python, so probe the port with the shell's /dev/tcp if bash
         # exists, else nc; both are in labctl's own image.
@@ -317,23 +318,17 @@ def readiness_probe(host: Host) -> list[str] | None:
 
 
 def probe_once(probe: list[str]) -> list[str]:
-    """A healthcheck test as a command to run once."""
+    """A readiness probe as a command to run once."""
     return list(probe[1:]) if probe[0] == "CMD" else ["sh", "-c", probe[1]]
 
 
 def readiness_wait(probe: list[str], seconds: float) -> list[str]:
-    """A command that tries a healthcheck test until it passes, at most `seconds`: run once
+    """A command that tries a readiness probe until it passes, at most `seconds`: run once
     in the container by `up`, it ends when the program is ready (or it gives up)."""
     test = shlex.join(probe[1:]) if probe[0] == "CMD" else probe[1]
     return ["sh", "-c", f"end=$(( $(date +%s) + {max(1, int(seconds))} )); "
             f"until ( {test} ) >/dev/null 2>&1; do [ $(date +%s) -ge $end ] && exit 1; "
             f"sleep {READY_POLL}; done"]
-
-
-def _healthcheck(test: list[str]) -> dict[str, Any]:
-    if test[0] not in ("CMD", "CMD-SHELL"):
-        test = ["CMD", *test]
-    return {"test": test, "interval": HEALTH_INTERVAL, "timeout": "5s", "retries": 3}
 
 
 def _helper(topology: Topology, image: str, role: str, command: list[str], network_mode: str,

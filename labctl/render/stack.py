@@ -29,7 +29,7 @@ from ..model.shaping import LiveState, sidecar_specs
 from ..model.topology import Host, Topology
 from ..names import (HOST_LABEL, MACHINE_LABEL, SPEC_LABEL, labels, program, net_service,
                      routes_service)
-from .compose import SIDECAR_READY, copied_files, host_basics, relative_path, sidecar_command
+from .compose import copied_files, host_basics, relative_path, sidecar_command
 from .pki import LabPki
 
 HELPERS_KEY = "x-labctl-helpers"
@@ -67,7 +67,7 @@ def render_stack(topology: Topology, image: str, pki: LabPki, output: Path,
     for host_name, spec in (sidecar_specs(topology, live).items() if live is not None else ()):
         helpers[net_service(host_name)] = {
             "host": host_name, "role": "net", "image": image, "command": sidecar_command(spec),
-            "labels": {SPEC_LABEL: json.dumps(spec, separators=(",", ":"))}, "healthcheck": SIDECAR_READY}
+            "labels": {SPEC_LABEL: json.dumps(spec, separators=(",", ":"))}}
     networks = {
         name: {
             "driver": "overlay",

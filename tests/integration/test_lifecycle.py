@@ -54,7 +54,7 @@ def test_missing_image_fails_cleanly_from_the_cli(engine, image, tmp_path):
 
 
 def test_interrupted_up_leaves_nothing(engine, image, tmp_path):
-    # 'never' is never healthy, so up waits until the interrupt arrives.
+    # 'never' never becomes ready (its probe fails), so up waits until the interrupt arrives.
     path = write(tmp_path, BASE.format(name="itest-interrupt", octet=234) +
                  "  never: {networks: [net], command: 'sleep infinity', ready: {command: 'false'}}\n")
     topology = load(path).topology

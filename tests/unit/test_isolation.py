@@ -281,7 +281,7 @@ def test_every_helper_an_engine_starts_itself_is_capped(write_lab, monkeypatch):
                         ["NET_ADMIN"], "listening")
     engine.run_in_namespace(topology, None, "img", ["python3", "-E", "-s", "-S", program("probe"), "W10="])
     monkeypatch.setattr(engine, "_namespace", lambda *_: "container:shut")   # no host to look up here
-    engine.start_sidecar(topology, "shut", "net", "img", ["python3", program("shaper"), "{}"], {}, ["true"])
+    engine.start_sidecar(topology, "shut", "net", "img", ["python3", program("shaper"), "{}"], {})
     capped = [(c["mem_limit"], c["memswap_limit"], c["pids_limit"]) for c in client.containers.created]
     assert capped == [(HELPER_MEMORY, HELPER_MEMORY, HELPER_PIDS), (HELPER_MEMORY, HELPER_MEMORY, HELPER_PIDS),
                       (PROBE_MEMORY, PROBE_MEMORY, PROBE_PIDS), (SIDECAR_MEMORY, SIDECAR_MEMORY, SIDECAR_PIDS)]
