@@ -27,9 +27,9 @@ GROUPS = {
 
 LAB_FILE_RULE = """\
 The lab file: -f FILE (or --file FILE), before or after the verb; else given as an argument:
-verbs that take no other argument (validate render graph up status heal) take it as LAB_FILE,
-and the others as their first argument when that argument names an existing file ending .yaml
-or .yml (labctl check lab.yaml "web health", labctl exec lab.yaml alice -- ip a); down takes
+verbs that take no other argument (validate render graph up status events heal) take it as
+LAB_FILE, and the others as their first argument when that argument names an existing file
+ending .yaml or .yml (labctl check lab.yaml "web health", labctl exec lab.yaml alice -- ip a); down takes
 LAB_FILE or the NAME of a running lab (a file if it exists or ends .yaml or .yml). Else
 $LABCTL_FILE, else ./lab.yaml. The engine: --engine, before or after the verb, else the lab
 file's engine:, else compose."""
@@ -127,6 +127,17 @@ def _common_options(parser: argparse.ArgumentParser, lab_file: bool, top: bool) 
                            help="refuse at once, instead of waiting, when another labctl is working on the lab")
 
 
+def _serving_options(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """--bind and --port of a verb that serves a page (labctl ui, grade --ui)."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--bind", metavar="ADDRESS", default="127.0.0.1",
+                       help="the address to serve on (default 127.0.0.1: this machine only); another "
+                       "address lets whoever reaches it, with an address printed, use the page")
+    group.add_argument("--port", type=int, metavar="PORT", default=8765,
+                       help="the port to serve on (default 8765; 0: any free port, as printed)")
+    return group
+
+
 def _listing(verbs_of: dict[str, list[tuple[str, str]]], group: str) -> str:
     """A group's verbs, a line each (wrapped), as `labctl --help` shows them."""
     width = max(60, min(shutil.get_terminal_size().columns - 4, 100))
@@ -211,10 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
                lab_file=False)
     sub.add_argument("--json", action="store_true", help="print them as JSON")
     sub = lab_file_argument(verb("status", verbs.status, LAB, "show each host's state, health and addresses",
-                                 "Exits 1 when the lab is down, a host is missing, unreachable or "
-                                 "unhealthy, or a network helper failed (a host stopped or paused on "
-                                 "purpose is not trouble)"))
+                                 "Health is each running host's readiness probe (its ready:, or its "
+                                 "built-in servers' ports), run once now: healthy, unhealthy (why), or - "
+                                 "where it has none. Exits 1 when the lab is down, a host is missing, "
+                                 "unreachable or unhealthy, or a network helper failed (a host stopped or "
+                                 "paused on purpose is not trouble)"))
     sub.add_argument("--json", action="store_true", help="print the state as JSON")
+    sub = lab_file_argument(verb("events", verbs.events, LAB, "print what happens to the lab as it happens, "
+                                 "one line per event, until Ctrl-C",
+                                 "Hosts and networks (from the engine's own events), impairments, faults, "
+                                 "captures, checks, scenario steps and grading, from any labctl on this "
+                                 "machine. It waits for events and never polls; the lab need not be up yet"))
+    sub.add_argument("--json", action="store_true",
+                     help="one JSON object per line: kind, action, subject, lab, time, detail")
+    sub.add_argument("--count", type=int, metavar="N", help="exit after N events (for scripts and tests)")
+    sub = lab_file_argument(verb("ui", verbs.ui, LAB, "serve the running lab as a live page: topology, checks, "
+                                 "faults, captures and a terminal on every host, until Ctrl-C",
+                                 "It prints two addresses, each with a random token: the first acts (runs "
+                                 "checks, bends the network, opens terminals), the second only watches. "
+                                 "Needs the ui extra: pip install 'labctl-net[ui]'"))
+    _serving_options(sub, "the page")
 
     # Checks.
     sub = verb("check", verbs.check, CHECKS, "run the lab's checks; exit 0 only if all pass", leading_file=True)
@@ -256,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "(for example 'SIS User ID'); default: the roster's, else 'student'")
     sub.add_argument("--roster", metavar="FILE.csv", help="maps submission folders to IDs: a header, the folder "
                      "in column 'folder' (else the first), the ID in --id-column (else the next)")
+    dashboard = _serving_options(sub, "the class dashboard (--ui)")
+    dashboard.add_argument("--ui", action="store_true",
+                           help="serve the class dashboard while the class is graded, and after it until "
+                           "Ctrl-C: each submission's state, score and failed checks as they come, its report, "
+                           "its instance's topology and terminals, and grading one again "
+                           "(needs pip install 'labctl-net[ui]')")
     sub = verb("run", verbs.run, CHECKS, "run a scenario: its steps bend the lab and check it between the "
                "bends; without a name, list the scenarios", "The lab is restored at the end", leading_file=True)
     completion.completes(sub.add_argument("scenario", nargs="?", metavar="SCENARIO",

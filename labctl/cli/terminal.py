@@ -13,9 +13,9 @@ import termios
 import tty
 
 from ..engines.base import Terminal
+from ..ops.shell import SHELL
 
-# bash where the host has it (labctl's image does), else sh.
-SHELL = ["sh", "-c", "if command -v bash >/dev/null; then exec bash -i; else exec sh -i; fi"]
+__all__ = ["SHELL", "relay"]
 END_OF_INPUT = b"\x04"
 
 

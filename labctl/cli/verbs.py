@@ -42,10 +42,15 @@ def init(args) -> int:
 def grade(args) -> int:
     """Exit 0 when every entry of the class has its row; 1 when some rows say the run itself
     failed them (the engine, a down, a bug: not the student's doing). When nothing could be
-    graded, the error's own code: 3 for a bad lab file, 4 for no engine."""
+    graded, the error's own code: 3 for a bad lab file, 4 for no engine. With --ui, the class
+    dashboard is served while the class is graded and after it, until Ctrl-C; a student
+    graded again from it is written into the outputs as `--only NAME --force` would."""
     from ..engines.factory import open_engine, read_lab
     from ..ops.grade import bound, grade as grade_all, submissions
     from . import gradebook
+    if args.ui:
+        from ..ui import require
+        require()   # the extra is missing: said before anything runs
     lab = load(args)   # the lab must be sound before any student's files go into it
     choice = engine_choice(args)
     folder = Path(args.submissions)
@@ -54,26 +59,106 @@ def grade(args) -> int:
     roster = Path(args.roster) if args.roster else None
     if roster is not None:
         gradebook.read_roster(roster, args.id_column)   # a bad roster is said before the class runs
-    previous = gradebook.previous_rows(out)
     count = len(args.only) if args.only else len(submissions(folder))
     progress(f"grading {count} submissions, {args.parallel} at a time: each within --timeout "
              f"{args.timeout:g}s, its longest check and its down, so the run ends within "
              f"{bound(lab, count, args.parallel, args.timeout) / 60:.0f} min")
-    rows = grade_all(lambda path: read_lab(path, choice), lambda each: open_engine(each.topology, choice),
-                     lab.file, folder, args.parallel, args.timeout, progress, previous=previous,
-                     only=set(args.only) if args.only else None, force=args.force,
-                     leave={Path(path).resolve() for path in (out, out / gradebook.STUDENTS,
-                                                              out / gradebook.GRADEBOOK, args.csv, args.html)})
-    written = gradebook.write_all(rows, out, lab.name, args.id_column, roster, Path(args.csv), Path(args.html),
-                                  say=progress)
-    print(gradebook.table(rows))
-    progress(f"wrote {args.csv}, {args.html}, {out / gradebook.GRADEBOOK} and, in {out / gradebook.STUDENTS}/, "
-             f"{len(written) - 3} files: each student's report, JUnit, Gradescope and PrairieLearn results")
+    leave = {Path(path).resolve() for path in (out, out / gradebook.STUDENTS, out / gradebook.GRADEBOOK,
+                                              args.csv, args.html)}
+    reports: dict[str, Path] = {}
+
+    def run(only: set[str] | None, force: bool) -> list:
+        rows = grade_all(lambda path: read_lab(path, choice), lambda each: open_engine(each.topology, choice),
+                         lab.file, folder, args.parallel, args.timeout, progress,
+                         previous=gradebook.previous_rows(out), only=only, force=force, leave=leave, lab=lab)
+        written = gradebook.write_all(rows, out, lab.name, args.id_column, roster, Path(args.csv), Path(args.html),
+                                      say=progress)
+        reports.update({row.student: out / gradebook.STUDENTS / gradebook.student_folder(row) / gradebook.REPORT
+                        for row in rows})
+        print(gradebook.table(rows), flush=True)
+        progress(f"wrote {args.csv}, {args.html}, {out / gradebook.GRADEBOOK} and, in {out / gradebook.STUDENTS}/, "
+                 f"{len(written) - 3} files: each student's report, JUnit, Gradescope and PrairieLearn results")
+        return rows
+
+    if not args.ui:
+        rows = run(set(args.only) if args.only else None, args.force)
+    else:
+        rows = _grade_with_dashboard(args, lab, choice, run, reports)
     troubled = [row for row in rows if row.trouble]
     if troubled:
         progress(f"{len(troubled)} submissions were not graded through no fault of theirs (their rows say "
                  "why); grade them again with --only NAME")
         return FAILED
+    return OK
+
+
+def _grade_with_dashboard(args, lab, choice, run, reports: dict[str, Path]) -> list:
+    """`run` the class with its dashboard served beside it, then serve on until Ctrl-C,
+    grading one student again when the page asks; the rows as last graded."""
+    import threading
+
+    from ..ui.grade import Grading
+    one_run = threading.Lock()    # the class, or one student again: never two at once
+    latest: list = []
+
+    def again(student: str) -> None:
+        if not one_run.acquire(blocking=False):
+            raise LabError("the class is being graded; grade one again once that ends")
+        try:
+            latest[:] = run({student}, True)
+        finally:
+            one_run.release()
+
+    def report(student: str) -> Path | None:
+        path = reports.get(student)
+        return path if path is not None and path.is_file() else None
+
+    launched = _launch_ui(args, lab, None, choice, Grading(again, report))
+    launched.start()
+    try:
+        progress(f"the class dashboard: {launched.url('grade')} (the view-only one: "
+                 f"{launched.url('grade', act=False)})")
+        with one_run:
+            latest[:] = run(set(args.only) if args.only else None, args.force)
+        progress(f"the dashboard stays at {launched.url('grade')} until Ctrl-C; a student can be graded again from it")
+        try:
+            while True:
+                signal.pause()
+        except KeyboardInterrupt:
+            pass
+        if one_run.locked():
+            progress("waiting for the submission being graded again: its instance goes down first")
+        with one_run:
+            return list(latest)
+    finally:
+        launched.stop()
+
+
+def _launch_ui(args, lab, engine, choice, grading=None):
+    """The UI's server for `lab` (its engine opened here when None), bound and watching."""
+    from ..engines.factory import open_engine, read_lab
+    from ..ui.launch import launch
+    return launch(lab, engine if engine is not None else open_engine(lab.topology, choice),
+                  lambda: read_lab(lab.file, choice), lambda each: open_engine(each.topology, choice),
+                  args.bind, args.port, progress, grading)
+
+
+def ui(args) -> int:
+    """Serve the lab's page until Ctrl-C: the act address first, then the view-only one."""
+    from ..ui import require
+    require()
+    from ..ui.launch import exposed
+    lab, engine = open_lab(args)
+    launched = _launch_ui(args, lab, engine, engine_choice(args))
+    print(launched.url(), flush=True)
+    print(launched.url(act=False), flush=True)
+    progress(f"serving lab '{lab.name}': the first address watches and acts (checks, faults, captures, "
+             f"terminals), the second only watches; a host's terminal is at {launched.base}host/HOST, every "
+             f"host's at {launched.base}terminals, the class dashboard at {launched.base}grade; Ctrl-C stops")
+    if exposed(args.bind):
+        progress(f"--bind {args.bind}: whoever reaches this machine with an address above may use the page, "
+                 "over plain HTTP; keep the addresses to yourself")
+    launched.serve()
     return OK
 
 
@@ -191,6 +276,22 @@ def status(args) -> int:
     # Stopped, killed and paused hosts are faults labctl makes on purpose: not a lab in trouble.
     trouble = [row for row in report.hosts if row.state in ("missing", "unreachable") or row.health == "unhealthy"]
     return OK if report.running and not trouble and not report.helpers_failed else FAILED
+
+
+def events(args) -> int:
+    from ..ops.events import subscribe
+    if args.count is not None and args.count < 1:
+        raise UsageError(f"--count {args.count}: give a number of events of 1 or more")
+    lab, engine = open_lab(args)
+    shown = 0
+    with subscribe(lab.topology, engine) as subscription:
+        progress(f"listening for events of lab '{lab.name}'; Ctrl-C stops")
+        for event in subscription:
+            print(views.event_json(event) if args.json else views.event(event), flush=True)
+            shown += 1
+            if shown == args.count:
+                break
+    return OK
 
 
 def exec_(args) -> int:

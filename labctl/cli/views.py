@@ -49,7 +49,8 @@ def status(report) -> str:
             continue
         addresses = " ".join(f"{network}={address}" for network, address in host.addresses.items()) or "-"
         rows.append((host.name, *((host.machine or "-",) if machines else ()),
-                     host.state + (f" ({host.reason})" if host.reason else ""), host.health or "-",
+                     host.state + (f" ({host.reason})" if host.reason else ""),
+                     (host.health or "-") + (f" ({one_line(host.health_reason, 80)})" if host.health_reason else ""),
                      addresses, " ".join(host.services) or "-", "; ".join(host.faults) or "-"))
     text = columns(rows)
     if report.helpers or not machines:  # a Swarm's route helpers run once at up and leave nothing
@@ -126,6 +127,17 @@ def scenarios(lab) -> str:
         return f"lab '{lab.name}' declares no scenarios"
     return "\n".join(one_line(f"{name}: " + "; ".join(step.text for step in item.steps))
                      for name, item in lab.scenarios.items())
+
+
+def event(item) -> str:
+    """An ops.events.Event as one line (its own, every text escaped)."""
+    return item.line()
+
+
+def event_json(item) -> str:
+    """An ops.events.Event as one line of JSON: every character past ASCII written as an
+    escape, so nothing in it can act on a terminal."""
+    return json.dumps(item.as_json(), separators=(",", ":"))
 
 
 def scenario_step(result) -> str:

@@ -5,7 +5,7 @@ Compose over SSH) are declared in kinds/ and made by labctl.engines.factory."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -49,7 +49,7 @@ class HostState:
     role: str           # host | routes | fabric | net
     container: str
     state: str          # running | exited | created | paused | restarting | dead
-    health: str | None  # healthy | unhealthy | starting | None (no healthcheck)
+    health: str | None  # the engine's healthcheck: None, as labctl declares none (status probes instead)
     exit_code: int | None
     host: str | None = None
     machine: str | None = None  # on a Swarm: the machine it runs on
@@ -61,8 +61,9 @@ class HostState:
 
     @property
     def ready(self) -> bool:
-        """Running (and not failing its healthcheck), or done with success. `up` confirms
-        a program's readiness itself (labctl.engines.readiness); health is for status."""
+        """Running (and not failing a healthcheck of the engine's), or done with success.
+        `up` confirms a program's readiness itself (labctl.engines.readiness), and `status`
+        asks it again when run (labctl.ops.status)."""
         if self.long_running:
             return self.state == "running" and self.health != "unhealthy"
         return self.state == "exited" and self.exit_code == 0
@@ -128,6 +129,23 @@ def epoch(stamp: Any) -> float | None:
     return when.timestamp()
 
 
+@dataclass(frozen=True)
+class EngineEvent:
+    """What the engine did to one of a lab's hosts or networks, from its own event stream."""
+    kind: str       # host | network
+    action: str     # host: created started exited restarting stopped paused unpaused removed oom;
+                    # network: created removed connected disconnected
+    subject: str    # the lab's name for the host or network
+    time: float     # seconds since the epoch
+    detail: dict[str, Any] = field(default_factory=dict)   # exited: exit_code; (dis)connected: host
+
+
+class EngineEvents(Protocol):
+    """A lab's engine events as they happen, until closed (from any thread)."""
+    def __iter__(self) -> Iterator[EngineEvent]: ...
+    def close(self) -> None: ...
+
+
 class Engine(Protocol):
     image_client: Any  # the docker client where the lab's images are built
     last_exit_code: int  # of the last exec_stream, once its stream is exhausted
@@ -166,6 +184,7 @@ class Engine(Protocol):
     def snapshot(self, topology: Topology) -> set[str]: ...
     def discard(self, topology: Topology, kept: set[str]) -> None: ...
     def unreachable_hosts(self, topology: Topology) -> dict[str, str]: ...
+    def events(self, topology: Topology) -> EngineEvents: ...
 
 
 

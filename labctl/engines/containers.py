@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import re
 import tarfile
+import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import docker
 import docker.errors
@@ -19,8 +21,9 @@ from ..model.topology import Topology
 from ..names import (HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, LAB_LABEL, PROBE_MEMORY, PROBE_PIDS, ROLE_LABEL,
                      SIDECAR_GRACE, SIDECAR_MEMORY, SIDECAR_PIDS, SOURCE_LABEL, helper_service, program)
 from .archive import archive
-from .base import (READY_TIMEOUT, ExecResult, Found, HostState, LabSummary, Progress, Terminal, epoch,
-                   summarize)
+from .base import (READY_TIMEOUT, EngineEvent, ExecResult, Found, HostState, LabSummary, Progress, Terminal,
+                   epoch, summarize)
+from .bounded import BoundedDockerClient, engine_timeout, stuck_engine
 from .readiness import Confirmations
 from .versions import engine_notes
 
@@ -36,11 +39,16 @@ def _read_exactly(connection, size: int) -> bytes:
 
 def docker_client() -> docker.DockerClient:
     """A client for DOCKER_HOST (or the local socket), or a one-line error saying how to get one."""
+    timeout = engine_timeout()
     try:
-        client = docker.from_env(version="auto", timeout=120, max_pool_size=64)  # negotiated, never pinned
+        # Negotiated, never pinned; every call bounded (labctl.engines.bounded).
+        client = BoundedDockerClient.from_env(version="auto", timeout=timeout, max_pool_size=64)
         client.ping()
         return client
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        stuck = stuck_engine(exc)   # it answers no call: say which, not that there is none
+        if stuck is not None:
+            raise stuck from None
         reason = str(exc).split("(")[0].strip() or exc.__class__.__name__
         raise EngineError(f"no Docker engine answers ({reason}); run 'labctl doctor' "
                           "(or 'labctl doctor --install' as root)") from None
@@ -99,13 +107,6 @@ def parse_summary(summary: dict) -> HostState:
         exit_code=int(exit_match.group(1)) if exit_match else None,
         host=labels.get(HOST_LABEL),
     )
-
-
-def _last_health_output(container) -> str:
-    """The last line the container's most recent healthcheck printed, or ''."""
-    log = (container.attrs.get("State", {}).get("Health", {}).get("Log") or [{}])[-1]
-    lines = (log.get("Output") or "").strip().splitlines()
-    return lines[-1] if lines else ""
 
 
 class ContainerEngine:
@@ -182,9 +183,9 @@ class ContainerEngine:
 
     def wait_ready(self, topology: Topology, progress: Progress, timeout: float = READY_TIMEOUT,
                    only: set[str] | None = None) -> None:
-        """Wait on the engine's own signals: every host running (and healthy where it has a
-        healthcheck), every sidecar healthy and every one-shot helper exited 0; or, with
-        `only`, just those containers. Fails fast on the first failure."""
+        """Wait until every host and sidecar runs and its readiness probe has answered once
+        (labctl.engines.readiness), and every one-shot helper exited 0; or, with `only`,
+        just those containers. Fails fast on the first failure."""
         deadline = time.monotonic() + timeout
         confirmations = Confirmations(topology, lambda state, argv: self._exec_in(state.container, argv), timeout)
         try:
@@ -220,7 +221,7 @@ class ContainerEngine:
                 return
             if time.monotonic() > deadline:
                 raise EngineError(f"lab not ready after {timeout:.0f}s; still waiting for "
-                                  + ", ".join(pending + missing) + self._health_hint(topology, pending))
+                                  + ", ".join(pending + missing))
             time.sleep(0.2)
 
     def _exec_in(self, container: str, argv: list[str]) -> ExecResult:
@@ -235,22 +236,11 @@ class ContainerEngine:
         what = f"host '{state.name}'" if state.role == "host" else f"helper '{state.name}'"
         try:
             container = self.client.containers.get(state.container)
-            if state.health == "unhealthy":
-                detail = _last_health_output(container) or "its healthcheck keeps failing"
-                return f"{what} is unhealthy: {detail}"
             tail = container.logs(tail=3).decode("utf-8", "replace").strip().splitlines()
         except docker.errors.NotFound:
             tail = []
         code = f" with code {state.exit_code}" if state.exit_code is not None else ""
         return f"{what} exited{code}" + (f": {tail[-1]}" if tail else "")
-
-    def _health_hint(self, topology: Topology, pending: list[str]) -> str:
-        for state in self.states(topology):
-            if state.name in pending and state.health == "starting":
-                output = _last_health_output(self.client.containers.get(state.container))
-                if output:
-                    return f" ({state.name}'s healthcheck says: {output})"
-        return ""
 
     def remove(self, topology: Topology, names: list[str]) -> None:
         """Stop (gracefully: sidecars undo their work on SIGTERM) and remove helpers by name."""
@@ -349,6 +339,9 @@ class ContainerEngine:
             wrapped = api.exec_start(exec_id, tty=True, socket=True)
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot open a shell on '{host}': {exc.explanation or exc}") from None
+        connection: Any = getattr(wrapped, "_sock", wrapped)   # a socket, or an SSH channel
+        # The request was bounded; the shell waits on its user for as long as they like.
+        connection.settimeout(None)
 
         def resize(rows: int, columns: int) -> None:
             try:
@@ -356,7 +349,7 @@ class ContainerEngine:
             except docker.errors.APIError:
                 pass   # the shell has ended meanwhile
 
-        return Terminal(getattr(wrapped, "_sock", wrapped), resize,
+        return Terminal(connection, resize,
                         lambda: api.exec_inspect(exec_id).get("ExitCode") or 0)
 
     def exec_stream(self, topology: Topology, host: str, argv: list[str]) -> Iterator[tuple[bytes | None, bytes | None]]:
@@ -476,9 +469,10 @@ class ContainerEngine:
                 pass
 
     def start_sidecar(self, topology: Topology, host: str, role: str, image: str, argv: list[str],
-                      labels: dict[str, str], ready: list[str]) -> None:
+                      labels: dict[str, str]) -> None:
         """Start a long-running helper with NET_ADMIN in `host`'s namespace (on a Swarm,
-        where it cannot be a service), replacing the one of the same role there was."""
+        where it cannot be a service), replacing the one of the same role there was. It
+        declares no healthcheck: wait_ready confirms it once (labctl.engines.readiness)."""
         name = f"{topology.project}-{helper_service(role, host)}"
         try:
             previous = self.client.containers.get(name)
@@ -486,11 +480,9 @@ class ContainerEngine:
             previous.remove(force=True)
         except docker.errors.NotFound:
             pass
-        second = 1_000_000_000
         container = self.client.containers.create(
             image, argv, name=name, network_mode=self._namespace(topology, host), cap_add=["NET_ADMIN"],
             labels={LAB_LABEL: topology.name, ROLE_LABEL: role, HOST_LABEL: host, **labels},
-            healthcheck={"test": ["CMD", *ready], "interval": 30 * second, "timeout": 5 * second, "retries": 3},
             mem_limit=SIDECAR_MEMORY, memswap_limit=SIDECAR_MEMORY, pids_limit=SIDECAR_PIDS, detach=True)
         container.start()
 
@@ -540,7 +532,213 @@ class ContainerEngine:
             except docker.errors.NotFound:
                 pass
 
+    # -- events ----------------------------------------------------------------------------
 
+    def events(self, topology: Topology) -> DockerEvents:
+        """The lab's hosts' and networks' events, from the engine's own stream (DockerEvents)."""
+        return DockerEvents(topology, [self.client])
+
+
+# The engine's actions on a lab host's container and on a lab network, as labctl's events
+# name them. The rest (exec_*, kill, attach, health_status: ...) says nothing new.
+HOST_EVENTS = {"create": "created", "start": "started", "die": "exited", "restart": "restarting",
+               "stop": "stopped", "pause": "paused", "unpause": "unpaused", "destroy": "removed", "oom": "oom"}
+NETWORK_EVENTS = {"create": "created", "destroy": "removed", "remove": "removed", "connect": "connected",
+                  "disconnect": "disconnected"}
+KNOWN_CONTAINERS = 4096   # container ids remembered per engine, to name who a network event is about
+
+
+def event_filters(topology: Topology) -> list[dict[str, list[str]]]:
+    """What the engine sends of its events, as two streams: its filters are ANDed, and a
+    network's events carry no labels. Containers: the lab's hosts only (role=host), so a
+    check's probe or a capture's helper never shows. Networks: the lab's, by their engine
+    names (as labctl.engines.apply names them), each a prefix the engine matches."""
+    return [{"type": ["container"], "label": [f"{LAB_LABEL}={topology.name}", f"{ROLE_LABEL}=host"]},
+            {"type": ["network"], "network": sorted(f"{topology.project}_{name}" for name in topology.networks)}]
+
+
+class EventTranslator:
+    """One engine's events (as its API decodes them) into EngineEvents of the lab; None for
+    what is not about the lab's hosts or networks. `inspect` gives a container's labels by
+    id, for a network event about a container not seen yet."""
+
+    def __init__(self, topology: Topology, inspect: Callable[[str], dict[str, str]]):
+        self.lab = topology.name
+        self.networks = {f"{topology.project}_{name}": name for name in topology.networks}
+        self.inspect = inspect
+        self.hosts: dict[str, str | None] = {}   # container id -> the lab host it is (None: not one)
+
+    def _host(self, labels: dict[str, Any]) -> str | None:
+        host = labels.get(HOST_LABEL)
+        return host if (labels.get(LAB_LABEL) == self.lab and labels.get(ROLE_LABEL) == "host"
+                        and isinstance(host, str) and host) else None
+
+    def host_of(self, container: str) -> str | None:
+        if container not in self.hosts:
+            try:
+                labels = self.inspect(container)
+            except Exception:   # gone already: nobody to name
+                return None
+            if len(self.hosts) >= KNOWN_CONTAINERS:
+                self.hosts.clear()
+            self.hosts[container] = self._host(labels if isinstance(labels, dict) else {})
+        return self.hosts[container]
+
+    def __call__(self, raw: Any) -> EngineEvent | None:
+        if not isinstance(raw, dict):
+            return None
+        actor = _mapping(raw.get("Actor"))
+        attributes = _mapping(actor.get("Attributes"))
+        action, nanoseconds = raw.get("Action"), raw.get("timeNano")
+        when = (nanoseconds / 1e9 if isinstance(nanoseconds, int) and not isinstance(nanoseconds, bool)
+                else epoch(raw.get("time")) or time.time())
+        if raw.get("Type") == "container":
+            host = self._host(attributes)
+            if host is None or action not in HOST_EVENTS:
+                return None
+            if isinstance(actor.get("ID"), str) and len(self.hosts) < KNOWN_CONTAINERS:
+                self.hosts[actor["ID"]] = host
+            code = str(attributes.get("exitCode", ""))
+            detail = {"exit_code": int(code)} if action == "die" and code.lstrip("-").isdigit() else {}
+            return EngineEvent("host", HOST_EVENTS[action], host, when, detail)
+        if raw.get("Type") == "network":
+            network = self.networks.get(attributes.get("name", ""))
+            if network is None or action not in NETWORK_EVENTS:
+                return None
+            if action in ("connect", "disconnect"):
+                host = self.host_of(str(attributes.get("container", "")))
+                if host is None:   # a helper joining the network, or another lab's container
+                    return None
+                return EngineEvent("network", NETWORK_EVENTS[action], network, when, {"host": host})
+            return EngineEvent("network", NETWORK_EVENTS[action], network, when)
+        return None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+_END = object()
+
+
+def _cancel(stream: Any) -> None:
+    """End an engine's event stream from another thread."""
+    try:
+        stream.close()
+    except Exception:
+        # docker-py cannot cancel a stream over SSH; closing its channel ends it.
+        try:
+            getattr(getattr(getattr(stream._response.raw, "_fp", None), "fp", None), "channel").close()
+        except Exception:
+            pass
+        try:
+            stream._response.close()
+        except Exception:
+            pass
+
+
+def _labels_of(client: docker.DockerClient) -> Callable[[str], dict[str, str]]:
+    def labels(container: str) -> dict[str, str]:
+        return _mapping(_mapping(client.api.inspect_container(container)).get("Config")).get("Labels") or {}
+    return labels
+
+
+class DockerEvents:
+    """A lab's engine events, from the event streams of one or more engines (a Swarm's
+    machines, each about the containers it runs), as they happen, until closed. Nothing
+    polls: each stream waits in a thread of its own. A stream that ends while this is open
+    (the engine restarted, its connection dropped) is opened again from the last event it
+    gave, later each time it fails."""
+
+    def __init__(self, topology: Topology, clients: list[docker.DockerClient]):
+        self._queue: queue.Queue[Any] = queue.Queue(10_000)
+        self._closed = threading.Event()
+        self._guard = threading.Lock()
+        self._streams: list[Any] = []
+        threads = []
+        try:
+            for client in clients:
+                translate = EventTranslator(topology, _labels_of(client))
+                for filters in event_filters(topology):
+                    stream = self._open(client, filters, None)
+                    threads.append(threading.Thread(target=self._follow, args=(client, filters, stream, translate),
+                                                    name="labctl-engine-events", daemon=True))
+        except BaseException:
+            self.close()
+            raise
+        for thread in threads:
+            thread.start()
+
+    def _open(self, client: docker.DockerClient, filters: dict[str, list[str]], since: int | None) -> Any:
+        try:
+            stream = client.api.events(since=since, filters=filters, decode=True)
+        except Exception as exc:   # docker's, requests' or SSH's: the engine does not answer
+            reason = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+            raise EngineError(f"cannot follow the engine's events: {reason}") from None
+        with self._guard:
+            if self._closed.is_set():
+                _cancel(stream)
+            self._streams.append(stream)
+        return stream
+
+    def _follow(self, client: docker.DockerClient, filters: dict[str, list[str]], stream: Any,
+                translate: EventTranslator) -> None:
+        last = 0       # the engine's time of the last event read, in nanoseconds
+        pause = 1.0
+        while not self._closed.is_set():
+            try:
+                for raw in stream:
+                    nanoseconds = raw.get("timeNano") if isinstance(raw, dict) else None
+                    if isinstance(nanoseconds, int):
+                        if nanoseconds <= last:
+                            continue   # given again by a stream opened again
+                        last = nanoseconds
+                    pause = 1.0
+                    event = translate(raw)
+                    if event is not None:
+                        try:
+                            self._queue.put_nowait(event)
+                        except queue.Full:
+                            pass   # nobody reads them: dropped, the memory stays bounded
+            except Exception:
+                pass
+            with self._guard:
+                if stream in self._streams:
+                    self._streams.remove(stream)
+            if self._closed.wait(pause):
+                return
+            pause = min(pause * 2, 30.0)
+            try:
+                stream = self._open(client, filters, last // 1_000_000_000 if last else int(time.time()) - 1)
+            except EngineError:
+                stream = iter(())
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                self._say_ended()   # for whoever else iterates
+                return
+            yield item
+
+    def close(self) -> None:
+        with self._guard:
+            self._closed.set()
+            streams, self._streams = self._streams, []
+        for stream in streams:
+            _cancel(stream)
+        self._say_ended()
+
+    def _say_ended(self) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(_END)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
 
 
 def local_engine() -> docker.DockerClient | None:

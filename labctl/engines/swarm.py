@@ -35,7 +35,7 @@ from .base import (READY_TIMEOUT, ExecResult, Found, HostState, LabSummary, Prog
                    summarize)
 from .cluster import Cluster, connect
 from .compose import die_with_parent
-from .containers import ContainerEngine
+from .containers import ContainerEngine, DockerEvents
 from .readiness import Confirmations
 from .versions import engine_notes
 from .images import record_shipped, remove_shipped, ship_image
@@ -478,7 +478,7 @@ class SwarmEngine:
                 if running.machine != machine:  # its host's task moved
                     self.machines[running.machine].remove(topology, [name])
             self.machines[machine].start_sidecar(topology, helper["host"], "net", helper["image"],
-                                                 helper["command"], helper["labels"], helper["healthcheck"])
+                                                 helper["command"], helper["labels"])
             started.setdefault(machine, set()).add(name)
         for machine, names in started.items():
             self.machines[machine].wait_ready(topology, progress, timeout, only=names)
@@ -564,6 +564,11 @@ class SwarmEngine:
     def stop_helper(self, helper: str, path: str, signal_name: str = "SIGINT") -> tuple[str, bytes]:
         machine_name, _, container = helper.partition("/")
         return self.machines[machine_name].stop_helper(container, path, signal_name)
+
+    def events(self, topology: Topology) -> DockerEvents:
+        """Every answering machine's event stream at once: a host's events come from the
+        machine its task runs on, a network's from each machine it spans."""
+        return DockerEvents(topology, [machine.client for machine in self.machines.values()])
 
 
 _HOSTS_ONLY = ("{what} is not available on a Swarm lab: there, helpers run beside a lab host, "

@@ -9,11 +9,14 @@ labctl.checks.pcap's work.
 
 from __future__ import annotations
 
+import struct
+
 from ..checks.pcap import Packet, merge_pcaps, read_pcap
 from ..engines.base import Engine
 from ..model.targets import capture_points
 from ..model.topology import Topology
 from ..names import program
+from .events import publish
 
 CAPTURE_FILE = "/tmp/capture.pcap"
 READY_TEXT = "listening on"
@@ -29,6 +32,7 @@ class Capture:
         owner died (a killed labctl) does not run, with network-admin rights, forever."""
         self.topology, self.engine, self.image = topology, engine, image
         self.deadline = deadline
+        self.target = target
         self.points = capture_points(topology, target)
         self.expression = expression.split() if expression else []
         self.helpers: list[str] = []
@@ -51,6 +55,8 @@ class Capture:
         except BaseException:
             self.stop()
             raise
+        publish(self.topology, self.engine, "capture", "started", self.target, target=self.target,
+                filter=" ".join(self.expression))
         return self
 
     def stop(self) -> bytes:
@@ -62,6 +68,8 @@ class Capture:
         if files:
             self.output = "\n".join(outputs)
             self.data = files[0] if len(files) == 1 else merge_pcaps(files)
+            publish(self.topology, self.engine, "capture", "stopped", self.target, target=self.target,
+                    packets=records(self.data), bytes=len(self.data))
         return self.data
 
     def __enter__(self) -> Capture:
@@ -75,3 +83,12 @@ class Capture:
         return list(read_pcap(self.data))
 
 
+def records(data: bytes) -> int:
+    """How many frames a pcap file holds, by its record headers alone (0 for what is not one)."""
+    order = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
+             b"\xa1\xb2\x3c\x4d": ">"}.get(data[:4])
+    count, offset = 0, 24
+    while order and offset + 16 <= len(data):
+        offset += 16 + struct.unpack_from(order + "I", data, offset + 8)[0]
+        count += 1
+    return count

@@ -28,6 +28,7 @@ from ..names import PKI_PATH, TRANSCRIPT_MARK, program
 from ..render.pki import LabPki
 from .capture import Capture
 from .causes import explain
+from .events import publish_all
 
 MAX_PARALLEL = 16
 LOG_SETTLE_READS = 3    # extra reads of the servers' output where a line may be late
@@ -46,6 +47,7 @@ def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], imag
     `deadline` (time.monotonic()), a check not yet started fails unrun.
     Results come back in the order given."""
     checks = [check.kind.at_run(topology, check) for check in checks]
+    publish_all(topology, engine, (("check", "running", check.name, {}) for check in checks))
     exchanges = [check for check in checks if check.kind.runner != "capture"]
     results = iter(in_turns(topology, engine, exchanges, image, deadline))
     ordered = [next(results) if check.kind.runner != "capture" else
@@ -54,7 +56,15 @@ def run_checks(topology: Topology, engine: Engine, checks: list[CheckSpec], imag
     explain(topology, engine, ordered)
     for check, result in zip(checks, ordered):
         result.hint, result.points = check.hint, check.points
+    publish_all(topology, engine, (("check", "passed" if result.passed else "failed", result.name, _judged(result))
+                                   for result in ordered))
     return ordered
+
+
+def _judged(result: CheckResult) -> dict[str, Any]:
+    """What a check's event says of its result."""
+    return {"source": result.source, "target": result.target, "port": result.port, "protocol": result.protocol,
+            "reason": result.reason, "elapsed_ms": round(result.elapsed_ms, 3), "attempts": result.attempts}
 
 
 def in_turns(topology: Topology, engine: Engine, checks: list[CheckSpec], image: str,

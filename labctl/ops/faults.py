@@ -21,6 +21,7 @@ from ..model.targets import resolve_target
 from ..model.topology import Topology
 from ..names import host_of, net_service, routes_service
 from ..render.lab import render_lab
+from .events import publish
 from .leftovers import end_run, interrupted_run
 
 Progress = Callable[[str], None]
@@ -80,6 +81,9 @@ def host_action(topology: Topology, engine: Engine, host: str, action: str, prog
     if action in ("start", "restart"):
         engine.wait_ready(topology, progress, only={host})
         reattach(topology, engine, host, progress)
+    publish(topology, engine, "fault", action, host)
+    if action in ("start", "restart"):
+        publish(topology, engine, "host", "ready", host)
 
 
 def state_of(topology: Topology, engine: Engine, host: str) -> str:
@@ -100,6 +104,8 @@ def disconnect(topology: Topology, engine: Engine, target: str) -> list[Interfac
         if interface.network in engine.attached(topology, interface.host):
             engine.disconnect(topology, interface.host, interface.network)
             done.append(interface)
+    if done:
+        publish(topology, engine, "fault", "disconnected", done[0].host, target=target)
     return done
 
 
@@ -111,6 +117,8 @@ def reconnect(topology: Topology, engine: Engine, target: str, progress: Progres
             done.append(interface)
     for host in sorted({interface.host for interface in done}):
         reattach(topology, engine, host, progress)
+    if done:
+        publish(topology, engine, "fault", "reconnected", done[0].host, target=target)
     return done
 
 
@@ -118,6 +126,7 @@ def partition(topology: Topology, engine: Engine, sides: list[list[str]], progre
     live = load_live(topology)
     live.partitions.append(sides)
     apply_live(topology, engine, progress, live)
+    publish(topology, engine, "fault", "partitioned", sides=sides)
 
 
 def heal(topology: Topology, engine: Engine, progress: Progress) -> list[str]:
@@ -150,6 +159,7 @@ def heal(topology: Topology, engine: Engine, progress: Progress) -> list[str]:
                 healed.append(f"reconnected {interface}")
     if interrupted is not None:
         end_run(topology)
+    publish(topology, engine, "fault", "healed", healed=healed)
     return healed
 
 

@@ -27,6 +27,7 @@ from ..errors import LabError
 from ..labfile.load import Lab
 from ..model.addressing import relocate
 from ..progress import Counted
+from .events import publish
 from .lifecycle import check, down, up
 from .lock import hold
 from .submissions import copy_tree, digest, entries
@@ -122,9 +123,30 @@ class Turns:
                 self._condition.notify_all()
 
 
+Tell = Callable[..., None]   # tell(action, student, **detail): a grade event on the graded lab's channel
+
+
+def _silent(*args: object, **detail: object) -> None:
+    pass
+
+
+def teller(lab: Lab | None, open_engine: Callable[[Lab], Engine]) -> Tell:
+    """How a grading tells whoever listens to the graded lab (labctl.ops.events): on the
+    channel of `lab` (as its caller read it), through its engine, opened once here. Without
+    a lab, or where its engine does not open, nobody is told, and the grading goes on as
+    ever."""
+    if lab is None:
+        return _silent
+    try:
+        engine = open_engine(lab)
+    except Exception:
+        return _silent
+    return lambda action, student="", **detail: publish(lab.topology, engine, "grade", action, student, **detail)
+
+
 def grade_one(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab_file: Path,
               submission: Path, graded: Graded, slot: int, timeout: float, progress: Callable[[str], None],
-              scratch: Path, turns: Turns, finished: list, leave: set[Path]) -> Graded:
+              scratch: Path, turns: Turns, finished: list, leave: set[Path], tell: Tell = _silent) -> Graded:
     """One student's run in `scratch`, taking its turns (see Turns) and its lab's lock."""
     started = time.monotonic()
     deadline = started + timeout
@@ -146,6 +168,7 @@ def grade_one(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine],
         with hold(lab.topology, engine, "grade", progress):
             try:
                 with turns.change():
+                    tell("coming up", graded.student, number=graded.number, instance=lab.topology.name)
                     up(lab.topology, engine, quiet, timeout=max(1.0, deadline - time.monotonic()))
                 try:
                     graded.machines = sorted({state.machine for state in engine.states(lab.topology)
@@ -153,6 +176,7 @@ def grade_one(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine],
                 except LabError:
                     pass   # where it ran is a note in the margin, never a reason to stop
                 with turns.check():
+                    tell("checking", graded.student, number=graded.number, instance=lab.topology.name)
                     results, _seconds = check(lab, engine, deadline=deadline)
                 _score(graded, results)
             except LabError as exc:
@@ -199,10 +223,11 @@ def bound(lab: Lab, students: int, parallel: int, timeout: float) -> float:
 def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab_file: Path,
           folder: Path, parallel: int, timeout: float, progress: Callable[[str], None],
           previous: dict[str, Graded] | None = None, only: set[str] | None = None,
-          force: bool = False, leave: set[Path] | None = None) -> list[Graded]:
+          force: bool = False, leave: set[Path] | None = None, lab: Lab | None = None) -> list[Graded]:
     """Every entry of `folder` (or those in `only`), `parallel` at a time, each in a slot of
     its own. A submission whose content is what it was when `previous` graded it keeps that
-    row unless `force`. `leave`: folders the instances must not copy (the outputs)."""
+    row unless `force`. `leave`: folders the instances must not copy (the outputs). `lab`:
+    the lab file as read, whose channel hears the grading's events (labctl.ops.events)."""
     found = submissions(folder)
     if only:
         unknown = sorted(only - {name for name, _ in found})
@@ -231,6 +256,15 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
             _reuse(graded, earlier)
             continue
         todo.append(graded)
+    started = time.monotonic()
+    tell = teller(lab, open_engine)
+    tell("started", submissions=len(rows))
+    queued = {id(graded) for graded in todo}
+    for graded in rows:
+        if id(graded) in queued:
+            tell("queued", graded.student, number=graded.number)
+        else:
+            _tell_graded(tell, graded)
     slots = list(range(max(1, parallel)))
     free = threading.Semaphore(len(slots))
     lock, turns = threading.Lock(), Turns()
@@ -246,7 +280,7 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
             try:
                 place.mkdir()
                 grade_one(read, open_engine, lab_file, folder / graded.student, graded, slot, timeout,
-                          progress, place, turns, finished, leave)
+                          progress, place, turns, finished, leave, tell)
             except Exception as exc:   # a bug must cost one row, never the class's grades
                 graded.error = f"not graded: internal error: {exc.__class__.__name__}: {exc}"
                 graded.trouble = graded.error
@@ -255,6 +289,7 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
                 # state says which copied image the last `down` below must remove.
                 with lock:
                     slots.append(slot)
+        _tell_graded(tell, graded)
         with lock:
             done.append(graded)
             progress(Counted(f"graded {len(done)}/{len(todo)}: submission {graded.number} "
@@ -277,6 +312,12 @@ def grade(read: Callable[[Path], Lab], open_engine: Callable[[Lab], Engine], lab
             except LabError as exc:
                 progress(f"{lab.name}: down failed: {exc}")
         shutil.rmtree(scratch, ignore_errors=True)
+        tell("finished", graded=len(done), seconds=round(time.monotonic() - started, 3))
+
+
+def _tell_graded(tell: Tell, graded: Graded) -> None:
+    tell("graded", graded.student, number=graded.number, score=graded.score, points=graded.points,
+         failed=[name for name, _reason in graded.failures], error=graded.error, seconds=round(graded.seconds, 3))
 
 
 def _reuse(graded: Graded, earlier: Graded) -> None:

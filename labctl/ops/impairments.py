@@ -13,6 +13,7 @@ from ..model.impairment import KINDS, Impairment
 from ..model.shaping import change_impairment, clear_impairment, effective, load_live
 from ..model.topology import Topology
 from ..names import net_service
+from .events import publish
 from .faults import apply_live
 
 Progress = Callable[[str], None]
@@ -47,6 +48,10 @@ def change(topology: Topology, engine: Engine, target: str | None, values: dict[
     else:
         change_impairment(topology, live, target or "", values)
     apply_live(topology, engine, progress, live)
+    if clear:
+        publish(topology, engine, "impairment", "cleared", target or "", target=target or "")
+    else:
+        publish(topology, engine, "impairment", "applied", target or "", target=target, values=values)
 
 
 def impairment_rows(topology: Topology, engine: Engine) -> list[ImpairmentRow]:

@@ -7,6 +7,7 @@ interrupted `up` is cleaned up the same way wherever it is called from.
 from __future__ import annotations
 
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +25,7 @@ from ..names import net_service
 from .picture import remember_results
 from ..render.lab import render_lab
 from .checks import timed_run
+from .events import publish, publish_all
 
 Progress = Callable[[str], None]
 
@@ -53,6 +55,7 @@ def up(topology: Topology, engine: Engine, progress: Progress,
     """Bring the lab up and wait until it is ready. On any failure, or Ctrl-C, remove what
     this `up` created before passing the error on: the whole lab if it was not running,
     else only what it added, so a running lab survives a second `up` that fails."""
+    started = time.monotonic()
     before = engine.snapshot(topology)
     if not before:
         forget_live(topology)  # left by a lab that did not go down through labctl
@@ -74,6 +77,8 @@ def up(topology: Topology, engine: Engine, progress: Progress,
                 progress(f"{reason}: removing what was created")
                 engine.destroy(topology, progress)
         raise
+    publish_all(topology, engine, (("host", "ready", host, {}) for host in topology.hosts))
+    publish(topology, engine, "lab", "up", hosts=len(topology.hosts), seconds=round(time.monotonic() - started, 3))
     return prepared
 
 
@@ -91,6 +96,7 @@ def down(topology: Topology, engine: Engine, progress: Progress) -> dict[str, in
     with shielded_from_interrupts():
         removed = engine.destroy(topology, progress)
         forget_live(topology)
+        publish(topology, engine, "lab", "down", removed=removed)
         return removed
 
 

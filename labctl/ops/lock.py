@@ -95,9 +95,15 @@ def lock_folder() -> Path:
     return _check_folder(Path(tempfile.gettempdir()) / f"labctl-{os.geteuid()}")
 
 
-def lock_path(topology: Topology, engine: Engine) -> Path:
+def lab_key(topology: Topology, engine: Engine) -> str:
+    """The lab's name and a digest of it with its engine's identity: what names its lock,
+    and its event channel (labctl.ops.events)."""
     key = hashlib.sha256(f"{engine.identity()}/{topology.name}".encode()).hexdigest()[:16]
-    return lock_folder() / f"{topology.name}-{key}.lock"
+    return f"{topology.name}-{key}"
+
+
+def lock_path(topology: Topology, engine: Engine) -> Path:
+    return lock_folder() / f"{lab_key(topology, engine)}.lock"
 
 
 def open_lock(path: Path) -> int:
