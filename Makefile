@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade 'pip>=25.1'
 	$(BIN)/pip uninstall --quiet --yes labctl 2>/dev/null || true
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[ssh,graph]' --group dev
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[ssh,graph,ui]' --group dev
 	touch $@
 
 # Docker engine, Compose v2 and the image bootstrapper: installed and started if missing.
@@ -68,6 +68,13 @@ integration: env browser
 docs: $(BIN)/.installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# The pages' front-end libraries, into labctl/ui/static/vendor/ (committed, shipped in the
+# wheel): the exact versions ui/package-lock.json pins, installed by npm without running
+# any package's scripts. Only needed to change a version.
+.PHONY: vendor
+vendor:
+	sh ui/vendor.sh
+
 clean:
 	rm -rf $(VENV) compose/*.yaml .labctl .pytest_cache build dist *.egg-info
 
@@ -76,6 +83,7 @@ bench: env
 	$(BIN)/python bench/impairments.py
 	$(BIN)/python bench/floor.py $(BENCH_FLOOR_ARGS)
 	$(BIN)/python bench/rounds.py chat 20
+	$(BIN)/python bench/ui.py
 
 # A long fuzz run of the lab-file reader: 10,000 hostile inputs, each accepted or refused
 # in one line within 2 seconds and 200 MB; prints its counts, fails on a crash or a slow one.
