@@ -48,11 +48,14 @@ lab-down: $(BIN)/.installed
 
 # The import contracts and the types first: a layer importing one above it, or a type
 # that does not fit, fails in seconds.
+# The unit tests share no engine, so two run at a time (pytest-xdist); the rest take turns
+# on the one engine.
 test: env browser
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory docs
-	$(BIN)/pytest $(PYTEST_ARGS) tests examples lab.yaml
+	$(BIN)/pytest $(PYTEST_ARGS) -n 2 tests/unit
+	$(BIN)/pytest $(PYTEST_ARGS) tests --ignore=tests/unit examples lab.yaml
 
 unit: $(BIN)/.installed
 	$(BIN)/lint-imports
