@@ -130,7 +130,10 @@ class Event:
         if action not in ACTIONS[kind]:
             raise ValueError(f"a {kind} event cannot say {action!r}")
         when, detail = data.get("time"), data.get("detail", {})
-        if isinstance(when, bool) or not isinstance(when, (int, float)) or not math.isfinite(when):
+        # An integer past a float's range (JSON has them) is refused too: math.isfinite
+        # would raise OverflowError on it, and end the reader that met it.
+        if isinstance(when, bool) or not isinstance(when, (int, float)) or \
+                (isinstance(when, int) and not -MAX_INTEGER <= when < MAX_INTEGER) or not math.isfinite(when):
             raise ValueError("an event's time must be a number")
         if not isinstance(detail, dict):
             raise ValueError("an event's detail must be a JSON object")

@@ -26,10 +26,11 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
     return error(405, f"{request.method} is not how this route is used")
 
 
-def build_app(served: Served, tokens: Tokens, static: Path = pages.STATIC) -> Starlette:
-    """The ASGI app serving `served` to whoever holds one of `tokens`."""
+def build_app(served: Served, tokens: Tokens, static: Path = pages.STATIC, loopback: bool = False) -> Starlette:
+    """The ASGI app serving `served` to whoever holds one of `tokens`; `loopback`: only in
+    requests whose Host names this machine's loopback (labctl.ui.auth.loopback_host)."""
     routes: list[BaseRoute] = [*pages.routes(), *api.routes(), *stream.routes(), *terminal.routes()]
-    app = Starlette(routes=routes, middleware=[Middleware(Guard, tokens=tokens)],
+    app = Starlette(routes=routes, middleware=[Middleware(Guard, tokens=tokens, loopback=loopback)],
                     exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.served, app.state.tokens, app.state.static = served, tokens, static
     app.state.captures = Captures()

@@ -6,11 +6,16 @@ view token only watches. A request carries one as `?token=` or in the X-Labctl-T
 Without a valid one it gets 403 and an empty body, and nothing runs. A request with an
 Origin header (a browser sends one with every POST and WebSocket) must come from the
 server's own origin, or a page elsewhere could drive the lab through a browser that holds a
-token. A view token may use no route that acts: no POST, no WebSocket."""
+token. A server on a loopback address also answers only requests whose Host header names the
+loopback (localhost, 127.0.0.1, [::1]...): a page elsewhere that rebinds its own name to
+this machine (DNS rebinding) is its own origin, and would pass the Origin check, but its
+requests name its host, and are refused, token or not. A view token may use no route that
+acts: no POST, no WebSocket."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -68,6 +73,23 @@ def same_origin(scope: Scope) -> bool:
     return host is not None and origin == b"http://" + host
 
 
+def loopback_host(scope: Scope) -> bool:
+    """Whether the request's Host header names this machine's loopback: localhost or a
+    loopback address, with any port (an SSH tunnel may forward another). A page elsewhere
+    can make a browser send its own name only."""
+    host = dict(scope.get("headers") or []).get(b"host")
+    if host is None:
+        return False
+    name = host.decode("latin-1").lower()
+    name = name[1:].partition("]")[0] if name.startswith("[") else name.partition(":")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def acts(scope: Scope) -> bool:
     """Whether the request changes something or opens a terminal (act routes)."""
     return scope["type"] == "websocket" or scope.get("method", "GET") not in READING
@@ -76,15 +98,15 @@ def acts(scope: Scope) -> bool:
 class Guard:
     """The ASGI middleware that lets through only what the token and the origin allow."""
 
-    def __init__(self, app: ASGIApp, tokens: Tokens):
-        self.app, self.tokens = app, tokens
+    def __init__(self, app: ASGIApp, tokens: Tokens, loopback: bool = False):
+        self.app, self.tokens, self.loopback = app, tokens, loopback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         role = self.tokens.role(token_of(scope))
-        if role is None or not same_origin(scope):
+        if role is None or not same_origin(scope) or (self.loopback and not loopback_host(scope)):
             await _forbid(scope, send, b"")
             return
         if role != ACT and acts(scope):

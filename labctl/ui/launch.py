@@ -62,7 +62,8 @@ def launch(lab: Lab, engine: Engine, read: Callable[[], Lab], open_engine: Calla
         served = Served(lab, engine, read, open_engine, grading, say)
         served.watch()
         tokens = Tokens()
-        return Launched(served, tokens, build_app(served, tokens), base_url(listener), listener)
+        app = build_app(served, tokens, loopback=not exposed(listener.getsockname()[0]))
+        return Launched(served, tokens, app, base_url(listener), listener)
     except BaseException:
         listener.close()
         raise

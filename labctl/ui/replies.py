@@ -1,7 +1,8 @@
 """How the server answers when it cannot do what was asked: JSON `{"error": "<one line>"}`
 with the status that says why. 400: the request itself is wrong; 403: the token may not;
 404: no such host, check or capture; 409: the lab is busy (another operation holds its
-lock) or the thing cannot be done now; 500: the engine or labctl failed."""
+lock) or the thing cannot be done now; 500: the engine or labctl failed; 503: the server
+has as many pages watching as it serves."""
 
 from __future__ import annotations
 

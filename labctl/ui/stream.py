@@ -4,7 +4,10 @@ First `event: ready` once subscribed, then `data: <event as JSON>` per event. No
 on a timer: an idle page costs nothing. The subscription's blocking reads happen in a thread
 of its own (not the thread pool, which a page left open would hold), handing each event to
 the event loop. The stream also listens for the page going away, and then closes the
-subscription at once, without waiting for an event to fail to send."""
+subscription at once, without waiting for an event to fail to send. Each open page costs a
+socket, threads and a connection to the engine's stream, so at most MOST_STREAMS are open
+at once: past that, 503 (whoever holds even the view token could otherwise open pages until
+the machine has no threads left)."""
 
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..ops.events import Event, Subscription, subscribe
-from .replies import refusal
+from .replies import Refused, refusal
 
 READY = b"event: ready\ndata: {}\n\n"
-MOST_WAITING = 10_000    # events waiting for a slow page; past that, the newest are dropped
+MOST_WAITING = 2 << 20   # bytes of events waiting for a slow page; past that, the newest are dropped
+MOST_STREAMS = 256       # pages watching at once (a classroom's, each with the view token)
 HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
            (b"x-accel-buffering", b"no")]
 
@@ -32,15 +36,33 @@ def data(event: Event) -> bytes:
     return b"data: " + json.dumps(event.as_json(), ensure_ascii=True, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _pump(subscription: Subscription, loop: asyncio.AbstractEventLoop, waiting: asyncio.Queue[Event | None]) -> None:
+class Backlog:
+    """What waits for one page, as it will be sent: at most MOST_WAITING bytes of it (counted
+    in bytes, not events: one event may be a thousand times another), so a page that stops
+    reading holds that much memory and no more. Used from the event loop's thread only."""
+
+    def __init__(self) -> None:
+        self.waiting: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.size = 0
+
+    def put(self, chunk: bytes | None) -> None:
+        """`chunk`, or None for the end (always taken); a chunk past the bound is dropped."""
+        if chunk is None or self.size + len(chunk) <= MOST_WAITING:
+            self.size += len(chunk or b"")
+            self.waiting.put_nowait(chunk)
+
+    async def get(self) -> bytes | None:
+        chunk = await self.waiting.get()
+        self.size -= len(chunk or b"")
+        return chunk
+
+
+def _pump(subscription: Subscription, loop: asyncio.AbstractEventLoop, backlog: Backlog) -> None:
     """In its own thread: each event of the subscription onto the loop, then None at its end."""
-    def hand(event: Event | None) -> None:
-        if event is None or waiting.qsize() < MOST_WAITING:
-            waiting.put_nowait(event)
     try:
         for event in subscription:
-            loop.call_soon_threadsafe(hand, event)
-        loop.call_soon_threadsafe(hand, None)
+            loop.call_soon_threadsafe(backlog.put, data(event))
+        loop.call_soon_threadsafe(backlog.put, None)
     except RuntimeError:
         pass    # the loop has closed: the server is ending
 
@@ -54,8 +76,8 @@ class EventStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streams: set[Subscription] = scope["app"].state.streams
         streams.add(self.subscription)
-        waiting: asyncio.Queue[Event | None] = asyncio.Queue()
-        threading.Thread(target=_pump, args=(self.subscription, asyncio.get_running_loop(), waiting),
+        backlog = Backlog()
+        threading.Thread(target=_pump, args=(self.subscription, asyncio.get_running_loop(), backlog),
                          name="labctl-ui-events", daemon=True).start()
         try:
             async with anyio.create_task_group() as group:
@@ -67,8 +89,8 @@ class EventStream:
                 try:
                     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
                     await send({"type": "http.response.body", "body": READY, "more_body": True})
-                    while (event := await waiting.get()) is not None:
-                        await send({"type": "http.response.body", "body": data(event), "more_body": True})
+                    while (chunk := await backlog.get()) is not None:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except OSError:
                     pass    # the page went away while an event was on its way
@@ -89,11 +111,20 @@ def end_all(streams: set[Subscription]) -> None:
 class Events:
     """The route: an ASGI app of its own, as it answers with a stream it manages itself."""
 
+    def __init__(self) -> None:
+        self.opening = 0    # streams being subscribed, not yet among the app's open ones
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            chosen, engine = await run_in_threadpool(request.app.state.served.view, request.query_params.get("lab"))
-            subscription = await run_in_threadpool(subscribe, chosen.topology, engine, True)
+            if len(request.app.state.streams) + self.opening >= MOST_STREAMS:
+                raise Refused(503, f"{MOST_STREAMS} pages are watching this server already; close one")
+            self.opening += 1
+            try:
+                chosen, engine = await run_in_threadpool(request.app.state.served.view, request.query_params.get("lab"))
+                subscription = await run_in_threadpool(subscribe, chosen.topology, engine, True)
+            finally:
+                self.opening -= 1
         except Exception as exc:
             await refusal(exc)(scope, receive, send)
             return

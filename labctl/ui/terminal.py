@@ -40,7 +40,7 @@ TERM = "xterm-256color"   # what xterm.js is
 def size(value: Any, default: int) -> int:
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # OverflowError: JSON's 1e999 is infinity
         return default
     return min(max(number, 1), LARGEST)
 

@@ -229,6 +229,49 @@ def test_a_foreign_origin_is_refused_on_posts_and_terminals(client, tokens, call
     assert same.status_code == 200 and calls == [("heal",)]
 
 
+def test_on_loopback_a_request_naming_another_host_is_refused_token_or_not(served, static, folder, calls):
+    """DNS rebinding: a page at http://rebound.example:PORT whose name now points at this
+    machine is its own origin, so the Origin check passes; its Host header still names it."""
+    from labctl.ui.launch import launch
+    launched = launch(served.lab, served.engine, served.read, served.open_engine, "127.0.0.1", 0, lambda message: None)
+    port = int(launched.base.rsplit(":", 1)[1].strip("/"))
+    try:
+        with TestClient(launched.app, base_url=launched.base) as client:
+            act = {"token": launched.tokens.act}
+            for host in (f"rebound.example:{port}", "rebound.example", f"localhost.rebound.example:{port}",
+                         f"127.0.0.1.rebound.example:{port}", f"[::ffff:192.0.2.1]:{port}", ""):
+                asked = {"Host": host, "Origin": f"http://{host}"}
+                for path in ("/", "/api/lab", "/api/events", "/static/app.js"):
+                    answer = client.get(path, params=act, headers=asked)
+                    assert (answer.status_code, answer.content) == (403, b""), (host, path)
+                answer = client.post("/api/heal", params=act, json={}, headers=asked)
+                assert (answer.status_code, answer.content) == (403, b""), host
+                with pytest.raises(Exception) as refused:
+                    with client.websocket_connect(f"/ws/terminal/alice?token={launched.tokens.act}", headers=asked):
+                        pass
+                assert getattr(refused.value, "status_code", None) == 403
+            assert calls == [] and served.engine.terminals == []
+            # Its own address, localhost, and another port (an SSH tunnel's) are this machine.
+            for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost:{port}", "localhost:9000",
+                         "127.0.0.1", "[::1]:8765"):
+                assert client.get("/api/grade", params=act, headers={"Host": host}).status_code == 200, host
+    finally:
+        launched.close()
+
+
+def test_beyond_loopback_the_host_is_not_checked(served, static, folder):
+    """Served to other machines, the names it is reached by are not known here: the token
+    and the Origin guard it."""
+    from labctl.ui.launch import launch
+    launched = launch(served.lab, served.engine, served.read, served.open_engine, "0.0.0.0", 0, lambda message: None)
+    try:
+        with TestClient(launched.app, base_url=launched.base) as client:
+            answer = client.get("/api/grade", params={"token": launched.tokens.view}, headers={"Host": "labmachine:1"})
+            assert answer.status_code == 200
+    finally:
+        launched.close()
+
+
 # -- pages and static files -------------------------------------------------------------
 
 def test_pages_are_filled_with_the_token_escaped_and_what_it_may_do(served, static):
@@ -419,6 +462,40 @@ def test_the_event_stream_says_ready_then_each_event_as_one_line_of_json(client,
     assert len(made) == 1 and made[0].closed
 
 
+def test_past_the_most_pages_watching_a_stream_is_503_and_subscribes_nothing(client, tokens, monkeypatch):
+    made: list[FakeSubscription] = []
+    monkeypatch.setattr(stream, "subscribe", lambda topology, engine, engine_events=True:
+                        made.append(FakeSubscription([])) or made[-1])
+    monkeypatch.setattr(stream, "MOST_STREAMS", 2)
+    watching = client.app.state.streams   # type: ignore[attr-defined]
+    watching.update({FakeSubscription([]), FakeSubscription([])})
+    answer = client.get("/api/events", params={"token": tokens.view})
+    assert answer.status_code == 503 and "2 pages" in answer.json()["error"] and made == []
+    watching.pop()
+    assert client.get("/api/events", params={"token": tokens.view}).status_code == 200 and len(made) == 1
+
+
+def test_a_page_that_does_not_read_holds_a_bounded_backlog_in_bytes():
+    import asyncio
+    big = Event("check", "failed", "echo", "uitest", 1.0, {"reason": "\u00e9" * 1000})   # 6 kB as sent: \u00e9
+    sent = stream.data(big)
+
+    async def pumped() -> tuple[int, list[bytes | None]]:
+        backlog = stream.Backlog()
+        pump = threading.Thread(target=stream._pump, args=(FakeSubscription([big] * 2000), asyncio.get_running_loop(),
+                                                           backlog))
+        pump.start()
+        await asyncio.get_running_loop().run_in_executor(None, pump.join)   # after every hand-over it queued
+        held = backlog.size
+        taken: list[bytes | None] = []
+        while not taken or taken[-1] is not None:
+            taken.append(await backlog.get())
+        return held, taken
+    held, taken = asyncio.run(pumped())
+    assert 0 < held <= stream.MOST_WAITING < 2000 * len(sent)
+    assert taken[-1] is None and set(taken[:-1]) == {sent} and len(taken[:-1]) * len(sent) == held
+
+
 def test_a_page_that_goes_away_closes_its_subscription(served, tokens, static, folder):
     """Through uvicorn itself: the stream ends, and the lab's channel loses its socket, when
     the page closes its connection, with no event to send."""
@@ -476,6 +553,16 @@ def test_a_terminal_carries_bytes_both_ways_resizes_and_ctrl_c_is_a_byte(client,
         assert json.loads(page.receive_text()) == {"exit": 7}
         with pytest.raises(WebSocketDisconnect):
             page.receive_bytes()
+
+
+def test_a_resize_past_any_number_is_the_default_size_not_the_end_of_the_terminal(client, tokens, engine):
+    with client.websocket_connect(f"/ws/terminal/alice?token={tokens.act}") as page:
+        assert engine.opened.wait(10)
+        host, sizes = engine.terminals[0]
+        page.send_text('{"resize": [1e999, -1e999]}')   # JSON's infinities
+        page.send_bytes(b"!")
+        assert host.recv(10) == b"!"
+        assert sizes[-1] == (24, 80)
 
 
 def test_a_terminal_on_no_such_host_says_so_and_closes(client, tokens, engine):
