@@ -14,12 +14,14 @@ import sys
 import venv
 import zipfile
 from email.parser import HeaderParser
+from xml.etree import ElementTree
 from pathlib import Path
 
 import pytest
 
 from labctl.assets import host_tag
 from labctl.engines.factory import read_lab
+from labctl.testing import worker_instance
 
 from ..conftest import REPO
 from .conftest import default_lab_copy, leftovers
@@ -56,7 +58,7 @@ def installed(tmp_path_factory, engine) -> Path:
     bin_folder = root / "env" / "bin"
     # With both extras, as the tests below use them: graph draws the SVG, and ssh puts
     # paramiko within the plugin's reach, so its not being imported means something.
-    ok(run([str(bin_folder / "pip"), "install", "--quiet", f"{wheel_of(bin_folder)}[ssh,graph]", "pytest"], root))
+    ok(run([str(bin_folder / "pip"), "install", "--quiet", f"{wheel_of(bin_folder)}[ssh,graph]", "pytest", "pytest-xdist"], root))
     # As a user would: doctor --install fetches Compose into this environment; the engine
     # and the image bootstrapper are there already.
     ok(run([str(bin_folder / "labctl"), "doctor", "--install", "--quiet"], root))
@@ -130,19 +132,35 @@ def test_the_wheel_runs_the_default_lab_from_any_folder(installed, engine, image
         assert "13 of 13 points" in (tmp_path / "report.html").read_text()
         ok(run([labctl, "graph", "--status", "-o", "lab.svg"], tmp_path))
         assert (tmp_path / "lab.svg").read_text().count('class="node host"') == len(topology.hosts)
-        # someone else's project: the lab file as test items, and the `lab` fixture
+        # someone else's project: the lab file as test items, the `lab` fixture, and a
+        # session-scoped fixture of theirs that uses it
+        (tmp_path / "conftest.py").write_text(
+            "import pytest\n\n"
+            "@pytest.fixture(scope='session')\n"
+            "def greeted(lab):\n"
+            "    assert lab.exec('alice', 'echo hi > /tmp/greeted').exit_code == 0\n"
+            "    return lab\n")
         (tmp_path / "test_mine.py").write_text(
-            "def test_echo_from_my_suite(lab):\n"
+            "def test_echo_from_my_suite(lab, greeted):\n"
+            "    assert greeted is lab\n"
             "    result = lab.check('tcp echo')\n"
             "    assert result.passed, result.reason\n"
-            "    assert lab.transcript('echo')\n")
+            "    assert lab.transcript('echo')\n"
+            "    assert lab.exec('alice', 'cat /tmp/greeted').stdout == b'hi\\n'\n")
         tested = run([str(installed / "pytest"), "-p", "no:cacheprovider", "lab.yaml", "test_mine.py"],
                      tmp_path)
         assert tested.returncode == 0 and "14 passed" in tested.stdout, tested.stdout[-3000:]
         assert (tmp_path / "compose" / "wheel-campus.yaml").is_file()
         assert (tmp_path / ".labctl" / "wheel-campus" / "pki" / "ca.pem").is_file()
+        # from another folder: the running lab is listed, and taken down by its name
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        listed = ok(run([labctl, "ls"], elsewhere))
+        assert "wheel-campus" in listed.stdout and str(tmp_path) in listed.stdout, listed.stdout
+        down = run([labctl, "down", "wheel-campus"], elsewhere)
     finally:
-        down = run([labctl, "down"], tmp_path)
+        if leftovers(engine, topology, image):
+            down = run([labctl, "down"], tmp_path)
     ok(down)
     assert leftovers(engine, topology, image) == {}
     assert site_packages(installed) == installed_files   # rendered files and state went beside the lab
@@ -197,3 +215,31 @@ def test_a_lab_folder_with_a_build_host_and_files(installed, engine, image, tmp_
     ok(down)
     assert "1 built image" in down.stderr
     assert leftovers(engine, topology, image) == {}
+
+
+XDIST_LAB = """
+name: wheel-xdist
+networks:
+  lan: {subnet: 10.79.1.0/24}
+hosts:
+  alice: {networks: [lan]}
+  echo: {networks: [lan], services: [{tcp-echo: {port: 7}}]}
+checks:
+  - {name: tcp echo, from: alice, to: echo:7, tcp: {send: "a\\n", expect: "a\\n"}}
+  - {name: tcp echo again, from: alice, to: echo:7, tcp: {send: "b\\n", expect: "b\\n"}}
+"""
+
+
+def test_the_wheel_gives_each_xdist_worker_its_own_lab(installed, engine, image, tmp_path):
+    (tmp_path / "lab.yaml").write_text(XDIST_LAB)
+    tested = run([str(installed / "pytest"), "-p", "no:cacheprovider", "-n", "2", "lab.yaml",
+                  "--junitxml", "report.xml"], tmp_path)
+    assert tested.returncode == 0 and "2 passed" in tested.stdout, tested.stdout[-3000:] + tested.stderr[-3000:]
+    # each worker brought up, checked and took down an instance of its own
+    cases = ElementTree.parse(tmp_path / "report.xml").getroot().iter("testcase")
+    ran_on = {prop.get("value") for case in cases for prop in case.iter("property") if prop.get("name") == "lab"}
+    assert ran_on == {"wheel-xdist-gw0", "wheel-xdist-gw1"}
+    for worker in ("gw0", "gw1"):
+        instance = read_lab(tmp_path / "lab.yaml")
+        worker_instance(instance, worker)
+        assert leftovers(engine, instance.topology, image) == {}
