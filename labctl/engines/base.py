@@ -4,6 +4,7 @@ Compose over SSH) are declared in kinds/ and made by labctl.engines.factory."""
 
 from __future__ import annotations
 
+import queue
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -201,3 +202,17 @@ def bind_addresses(topology: Topology, engine: Engine) -> Topology:
                 attachment.address = IPv4Address(networks[attachment.network])
     topology.addresses_bound = topology.addresses_bound or bool(assigned)
     return topology
+
+
+def put_last(waiting: queue.Queue, item: Any) -> None:
+    """Put `item` on a bounded queue, dropping the oldest entries to make room: the mark
+    that a stream has ended must reach its reader even when nobody has been reading."""
+    while True:
+        try:
+            waiting.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                waiting.get_nowait()
+            except queue.Empty:
+                pass

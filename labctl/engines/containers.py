@@ -22,7 +22,7 @@ from ..names import (HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, LAB_LABEL, PROBE_ME
                      SIDECAR_GRACE, SIDECAR_MEMORY, SIDECAR_PIDS, SOURCE_LABEL, helper_service, program)
 from .archive import archive
 from .base import (READY_TIMEOUT, EngineEvent, ExecResult, Found, HostState, LabSummary, Progress, Terminal,
-                   epoch, summarize)
+                   epoch, put_last, summarize)
 from .bounded import BoundedDockerClient, engine_timeout, stuck_engine
 from .readiness import Confirmations
 from .versions import engine_notes
@@ -730,15 +730,7 @@ class DockerEvents:
         self._say_ended()
 
     def _say_ended(self) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(_END)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    pass
+        put_last(self._queue, _END)
 
 
 def local_engine() -> docker.DockerClient | None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..engines.base import Engine, EngineEvents
+from ..engines.base import Engine, EngineEvents, put_last
 from ..errors import LabError
 from ..model.faults import HOST_ACTIONS
 from ..model.topology import Topology
@@ -466,15 +466,7 @@ class Subscription:
             yield event
 
     def _say_closed(self) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(_CLOSED)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    pass
+        put_last(self._queue, _CLOSED)
 
     def close(self) -> None:
         if self._closed.is_set():
