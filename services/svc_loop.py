@@ -35,7 +35,7 @@ MAX_HANDSHAKES = 128
 HANDSHAKE_GRACE = 1.0     # when all are taken, one older than this yields to a newcomer
 CHUNK = 65536             # one read; also the most output a connection holds unsent
 ACCEPT_BATCH = 64
-SWEEP = 0.25              # how often deadlines are looked at
+SWEEP = 0.25              # how often deadlines are looked at, while there are any
 
 
 def reason(exc: BaseException) -> str:
@@ -81,9 +81,14 @@ class Loop:
 
     def turn(self, most: float | None = None) -> int:
         """One round: wait for events (until the next sweep, or `most` seconds), serve them,
-        then hand out handshake slots and look at deadlines when due. The events served."""
-        wait = max(0.0, self.next_sweep - time.monotonic())
-        events = self.selector.select(wait if most is None else min(wait, most))
+        then hand out handshake slots and look at deadlines when due. The events served.
+        With no connection, no paused listener and nobody waiting there is no deadline to
+        look at, so an idle server sleeps until something arrives: it never wakes by itself."""
+        idle = not self.conns and not self.paused and not self.waiting
+        wait = None if idle else max(0.0, self.next_sweep - time.monotonic())
+        if most is not None:
+            wait = most if wait is None else min(wait, most)
+        events = self.selector.select(wait)
         self.now = time.monotonic()
         for key, mask in events:
             try:

@@ -307,3 +307,19 @@ def test_a_host_loads_only_what_its_services_need(tmp_path, specs, absent, prese
     assert result.returncode == 0, result.stderr
     loaded = set(json.loads(result.stdout.splitlines()[-1]))
     assert not loaded & absent and present <= loaded, (loaded & absent, present - loaded)
+
+
+def test_an_idle_server_sleeps_until_something_arrives(svc):
+    """No connection, nothing paused, nobody waiting: the loop has no deadline to look at,
+    so it waits with no timeout at all (a lab that sits idle wakes nothing). With a
+    connection open it wakes for the next sweep."""
+    loop = svc.svc_loop.Loop()
+    echoes(svc, loop, lambda ports: svc.svc_udp.NEVER_ANSWERED)
+    asked: list = []
+    loop.selector.select = lambda timeout=None: asked.append(timeout) or []
+    loop.turn()
+    assert asked == [None]
+    # a connection that is open (its deadline far off): deadlines must be looked at again
+    loop.conns[-1] = types.SimpleNamespace(deadline=float("inf"), closed=False)
+    loop.turn()
+    assert asked[1] is not None and 0 <= asked[1] <= svc.svc_loop.SWEEP
