@@ -86,6 +86,7 @@ bench: env
 	$(BIN)/python bench/impairments.py
 	$(BIN)/python bench/floor.py $(BENCH_FLOOR_ARGS)
 	$(BIN)/python bench/rounds.py chat 20
+	$(BIN)/python bench/grade.py
 	$(BIN)/python bench/ui.py
 
 # A long fuzz run of the lab-file reader: 10,000 hostile inputs, each accepted or refused

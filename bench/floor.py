@@ -1,5 +1,6 @@
-"""labctl against the floor: the same lab brought up, checked and taken down by labctl and
-by what a careful user writes by hand, for 10, 30 and 100 hosts, in one run.
+"""labctl against the floor and the engine's own limit: the same lab brought up, checked and
+taken down by labctl, by what a careful user writes by hand, and by the engine's API with
+nothing else, for 10, 30 and 100 hosts, in one run.
 
 - The floor (bench/labs.py): a plain Compose file with the same image, hosts, addresses and
   networks (`init: true` everywhere, so `down` stops every host at once); servers run a
@@ -12,19 +13,29 @@ by what a careful user writes by hand, for 10, 30 and 100 hosts, in one run.
   `cap_add: [NET_ADMIN]` and adds its routes (`ip route add`) before its program starts.
 - labctl: `labctl -f FILE up`, `check` (both sides of every exchange, the default) and
   `down`, each a subprocess, as a user types them.
+- The engine's limit (bench/engine_limit.py): the floor's containers and networks created
+  and started, then removed, through the engine's API, 8 at a time: no readiness, no
+  checks. labctl's up is held against its create+start, its down against its remove, and
+  its total (checks included) against its total.
 
 For 10 and 30 hosts (one network, n/2 echo servers, n/2 clients, every client against every
-server) the two run alternately, three pairs, and the medians are printed; for 100 hosts
-(four networks, two routers, 500 checks) one pair. Then, on a running labctl lab of 30
-hosts: its idle CPU over 20 s and each host's memory; and each built-in server under 1000
-concurrent connections from a lab host (bench/loadgen.py).
+server) the three run in turn, three rounds (the order rotating), and the medians are
+printed; for 100 hosts (four networks, two routers, 500 checks) one round. Then, on a
+running labctl lab of 30 hosts: its idle CPU over 60 s once it has settled, against the
+bare machine over 60 s just before (no lab up), and each host's memory; and each built-in
+server under 1000 concurrent connections from a lab host (bench/loadgen.py). A running lab
+starts no periodic process (no healthcheck, no poller), so it should cost next to nothing.
+
+Every step is bounded (`bound(n)`, or `--bound`): a step that runs over is recorded as
+hung with its bound, what it started is taken down under a bound of its own (naming what
+the engine refuses to remove), and the bench goes on with the next step.
 
 Run with `make bench` (or `.venv/bin/python bench/floor.py [--sizes 10,30] [--rounds 3]
-[--skip-load] [--skip-idle] [--tag T] [--base-octet B]`). Labs are named bench-*, on
-10.200-10.207 (`--base-octet` moves them, `--tag` renames them, to run beside a network the
-engine refused to remove; through make: `make bench BENCH_FLOOR_ARGS="--tag t --base-octet 208"`);
-whatever the bench started goes down again, on failure or Ctrl-C too, and anything the
-engine refuses to remove is named at the end.
+[--skip-load] [--skip-idle] [--skip-limit] [--bound S] [--tag T] [--base-octet B]`). Labs
+are named bench-*, on 10.200-10.207 (`--base-octet` moves them, `--tag` renames them, to run
+beside a network the engine refused to remove; through make: `make bench
+BENCH_FLOOR_ARGS="--tag t --base-octet 208"`); whatever the bench started goes down again,
+on failure or Ctrl-C too, and anything the engine refuses to remove is named at the end.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import engine_limit  # noqa: E402  (bench/engine_limit.py)
 import labs  # noqa: E402  (bench/labs.py)
 
 from labctl.assets import host_tag  # noqa: E402
@@ -56,14 +68,26 @@ from labctl.names import LAB_LABEL  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 LABCTL = str(Path(sys.executable).parent / "labctl")
 PHASES = ("up", "checks", "down", "total")
-UP_TIMEOUT = 900          # passed to `labctl up --timeout`; its default is 120 s
-IDLE_SECONDS = 20
+LIMIT_PHASES = {"up": "create+start", "down": "remove", "total": "total"}   # labctl's phase -> the limit's
+TARGETS = {30: {"up": 1.1, "down": 1.1, "total": 1.25}}                     # labctl / limit (issue 22)
+IDLE_SECONDS = 60
+IDLE_TARGET = 0.005       # of the machine's cores, above the bare machine
+SETTLE_WINDOW = 5         # seconds per sample while waiting for an idle lab to settle
+SETTLE_MAX = 60           # ... and at most this long
+CLEANUP_BOUND = 180       # a cleanup step (labctl down, compose down) that runs over is given up
 LOAD_CONNECTIONS = 1000
 LOAD_ROUNDS = 10
 
-# Subnets 10.<base + offset>.x: labctl's lab on the even offset, the floor's on the odd one.
+# Subnets 10.<base + offset>.x: labctl's lab on the even offset, the floor's (and the
+# engine limit's, which runs after or before it, never beside it) on the odd one.
 OFFSETS = {10: (0, 1), 30: (2, 3), 100: (4, 5)}
 LOAD_OFFSET, WARMUP_OFFSET = 6, 7
+
+
+def bound(n: int) -> float:
+    """How long one step (an up, the checks, a down) of an n-host lab may take before it
+    counts as hung: far beyond what a healthy engine needs (N=100 comes up in ~15 s)."""
+    return 60 + 3 * n
 
 
 class Names:
@@ -85,18 +109,76 @@ def say(message: str) -> None:
     print(f"  bench: {message}", file=sys.stderr, flush=True)
 
 
+# --- bounded steps -------------------------------------------------------------------------------
+
+class Hung(Exception):
+    """A step ran over its bound (and was killed)."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        super().__init__(f"{what} hung: still running after its bound of {seconds:g}s, killed")
+        self.what, self.seconds = what, seconds
+
+
+def run(argv: list[str], timeout: float, stdin: str | None = None, what: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command in a session of its own; past `timeout`, kill its whole process group
+    (Compose's children, docker exec's) and raise Hung."""
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.communicate()
+        raise Hung(what or " ".join(os.path.basename(a) for a in argv[:3]), timeout) from None
+    except BaseException:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+        raise
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
+def bounded_call(function, seconds: float, what: str):
+    """`function()` in a thread of its own, waited for at most `seconds` (Hung past it: the
+    thread is left to end on its own, each of its engine calls being bounded too)."""
+    box: dict = {}
+
+    def body() -> None:
+        try:
+            box["value"] = function()
+        except BaseException as exc:   # handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise Hung(what, seconds)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 # --- cleanup, whatever happens -------------------------------------------------------------
 
 class Cleanup:
-    """What is up, and how to take it down: run on the way out, on an error, Ctrl-C or
-    SIGTERM, with further interrupts ignored until it is done."""
+    """What is up, and how to take it down (an argv, or a function): run on the way out, on
+    an error, a hang, Ctrl-C or SIGTERM, with further interrupts ignored until it is done.
+    Each cleanup has a bound of its own; one that runs over, or leaves something, is noted
+    in `problems` with what the engine still holds."""
 
     def __init__(self) -> None:
-        self.pending: dict[str, list[str]] = {}
+        self.pending: dict[str, object] = {}
         self.used: set[str] = set()
+        self.problems: list[str] = []
 
-    def add(self, key: str, argv: list[str]) -> None:
-        self.pending[key] = argv
+    def add(self, key: str, how) -> None:
+        self.pending[key] = how
         self.used.add(key)
 
     def done(self, key: str) -> None:
@@ -107,10 +189,32 @@ class Cleanup:
             return
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            for key, argv in list(self.pending.items()):
-                say(f"cleaning up {key}: {' '.join(argv)}")
-                subprocess.run(argv, capture_output=True, start_new_session=True, timeout=600)
+            for key, how in list(self.pending.items()):
+                problem = ""
+                try:
+                    if callable(how):
+                        say(f"cleaning up {key}")
+                        refused = bounded_call(how, CLEANUP_BOUND, f"cleanup of {key}")
+                        problem = "; ".join(refused or [])
+                    else:
+                        say(f"cleaning up {key}: {' '.join(how)}")
+                        result = run(how, CLEANUP_BOUND, what=f"cleanup of {key}")
+                        if result.returncode:
+                            problem = failed(os.path.basename(how[0]), result)
+                except Hung as exc:
+                    problem = str(exc)
+                except Exception as exc:   # the engine itself: noted, and the bench goes on
+                    problem = f"{exc.__class__.__name__}: {exc}"
                 self.pending.pop(key, None)
+                try:
+                    remaining = bounded_call(lambda: left_behind([key]), 60, "listing what is left")
+                except Exception as exc:
+                    remaining = [f"(could not list: {exc})"]
+                if problem or remaining:
+                    note = f"{key}: {problem or 'cleanup ran'}" + \
+                        (f"; the engine still holds {', '.join(remaining)}" if remaining else "")
+                    say(f"CLEANUP PROBLEM {note}")
+                    self.problems.append(note)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -121,11 +225,12 @@ CLEANUP = Cleanup()
 
 def left_behind(labs_used) -> list[str]:
     """What is still on the engine of the labs this run started (labctl's by its label,
-    the floor's by its Compose project)."""
+    the floor's by its Compose project, the engine limit's by its own label)."""
     client = docker_client()
     found = []
     for lab in sorted(labs_used):
-        for label in (f"{LAB_LABEL}={lab}", f"com.docker.compose.project={lab}"):
+        for label in (f"{LAB_LABEL}={lab}", f"com.docker.compose.project={lab}",
+                      f"{engine_limit.LIMIT_LABEL}={lab}"):
             found += [f"container {c['Names'][0].lstrip('/')}"
                       for c in client.api.containers(all=True, filters={"label": label})]
             found += [f"network {n['Name']}" for n in client.api.networks(filters={"label": label})]
@@ -136,10 +241,6 @@ def _terminated(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run(argv: list[str], timeout: float = 900, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=stdin)
-
-
 def failed(what: str, result: subprocess.CompletedProcess) -> str:
     tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-6:]
     return f"{what} exited {result.returncode}: " + " | ".join(tail)
@@ -147,8 +248,11 @@ def failed(what: str, result: subprocess.CompletedProcess) -> str:
 
 # --- the floor -------------------------------------------------------------------------------
 
-def run_floor(plan: labs.Plan, folder: Path, image: str, compose: list[str], parallel: int = 0) -> dict:
-    """The floor's phases; `parallel` bounds the clients' execs running at once (0: all)."""
+def run_floor(plan: labs.Plan, folder: Path, image: str, compose: list[str], parallel: int = 0,
+              limit: float | None = None) -> dict:
+    """The floor's phases; `parallel` bounds the clients' execs running at once (0: all);
+    `limit` bounds each step (default: bound(n))."""
+    limit = limit or bound(plan.size)
     path = folder / f"{plan.name}.compose.yaml"
     path.write_text(labs.floor_yaml(plan, image))
     base = [*compose, "-p", plan.name, "-f", str(path)]
@@ -156,13 +260,14 @@ def run_floor(plan: labs.Plan, folder: Path, image: str, compose: list[str], par
     CLEANUP.add(plan.name, [*base, "down", "--remove-orphans", "-t", "2"])
     try:
         started = time.perf_counter()
-        result = run([*base, "up", "-d"])
+        result = run([*base, "up", "-d"], limit, what="compose up -d")
         if result.returncode:
             figures["error"] = failed("compose up -d", result)
             return figures
         clients = [host.name for host in plan.of("client")]
         servers = [plan.address_for(clients[0], host.name) for host in plan.of("server")]
-        result = run(["docker", "exec", f"{plan.name}-{clients[0]}-1", "python3", "-c", labs.WAIT_SCRIPT, *servers])
+        result = run(["docker", "exec", f"{plan.name}-{clients[0]}-1", "python3", "-c", labs.WAIT_SCRIPT, *servers],
+                     max(1.0, limit - (time.perf_counter() - started)), what="compose up (the wait exec)")
         if result.returncode:
             figures["error"] = failed("the wait exec", result)
             return figures
@@ -171,7 +276,7 @@ def run_floor(plan: labs.Plan, folder: Path, image: str, compose: list[str], par
 
         def exchanges(client: str) -> subprocess.CompletedProcess:
             return run(["docker", "exec", f"{plan.name}-{client}-1", "python3", "-c",
-                        labs.EXCHANGE_SCRIPT, *plan.targets(client)])
+                        labs.EXCHANGE_SCRIPT, *plan.targets(client)], limit, what="the checks' execs")
 
         with ThreadPoolExecutor(max_workers=parallel or len(clients)) as pool:
             results = list(pool.map(exchanges, clients))
@@ -183,7 +288,7 @@ def run_floor(plan: labs.Plan, folder: Path, image: str, compose: list[str], par
                 figures.setdefault("failures", []).append(
                     (result.stdout + result.stderr).strip().splitlines()[:3])
         down_started = time.perf_counter()
-        result = run([*base, "down"])
+        result = run([*base, "down"], limit, what="compose down")
         if result.returncode:
             figures["error"] = failed("compose down", result)
             return figures
@@ -191,15 +296,19 @@ def run_floor(plan: labs.Plan, folder: Path, image: str, compose: list[str], par
         figures["down"] = time.perf_counter() - down_started
         figures["total"] = figures["up"] + figures["checks"] + figures["down"]
         return figures
+    except Hung as exc:
+        figures["error"] = figures["hung"] = str(exc)
+        return figures
     finally:
         CLEANUP.run()
 
 
 # --- labctl ------------------------------------------------------------------------------------
 
-def run_labctl(plan: labs.Plan, folder: Path, while_up=None) -> dict:
-    """`labctl up`, `check`, `down` on the plan's lab file; `while_up(plan)` runs between
-    `check` and `down`, outside the timings."""
+def run_labctl(plan: labs.Plan, folder: Path, while_up=None, limit: float | None = None) -> dict:
+    """`labctl up`, `check`, `down` on the plan's lab file, each within `limit` (default:
+    bound(n)); `while_up(plan)` runs between `check` and `down`, outside the timings."""
+    limit = limit or bound(plan.size)
     lab_folder = folder / plan.name
     lab_folder.mkdir(exist_ok=True)
     path = lab_folder / "lab.yaml"
@@ -209,13 +318,14 @@ def run_labctl(plan: labs.Plan, folder: Path, while_up=None) -> dict:
     CLEANUP.add(plan.name, [*base, "down"])
     try:
         started = time.perf_counter()
-        result = run([*base, "up", "--timeout", str(UP_TIMEOUT)], timeout=UP_TIMEOUT + 300)
+        # labctl's own --timeout a little under the bench's: a slow lab says so itself.
+        result = run([*base, "up", "--timeout", str(max(1, int(limit * 0.9)))], limit, what="labctl up")
         figures["up"] = time.perf_counter() - started
         if result.returncode:
             figures["error"] = failed("labctl up", result)
             return figures
         started = time.perf_counter()
-        result = run([*base, "check"])
+        result = run([*base, "check"], limit, what="labctl check")
         figures["checks"] = time.perf_counter() - started
         summary = re.search(r"(\d+) passed, (\d+) failed", result.stdout)
         if summary:
@@ -226,7 +336,7 @@ def run_labctl(plan: labs.Plan, folder: Path, while_up=None) -> dict:
         if while_up:
             figures.update(while_up(plan))
         started = time.perf_counter()
-        result = run([*base, "down"])
+        result = run([*base, "down"], limit, what="labctl down")
         figures["down"] = time.perf_counter() - started
         if result.returncode:
             figures["error"] = failed("labctl down", result)
@@ -234,6 +344,30 @@ def run_labctl(plan: labs.Plan, folder: Path, while_up=None) -> dict:
         CLEANUP.done(plan.name)
         figures["total"] = figures["up"] + figures["checks"] + figures["down"]
         return figures
+    except Hung as exc:
+        figures["error"] = figures["hung"] = str(exc)
+        return figures
+    finally:
+        CLEANUP.run()
+
+
+# --- the engine's own limit ---------------------------------------------------------------------
+
+def run_limit(plan: labs.Plan, image: str, limit: float | None = None) -> dict:
+    """The engine creating, starting and removing the plan's containers (bench/engine_limit.py),
+    within `limit` (default: bound(n))."""
+    limit = limit or bound(plan.size)
+    client = docker_client()
+    CLEANUP.add(plan.name, lambda: engine_limit.remove_all(docker_client(), plan.name))
+    try:
+        figures = bounded_call(lambda: engine_limit.limit(client, plan, image), limit, "the engine's create/remove")
+        if "error" not in figures:
+            CLEANUP.done(plan.name)
+        return figures
+    except Hung as exc:
+        return {"error": str(exc), "hung": str(exc)}
+    except Exception as exc:   # the engine refused: recorded, and the bench goes on
+        return {"error": f"{exc.__class__.__name__}: {exc}"}
     finally:
         CLEANUP.run()
 
@@ -373,11 +507,27 @@ def net_counters(pid: int) -> dict[str, int]:
 MIB = 1 << 20
 
 
+def settle(hosts: dict[str, int], cores: int) -> float:
+    """Wait until the lab and the engine are quiet (what the check started has ended): the
+    lab's containers and the engine's processes under IDLE_TARGET of the cores over a
+    SETTLE_WINDOW, at most SETTLE_MAX; the seconds it took."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < SETTLE_MAX:
+        lab_before, processes_before = {h: cpu_ns(pid) for h, pid in hosts.items()}, process_ticks()
+        time.sleep(SETTLE_WINDOW)
+        lab = sum(cpu_ns(pid) - lab_before[h] for h, pid in hosts.items()) / 1e9
+        engine, _ = cpu_by_process(processes_before, process_ticks(), lab_process_ids(hosts.values()))
+        if (lab + engine) / (SETTLE_WINDOW * cores) < IDLE_TARGET:
+            break
+    return time.perf_counter() - started
+
+
 def idle_and_memory(plan: labs.Plan) -> dict:
-    """Idle CPU of the running lab over IDLE_SECONDS, and each host's memory."""
+    """Idle CPU of the running lab over IDLE_SECONDS once it has settled, and each host's
+    memory."""
     hosts = lab_containers(plan.name)
-    time.sleep(2)   # let the check's last connections close
     cores = os.cpu_count() or 1
+    settled = settle(hosts, cores)
     lab_pids = lab_process_ids(hosts.values())
     before_machine, before_processes = machine_cpu(), process_ticks()
     before = {host: cpu_ns(pid) for host, pid in hosts.items()}
@@ -391,18 +541,23 @@ def idle_and_memory(plan: labs.Plan) -> dict:
     lab_seconds = sum(after[h] - before[h] for h in hosts) / 1e9
     memory = {host: memory_bytes(pid) for host, pid in hosts.items()}
     rss = {host: process_rss(pid, "labsvc.pyc") for host, pid in hosts.items() if plan.hosts[host].role == "server"}
-    return {"idle": {"seconds": elapsed, "cores": cores, "machine_busy_share": busy,
+    return {"idle": {"seconds": elapsed, "settled": settled, "cores": cores, "machine_busy_share": busy,
                      "lab_cpu_seconds": lab_seconds, "lab_share": lab_seconds / (elapsed * cores),
                      "engine_cpu_seconds": engine, "others": others,
                      "busiest": sorted(((after[h] - before[h]) / 1e6, h) for h in hosts)[-3:]},
             "memory": memory, "server_rss": {h: v[0] for h, v in rss.items() if v}}
 
 
-def machine_idle_baseline(seconds: float = 10) -> float:
-    before = machine_cpu()
+def machine_idle_baseline(seconds: float = IDLE_SECONDS) -> dict:
+    """The bare machine (no lab of the bench up): its busy share, and the engine's and the
+    busiest other processes' CPU seconds, over `seconds`."""
+    before, processes = machine_cpu(), process_ticks()
+    started = time.perf_counter()
     time.sleep(seconds)
     after = machine_cpu()
-    return (after[0] - before[0]) / max(1, after[1] - before[1])
+    engine, others = cpu_by_process(processes, process_ticks(), set())
+    return {"busy": (after[0] - before[0]) / max(1, after[1] - before[1]), "seconds": time.perf_counter() - started,
+            "engine_cpu_seconds": engine, "others": others}
 
 
 # --- services under load ---------------------------------------------------------------------------
@@ -458,7 +613,7 @@ def services_under_load(folder: Path, names: Names) -> list[dict]:
     rows = []
     CLEANUP.add(lab, [*base, "down"])
     try:
-        result = run([*base, "up"])
+        result = run([*base, "up"], bound(6), what="labctl up")
         if result.returncode:
             return [{"kind": "all", "error": failed("labctl up", result)}]
         hosts = lab_containers(lab)
@@ -471,7 +626,8 @@ def services_under_load(folder: Path, names: Names) -> list[dict]:
             sampler = Sampler(hosts[host])
             sampler.start()
             result = run(["docker", "exec", "-i", driver, "python3", "-", kind, f"10.{octet}.0.{10 + index}",
-                          str(port), host, str(LOAD_CONNECTIONS), str(LOAD_ROUNDS)], timeout=600, stdin=script)
+                          str(port), host, str(LOAD_CONNECTIONS), str(LOAD_ROUNDS)], 600, stdin=script,
+                         what=f"the {kind} load")
             sampler.stop.set()
             sampler.join()
             try:
@@ -487,10 +643,12 @@ def services_under_load(folder: Path, names: Names) -> list[dict]:
                         drops[f"{side} {key}"] = value - earlier.get(key, 0)
             row["kernel"] = drops
             rows.append(row)
-        result = run([*base, "down"])
+        result = run([*base, "down"], bound(6), what="labctl down")
         if result.returncode == 0:
             CLEANUP.done(lab)
         return rows
+    except Hung as exc:
+        return [*rows, {"kind": "the rest", "error": str(exc)}]
     finally:
         CLEANUP.run()
 
@@ -506,42 +664,67 @@ def fmt(value: float | None, width: int = 8) -> str:
     return f"{value:{width - 1}.2f}s" if value is not None else f"{'-':>{width}}"
 
 
-def report_size(n: int, floor_runs: list[dict], labctl_runs: list[dict]) -> None:
+def report_size(n: int, floor_runs: list[dict], labctl_runs: list[dict], limit_runs: list[dict]) -> None:
     plan_checks = (floor_runs or labctl_runs)[0]["count"]
-    pairs = len(floor_runs)
-    label = "median of" if pairs > 1 else "one pair,"
-    print(f"\nN = {n} hosts, {plan_checks} checks ({label} {pairs} {'pairs' if pairs > 1 else 'run each'})")
-    print(f"  {'phase':<8} {'floor':>8} {'labctl':>8} {'labctl/floor':>13}")
+    rounds = len(labctl_runs)
+    label = f"median of {rounds} rounds" if rounds > 1 else "one round"
+    print(f"\nN = {n} hosts, {plan_checks} checks ({label}; each figure and ratio from this run)")
+    print(f"  {'phase':<8} {'floor':>8} {'labctl':>8} {'labctl/floor':>13} {'limit':>8} {'labctl/limit':>13}"
+          f"  target")
+    targets = TARGETS.get(n, {})
     for phase in PHASES:
         floor, mine = median_of(floor_runs, phase), median_of(labctl_runs, phase)
         ratio = f"{mine / floor:12.2f}x" if floor and mine else f"{'-':>13}"
-        print(f"  {phase:<8} {fmt(floor)} {fmt(mine)} {ratio}")
-    for name, runs in (("floor", floor_runs), ("labctl", labctl_runs)):
+        theirs = LIMIT_PHASES.get(phase)
+        limit = median_of(limit_runs, theirs) if theirs else None
+        to_limit = f"{mine / limit:12.2f}x" if limit and mine else f"{'-':>13}"
+        target = targets.get(phase)
+        verdict = ""
+        if target:
+            verdict = f" <= {target:.2f}x " + ("met" if limit and mine and mine / limit <= target else "MISSED")
+        limit_text = f"{theirs}" if theirs else ""
+        print(f"  {phase:<8} {fmt(floor)} {fmt(mine)} {ratio} {fmt(limit)} {to_limit}{verdict}"
+              + (f"   (limit: {limit_text})" if limit_text and phase != "total" else ""))
+    for name, runs, phases in (("floor", floor_runs, PHASES), ("labctl", labctl_runs, PHASES),
+                               ("limit", limit_runs, tuple(LIMIT_PHASES.values()))):
         for index, r in enumerate(runs, 1):
-            phases = "  ".join(f"{p} {r[p]:.2f}s" for p in PHASES if p in r)
-            status = f"{r['passed']}/{r['count']} passed"
+            shown = "  ".join(f"{p} {r[p]:.2f}s" for p in phases if p in r)
+            status = f"  {r['passed']}/{r['count']} passed" if "count" in r else ""
             extra = ""
-            if "error" in r:
+            if "hung" in r:
+                extra += f"  HUNG: {r['hung']}"
+            elif "error" in r:
                 extra += f"  ERROR: {r['error']}"
             if r.get("failures"):
                 extra += f"  failures: {r['failures'][:3]}"
-            print(f"    {name:<6} #{index}: {phases}  {status}{extra}")
+            print(f"    {name:<6} #{index}: {shown}{status}{extra}")
 
 
-def report_idle(figures: dict, baseline: float) -> None:
+def report_idle(figures: dict, baseline: dict) -> None:
     idle, memory = figures["idle"], figures["memory"]
-    print(f"\nIdle: the running labctl lab of 30 hosts over {idle['seconds']:.0f}s "
-          f"({idle['cores']} cores)")
-    print(f"  machine busy (/proc/stat)           {idle['machine_busy_share'] * 100:6.2f}% of {idle['cores']} cores"
-          f"   (baseline without a lab: {baseline * 100:.2f}%)")
-    print(f"  the lab's containers (cgroup cpu)   {idle['lab_share'] * 100:6.3f}% of {idle['cores']} cores"
+    cores = idle["cores"]
+    above = idle["machine_busy_share"] - baseline["busy"]
+    print(f"\nIdle: the running labctl lab of 30 hosts over {idle['seconds']:.0f}s, once settled "
+          f"({idle['settled']:.0f}s after its checks), against the bare machine over {baseline['seconds']:.0f}s "
+          f"just before ({cores} cores)")
+    print(f"  machine busy (/proc/stat)           {idle['machine_busy_share'] * 100:6.2f}% of {cores} cores"
+          f"   (bare machine: {baseline['busy'] * 100:.2f}%)")
+    print(f"  above the bare machine              {above * 100:+6.2f}% of {cores} cores"
+          f"   target < {IDLE_TARGET * 100:.1f}%: {'met' if above < IDLE_TARGET else 'MISSED'}")
+    print(f"  the lab's containers (cgroup cpu)   {idle['lab_share'] * 100:6.3f}% of {cores} cores"
           f"   ({idle['lab_cpu_seconds'] * 1000:.0f} ms CPU in {idle['seconds']:.0f}s; busiest: "
           + ", ".join(f"{h} {ms:.0f} ms" for ms, h in reversed(idle["busiest"])) + ")")
-    engine_share = idle["engine_cpu_seconds"] / (idle["seconds"] * idle["cores"])
-    print(f"  the engine (dockerd, containerd, shims) {engine_share * 100:6.3f}% of {idle['cores']} cores"
-          f"   ({idle['engine_cpu_seconds'] * 1000:.0f} ms: healthchecks and execs go through it)")
+    engine_share = idle["engine_cpu_seconds"] / (idle["seconds"] * cores)
+    bare_engine = baseline["engine_cpu_seconds"] / (baseline["seconds"] * cores)
+    print(f"  the engine (dockerd, containerd, shims) {engine_share * 100:6.3f}% of {cores} cores"
+          f"   ({idle['engine_cpu_seconds'] * 1000:.0f} ms; bare machine: {bare_engine * 100:.3f}%, "
+          f"{baseline['engine_cpu_seconds'] * 1000:.0f} ms)")
+    print(f"  lab + engine above the bare machine's engine {(idle['lab_share'] + engine_share - bare_engine) * 100:+6.3f}%"
+          " of the cores (what the lab itself costs, whatever else runs)")
     print("  busiest other processes (noise): "
-          + (", ".join(f"{name} {seconds * 1000:.0f} ms" for seconds, name in idle["others"]) or "none"))
+          + (", ".join(f"{name} {seconds * 1000:.0f} ms" for seconds, name in idle["others"]) or "none")
+          + "; on the bare machine: "
+          + (", ".join(f"{name} {seconds * 1000:.0f} ms" for seconds, name in baseline["others"]) or "none"))
     servers = [v for h, v in memory.items() if h.startswith("s")]
     clients = [v for h, v in memory.items() if h.startswith("c")]
     print("\nMemory per host (cgroup usage less inactive file cache, as docker stats)")
@@ -585,9 +768,13 @@ def report_load(rows: list[dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,30,100", help="comma-separated: 10, 30, 100")
-    parser.add_argument("--rounds", type=int, default=3, help="pairs for 10 and 30 hosts (100: one)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds for 10 and 30 hosts (100: one)")
     parser.add_argument("--skip-load", action="store_true", help="skip the services under load")
     parser.add_argument("--skip-idle", action="store_true", help="skip idle CPU and memory")
+    parser.add_argument("--skip-limit", action="store_true", help="skip the engine's own limit")
+    parser.add_argument("--skip-floor", action="store_true", help="skip the floor (hand-written Compose)")
+    parser.add_argument("--bound", type=float, default=0,
+                        help="every step's bound in seconds (default: 60 + 3 per host)")
     parser.add_argument("--tag", default="", help="appended to the lab names (bench-n30-TAG)")
     parser.add_argument("--base-octet", type=int, default=200,
                         help="subnets 10.BASE.x to 10.BASE+7.x (default 200)")
@@ -601,51 +788,59 @@ def main() -> int:
         return 2
     ensure_host_image(docker_client(), say)
     image = host_tag()
-    busy = machine_idle_baseline(3)
+    busy = machine_idle_baseline(3)["busy"]
     if busy > 0.10:
         say(f"WARNING: the machine is {busy * 100:.0f}% busy before the bench starts; its figures "
             "will carry that load")
     began = time.perf_counter()
-    results: dict[int, tuple[list, list]] = {}
+    results: dict[int, tuple[list, list, list]] = {}
     idle_figures = None
-    baseline = None
+    baseline: dict = {}
+    limit = args.bound or None
+    sides = [side for side, skipped in (("floor", args.skip_floor), ("labctl", False), ("limit", args.skip_limit))
+             if not skipped]
     try:
         with tempfile.TemporaryDirectory(prefix="labctl-bench-floor-") as name:
             folder = Path(name)
-            say("warming up (a floor of 2 hosts, not counted)")
-            run_floor(labs.flat_plan(names.lab("floor-warmup"), 2, names.octet(WARMUP_OFFSET)),
-                      folder, image, compose)
+            if not args.skip_floor:
+                say("warming up (a floor of 2 hosts, not counted)")
+                run_floor(labs.flat_plan(names.lab("floor-warmup"), 2, names.octet(WARMUP_OFFSET)),
+                          folder, image, compose, limit=limit)
             for n in sizes:
                 mine_octet, floor_octet = (names.octet(offset) for offset in OFFSETS[n])
                 if n == 100:
                     mine = labs.routed_plan(names.lab("n100"), mine_octet)
                     floor = labs.routed_plan(names.lab("floor-n100"), floor_octet)
+                    bare = labs.routed_plan(names.lab("limit-n100"), floor_octet)
                 else:
                     mine = labs.flat_plan(names.lab(f"n{n}"), n, mine_octet)
                     floor = labs.flat_plan(names.lab(f"floor-n{n}"), n, floor_octet)
+                    bare = labs.flat_plan(names.lab(f"limit-n{n}"), n, floor_octet)
                 rounds = 1 if n == 100 else args.rounds
-                floor_runs, labctl_runs = [], []
+                runs: dict[str, list] = {"floor": [], "labctl": [], "limit": []}
                 for index in range(rounds):
                     last = index == rounds - 1
                     hook = idle_and_memory if (n == 30 and last and not args.skip_idle) else None
-                    if hook:
-                        say("machine idle baseline, 10 s")
-                        baseline = machine_idle_baseline()
-                    order = ("floor", "labctl") if index % 2 == 0 else ("labctl", "floor")
+                    order = sides[index % len(sides):] + sides[:index % len(sides)]
                     for which in order:
                         say(f"N={n} round {index + 1}/{rounds}: {which}")
                         if which == "floor":
-                            floor_runs.append(run_floor(floor, folder, image, compose))
+                            latest = run_floor(floor, folder, image, compose, limit=limit)
+                        elif which == "limit":
+                            latest = run_limit(bare, image, limit)
                         else:
-                            figures = run_labctl(mine, folder, hook)
-                            if hook and "idle" in figures:
-                                idle_figures = {k: figures.pop(k) for k in ("idle", "memory", "server_rss")}
-                            labctl_runs.append(figures)
-                        latest = (floor_runs if which == "floor" else labctl_runs)[-1]
-                        say(f"  {which}: " + ", ".join(f"{p} {latest[p]:.2f}s" for p in PHASES if p in latest)
-                            + f", {latest['passed']}/{latest['count']} passed"
+                            if hook:
+                                say(f"the bare machine (no lab up) over {IDLE_SECONDS}s")
+                                baseline = machine_idle_baseline()
+                            latest = run_labctl(mine, folder, hook, limit)
+                            if hook and "idle" in latest:
+                                idle_figures = {k: latest.pop(k) for k in ("idle", "memory", "server_rss")}
+                        runs[which].append(latest)
+                        phases = tuple(LIMIT_PHASES.values()) if which == "limit" else PHASES
+                        say(f"  {which}: " + ", ".join(f"{p} {latest[p]:.2f}s" for p in phases if p in latest)
+                            + (f", {latest['passed']}/{latest['count']} passed" if "count" in latest else "")
                             + (f"; ERROR {latest['error']}" if "error" in latest else ""))
-                results[n] = (floor_runs, labctl_runs)
+                results[n] = (runs["floor"], runs["labctl"], runs["limit"])
             load_rows = None if args.skip_load else services_under_load(folder, names)
     except KeyboardInterrupt:
         CLEANUP.run()
@@ -656,22 +851,33 @@ def main() -> int:
 
     version = subprocess.run(["git", "-C", str(BENCH.parent), "describe", "--always", "--dirty"],
                              capture_output=True, text=True).stdout.strip() or "unknown"
-    print(f"\nlabctl against the floor (hand-written Compose + docker exec), same lab, same run "
-          f"(labctl {version}, image {image}, {os.cpu_count()} cores)")
+    print(f"\nlabctl against the floor (hand-written Compose + docker exec) and the engine's own limit, "
+          f"same lab, same run (labctl {version}, image {image}, {os.cpu_count()} cores)")
     print("  floor: compose up -d + one exec waiting on every server port; one exec per client, all at once;"
           " compose down")
     print("  labctl: labctl up / check (both sides of every exchange) / down, through the CLI")
-    for n, (floor_runs, labctl_runs) in results.items():
-        report_size(n, floor_runs, labctl_runs)
-    if idle_figures:
+    print(f"  limit: the floor's networks and containers created + started, then removed, through the API, "
+          f"{engine_limit.THREADS} at a time; no readiness, no checks")
+    for n, (floor_runs, labctl_runs, limit_runs) in results.items():
+        report_size(n, floor_runs, labctl_runs, limit_runs)
+    if idle_figures and baseline:
         report_idle(idle_figures, baseline)
     if load_rows:
         report_load(load_rows)
     print(f"\nbench took {time.perf_counter() - began:.0f}s")
-    remaining = left_behind(CLEANUP.used)
+    hung = [r["hung"] for runs in results.values() for side in runs for r in side if "hung" in r]
+    if hung:
+        print("\nHUNG (recorded, cleaned up, and the bench went on): " + "; ".join(hung))
+    if CLEANUP.problems:
+        print("\nCLEANUP PROBLEMS: " + "; ".join(CLEANUP.problems))
+    try:
+        remaining = bounded_call(lambda: left_behind(CLEANUP.used), 60, "listing what is left")
+    except Exception as exc:
+        remaining = [f"(the engine did not say: {exc})"]
     if remaining:
         print(f"\nLEFT BEHIND (the engine refused to remove them): {', '.join(remaining)}")
-    broken = any("error" in r or r["passed"] != r["count"] for runs in results.values() for side in runs for r in side)
+    broken = any("error" in r or r.get("passed") != r.get("count")
+                 for runs in results.values() for side in runs for r in side)
     return 1 if broken or remaining else 0
 
 

@@ -1,6 +1,7 @@
-"""The labs the scale bench (bench/floor.py) and tests/integration/test_scale.py run, each
-written two ways from one plan: as a lab.yaml for labctl, and as the plain Compose file a
-careful user would write by hand (the floor), with the exec scripts that check it.
+"""The labs bench/floor.py runs, each written two ways from one plan: as a lab.yaml for
+labctl, and as the plain Compose file a careful user would write by hand (the floor), with
+the exec scripts that check it; bench/engine_limit.py creates the floor's containers
+through the engine's API.
 
 A plan is a set of networks, hosts with static addresses (servers run a TCP echo on port
 7, clients run nothing, routers forward) and the (client, server) pairs to check.
