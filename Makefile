@@ -88,6 +88,8 @@ bench: env
 	$(BIN)/python bench/rounds.py chat 20
 	$(BIN)/python bench/grade.py
 	$(BIN)/python bench/ui.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/scale.py --swarm --servers 30 --clients 30 --octet 214
 
 # A long fuzz run of the lab-file reader: 10,000 hostile inputs, each accepted or refused
 # in one line within 2 seconds and 200 MB; prints its counts, fails on a crash or a slow one.

@@ -119,6 +119,7 @@ class SwarmEngine:
         if docker_cli is None:
             raise EngineError("the docker command-line client is not installed (docker stack "
                               "deploy needs it); run 'labctl doctor --install'")
+        document = self._by_id(document)
         with ExitStack() as stack:
             env = dict(os.environ)
             if is_ssh(self.manager):
@@ -133,6 +134,24 @@ class SwarmEngine:
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines()
             raise EngineError(f"docker stack deploy failed: {lines[-1] if lines else 'no output'}")
+
+    def _by_id(self, document: Path) -> Path:
+        """The stack file as deployed: each service's image named by its id. A Swarm's
+        agent tries a registry for every image named by a tag before it starts a task,
+        even one the machine holds; where no registry answers, each try costs the task
+        seconds (about 10 s a task, one after another on each machine). Named by its id
+        (the same on every machine: ship_image copies it whole), it starts at once."""
+        stack = yaml.safe_load(document.read_text())
+        ids: dict[str, str] = {}
+        for service in (stack.get("services") or {}).values():
+            image = service.get("image")
+            if image and not image.startswith("sha256:"):
+                if image not in ids:
+                    ids[image] = self.image_client.api.inspect_image(image)["Id"]
+                service["image"] = ids[image]
+        # Beside the stack file, so that what it names relative to its folder stays found.
+        return write_file(document.parent, document.with_name(f"{document.stem}.by-id{document.suffix}"),
+                          yaml.safe_dump(stack, sort_keys=False, width=200))
 
     def _run_helpers(self, topology: Topology, helpers: dict[str, dict], progress: Progress) -> None:
         """Run one-shot helpers (routes) in their hosts' namespaces, each on its host's machine."""

@@ -35,7 +35,8 @@ KeyPath = tuple[str | int, ...]
 
 MAX_FILE_BYTES = 256 * 1024     # a lab file; the default lab is about 4 KiB
 MAX_DEPTH = 64                  # mappings and lists inside each other, aliases included
-MAX_NODES = 20_000              # values (keys too) once aliases and merges are expanded
+MAX_NODES = 50_000              # values (keys too) once aliases and merges are expanded; a
+                                # 300-host lab with 1,500 checks holds about 21,000
 MAX_ALIASES = 1_000             # uses of *name in one file
 MAX_NUMBER_TEXT = 100           # characters of one number
 MAX_DURATION = 86_400.0         # seconds: one day

@@ -1,10 +1,11 @@
-"""A hundred hosts: four networks joined by two routers (a -r1- b -r2- {c, d}), 50 tcp-echo
-servers and 50 clients spread over them, 500 checks (each client against 10 servers on all
-four networks, most through one router or two), brought up, checked on both sides and
-taken down through the CLI, as a user would. Nothing of the lab may be left.
+"""Two hundred hosts: six networks in a chain of five routers, 100 servers cycling through
+every built-in kind (tcp-echo, udp-echo, tls-echo, http, https, udp-listener, raw-listener,
+dns) and 100 clients spread over them, 500 checks (each client against 5 servers, most
+through one router or more), brought up, checked on both sides and taken down through the
+CLI, as a user would. Nothing of the lab may be left.
 
-The lab is bench/labs.py's `routed_plan`, the one `make bench` times against the floor.
-The times are printed, never asserted.
+The lab is bench/scale.py's `scale_lab` at two thirds of the size `make bench` times
+(300 hosts, 1,500 checks). The times are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from .conftest import REPO, leftovers
 
 pytestmark = pytest.mark.integration
 
+SERVERS = CLIENTS = 100
+PER_CLIENT = 5
 
-def _bench_labs():
-    spec = importlib.util.spec_from_file_location("bench_labs", REPO / "bench" / "labs.py")
+
+def _bench_scale():
+    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "bench" / "scale.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault(spec.name, module)   # its dataclasses look their module up by name
     spec.loader.exec_module(sys.modules[spec.name])
@@ -41,19 +45,22 @@ def _cli(*args: str, timeout: float) -> tuple[float, subprocess.CompletedProcess
     return time.perf_counter() - started, result
 
 
-def test_a_hundred_hosts_through_two_routers(engine, image, tmp_path: Path, capsys):
-    labs = _bench_labs()
-    plan = labs.routed_plan("itest-scale", 220)
+def test_two_hundred_hosts_of_every_kind_through_five_routers(engine, image, tmp_path: Path, capsys):
+    scale = _bench_scale()
+    plan = scale.scale_lab("itest-scale", 220, SERVERS, CLIENTS, PER_CLIENT)
     path = tmp_path / "lab.yaml"
-    path.write_text(labs.labctl_yaml(plan))
+    path.write_text(plan.yaml())
     lab = read_lab(path)
     topology = lab.topology
-    assert len(lab.checks) == 500
-    assert sum(1 for host in plan.hosts.values() if host.role != "router") == 100
-    crossing = sum(1 for client, server in plan.checks
-                   if not set(plan.hosts[client].addresses) & set(plan.hosts[server].addresses))
-    assert crossing >= 300, "most checks must cross a router"
-    assert all(check.server.mode != "off" for check in lab.checks), "both sides are checked by default"
+    count = CLIENTS * PER_CLIENT
+    assert len(lab.checks) == count
+    assert sum(1 for host in topology.hosts.values() if not host.router) == SERVERS + CLIENTS
+    kinds = {service.kind for host in topology.hosts.values() for service in host.services}
+    assert kinds >= set(scale.KINDS), f"every built-in kind serves: {sorted(set(scale.KINDS) - kinds)} missing"
+    crossing = sum(1 for check in plan.checks
+                   if plan.members[check["from"]] != plan.members[check["to"].split(":")[0]])
+    assert crossing >= count * 3 // 4, "most checks must cross a router"
+    assert all(check.server.mode != "off" for check in lab.checks), "both sides are checked"
 
     times: dict[str, float] = {}
     try:
@@ -67,16 +74,16 @@ def test_a_hundred_hosts_through_two_routers(engine, image, tmp_path: Path, caps
                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         failures = [f"{item['name']}: {item.get('reason')}" for item in report["checks"] if not item["passed"]]
         times["checks inside"] = report["seconds"]
-        assert len(report["checks"]) == 500
+        assert len(report["checks"]) == count
         assert result.returncode == 0 and not failures, (
-            f"{len(failures)} of 500 checks failed; the first: " + "\n".join(failures[:10]))
+            f"{len(failures)} of {count} checks failed; the first: " + "\n".join(failures[:10]))
         # Both sides: every check found its own exchange in its server's transcript.
         one_sided = [item["name"] for item in report["checks"] if not item["server"]]
         assert not one_sided, f"{len(one_sided)} checks have no server-side entry: {one_sided[:10]}"
     finally:
         times["down"], result = _cli("-f", str(path), "down", timeout=900)
         with capsys.disabled():   # shown in every run, passing or not
-            print("\nscale: 100 hosts + 2 routers, 4 networks, 500 checks: "
+            print(f"\nscale: {SERVERS + CLIENTS} hosts + 5 routers, 6 networks, {count} checks: "
                   + ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in times.items()))
     left = leftovers(engine, topology, image)
     if result.returncode != 0:
