@@ -8,6 +8,12 @@ with NET_ADMIN, so lab hosts themselves never hold it.
                                        routes, wait until no IPv6 address is tentative, then
                                        with --no-dns (all its networks are internal) refuse
                                        Docker's embedded resolver (see below)
+  netadmin.py enter JSON               from a helper that shares the engine machine's process
+                                       table, with SYS_ADMIN: for each {"host", "pid",
+                                       "container", "argv"} of JSON (a list), enter the
+                                       network namespace of process PID, once its control
+                                       group shows it is CONTAINER's, and run `routes ARGV`
+                                       there, a few hosts at a time (see below)
   netadmin.py fabric-add TAG BRIDGE... in the engine's namespace: let routed lab traffic
                                        cross each lab bridge, and keep every lab bridge off
                                        the engine's own services (see below); BRIDGE:6 also
@@ -45,11 +51,20 @@ the lab. `routes --no-dns` refuses that address from the host's own namespace, i
 filter hook after Docker's nat rewrites 127.0.0.11:53 to the resolver's real port, with a
 reset or a port-unreachable so that a lookup of an unknown name fails at once. The host's
 program holds no NET_ADMIN, so it cannot take the rule away; names of the lab resolve from
-/etc/hosts, or through the lab's own DNS at its lab address. Standard library only.
+/etc/hosts, or through the lab's own DNS at its lab address.
+
+`enter` does for many hosts at once what one `routes` helper per host would: one
+container in all, not one per host, so a lab's start costs the engine no more containers
+than it has hosts. Only the network namespace is entered; every program run there (ip,
+iptables) is this helper's own, never one a host could have replaced. The host's process
+is known by its id and its start time, read before its namespace and control group are
+and again after: so a process id that another process took over in between is refused
+rather than entered. Standard library only.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shlex
@@ -108,34 +123,66 @@ def embedded_dns_input_rule() -> list[str]:
 
 
 def refuse_embedded_dns() -> None:
-    binary = _working_iptables()
-    _insert_all(binary, "OUTPUT", embedded_dns_rules())
-    _insert_all(binary, "INPUT", [embedded_dns_input_rule()])
+    binary, listing = _working_iptables()
+    wanted = {"OUTPUT": embedded_dns_rules(), "INPUT": [embedded_dns_input_rule()]}
+    restore = [binary.replace("iptables", "iptables-restore", 1), "-w", "--noflush"]
+    result = subprocess.run(restore, input=replacement(listing, wanted, DNS_COMMENT),
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"netadmin: {' '.join(restore)}: {result.stderr.strip()}")
     print("dns: Docker's embedded resolver refused (every network of this host is internal)")
 
 
-def _working_iptables() -> str:
-    """The image's iptables, or its legacy flavour where the kernel has no nf_tables."""
+def replacement(listing: str, wanted: dict[str, list[list[str]]], tag: str) -> str:
+    """iptables-restore input for the filter table that puts `wanted` at the top of each
+    chain, in order, in one transaction: the rules tagged `tag` that `listing` (iptables -S)
+    shows go first, so running it again leaves one copy, not two."""
+    lines = ["*filter"]
+    for rule in listing.splitlines():
+        words = shlex.split(rule)
+        if words[:1] == ["-A"] and words[1] in wanted and comment_of(rule) == tag:
+            lines.append(shlex.join(["-D", *words[1:]]))
+    for chain, rules in wanted.items():
+        lines += [shlex.join(["-I", chain, str(position), *rule]) for position, rule in enumerate(rules, 1)]
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+def _working_iptables() -> tuple[str, str]:
+    """The image's iptables, or its legacy flavour where the kernel has no nf_tables, and
+    what its filter table holds now (iptables -S)."""
     for binary in ("iptables", "iptables-legacy"):
         try:
-            if run(binary, "-w", "-S", "OUTPUT", check=False).returncode == 0:
-                return binary
+            listing = run(binary, "-w", "-S", check=False)
         except FileNotFoundError:
             continue
+        if listing.returncode == 0:
+            return binary, listing.stdout
     sys.exit("netadmin: no working iptables in this namespace")
+
+
+IFA_F_TENTATIVE = 0x40   # an IPv6 address's flags in /proc/net/if_inet6
 
 
 def settle(timeout: float = 5.0) -> None:
     """Wait until no IPv6 address here is still tentative (duplicate address detection
     takes a second or two after an interface comes up). Until then a router's link-local
     address cannot ask for a neighbour's, and the first packet it forwards waits a second;
-    Docker moves interfaces in before the container's sysctls could turn detection off."""
+    Docker moves interfaces in before the container's sysctls could turn detection off.
+    Read from /proc/self/net, which is this namespace's: no program to start."""
     deadline = time.monotonic() + timeout
-    while run("ip", "-6", "addr", "show", "tentative", check=False).stdout.strip():
+    while tentative():
         if time.monotonic() > deadline:
             print("settle: addresses still tentative; going on")
             return
         time.sleep(0.05)
+
+
+def tentative() -> bool:
+    try:
+        with open("/proc/self/net/if_inet6") as table:
+            return any(int(line.split()[4], 16) & IFA_F_TENTATIVE for line in table if len(line.split()) >= 6)
+    except FileNotFoundError:   # no IPv6 in this kernel
+        return False
 
 
 def resolve(name: str, timeout: float = 60.0) -> str:
@@ -155,6 +202,113 @@ def resolve(name: str, timeout: float = 60.0) -> str:
             if time.monotonic() > deadline:
                 sys.exit(f"netadmin: cannot resolve router '{name}': {exc}")
             time.sleep(0.5)
+
+
+CLONE_NEWNET = 0x40000000
+ENTER_AT_ONCE = 6   # hosts set up at once: each runs iptables, and the helper's pids are capped
+
+
+def enter(spec: str) -> None:
+    """Run `routes` in each host's network namespace, ENTER_AT_ONCE at a time; each host's
+    lines are prefixed with its name. Fails (after all have run) if any failed."""
+    jobs = json.loads(spec)
+    running: dict[int, str] = {}
+    failed: list[str] = []
+    for job in jobs:
+        while len(running) >= ENTER_AT_ONCE:
+            _reap(running, failed)
+        sys.stdout.flush()
+        child = os.fork()
+        if child == 0:
+            os._exit(_routes_in(job["host"], int(job["pid"]), str(job["container"]), list(job["argv"])))
+        running[child] = job["host"]
+    while running:
+        _reap(running, failed)
+    if failed:
+        sys.exit(f"netadmin: routes failed for {', '.join(sorted(failed))}")
+
+
+def _reap(running: dict[int, str], failed: list[str]) -> None:
+    child, status = os.wait()
+    host = running.pop(child, None)
+    if host is not None and os.waitstatus_to_exitcode(status) != 0:
+        failed.append(host)
+
+
+class Prefixed:
+    """A stream that writes each whole line as `host: line`, for one child's output."""
+
+    def __init__(self, host: str, stream) -> None:
+        self.host, self.stream, self.partial = host, stream, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            self.stream.write(f"{self.host}: {line}\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.partial:
+            self.write("\n")
+        self.stream.flush()
+
+
+def _routes_in(host: str, pid: int, container: str, argv: list[str]) -> int:
+    """In a child: enter the host's namespace and set its routes; the exit status."""
+    sys.stdout = Prefixed(host, sys.__stdout__)  # type: ignore[assignment]
+    try:
+        enter_namespace(pid, container)
+        if argv[:1] != ["routes"]:
+            raise SystemExit(f"netadmin: enter runs routes only, not {argv[:1]}")
+        routes(argv[1:])
+        return 0
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            print(f"netadmin: {host}: {str(exc.code).removeprefix('netadmin: ')}", file=sys.stderr)
+            return 1
+        return 0
+    except Exception as exc:   # noqa: BLE001 - one host's failure is reported, not a traceback
+        print(f"netadmin: {host}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def enter_namespace(pid: int, container: str) -> None:
+    """Move this process into the network namespace of `pid`, which must be a process of
+    `container` (a full container id): its start time is read before its namespace is
+    opened and again after its control group is, so a process id that another process took
+    over in between is refused, not entered."""
+    if len(container) < 32 or not all(c in "0123456789abcdef" for c in container):
+        sys.exit(f"netadmin: not a container id: {container!r}")
+    gone = f"netadmin: process {pid} of container {container[:12]} is gone (the host stopped)"
+    try:
+        started = start_time(pid)
+        namespace = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        with open(f"/proc/{pid}/cgroup") as groups:
+            belongs = container in groups.read()
+        same = start_time(pid) == started
+    except (ProcessLookupError, FileNotFoundError):
+        sys.exit(gone)
+    except PermissionError:
+        sys.exit(f"netadmin: process {pid} is not container {container[:12]}'s")
+    if not same:
+        sys.exit(gone)
+    if not belongs:
+        sys.exit(f"netadmin: process {pid} is not container {container[:12]}'s")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(namespace, CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        sys.exit(f"netadmin: cannot enter the namespace of {container[:12]}: {os.strerror(error)}")
+    os.close(namespace)
+
+
+def start_time(pid: int) -> str:
+    """When `pid` started, in clock ticks since boot (/proc/PID/stat's 22nd field; the
+    command name before it is in parentheses and may hold anything)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[19]
 
 
 def _iptables() -> str | None:
@@ -341,6 +495,8 @@ def main(argv: list[str]) -> int:
     verb, args = argv[1], argv[2:]
     if verb == "routes":
         routes(args)
+    elif verb == "enter" and len(args) == 1:
+        enter(args[0])
     elif verb == "fabric-add" and args:
         fabric_add(args[0], args[1:])
     elif verb == "fabric-del" and len(args) == 1:

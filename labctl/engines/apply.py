@@ -3,7 +3,10 @@
 labctl knows the whole lab before it starts, so it need not wait on Compose's own pace:
 every network is created first, then the fabric runs, then every host at once (none
 before the fabric's rules stand), and each helper (routes, a network sidecar) as soon as
-the host whose namespace it joins has started. Each container
+the host whose namespace it joins has started. The routes helpers are not containers of
+their own: one admin helper, started beside the fabric and removed at the end, sets each
+host's routes from the host's namespace as it starts (services/netadmin.py `enter`), so
+the engine starts no more containers than the lab has hosts. Each container
 is confirmed ready as it comes, by a signal that costs nothing once the lab is up: a
 built-in server by the line it prints once it listens, a one-shot helper by its exit,
 anything else by its probe, run once. The containers carry Compose's own names and
@@ -30,7 +33,8 @@ import yaml
 
 from ..errors import EngineError
 from ..model.topology import Topology
-from ..names import CONFIG_LABEL, ROLE_LABEL, SECRET_SOURCE, SERVING_LINE, host_of
+from ..names import (CONFIG_LABEL, HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, ROLE_LABEL, SECRET_SOURCE,
+                     SERVING_LINE, host_of, program)
 from ..progress import Counted
 from ..render.compose import KEYS_KEY, readiness_probe, readiness_wait, SIDECAR_READY, unliteral
 from .archive import archive
@@ -41,6 +45,7 @@ CREATORS = 8        # containers created and started at once: more only queue in
 WATCHERS = 64       # readiness signals awaited at once (each holds one idle connection)
 REPORT_EVERY = 1.0  # seconds between progress lines while nothing fails
 EARLY_EXIT = 0.5    # a program of the lab's own, with no probe, that ends within this failed
+ROUTED_AT_ONCE = 32  # hosts whose routes one exec in the admin helper sets (its argument stays small)
 
 # The service keys labctl renders, and so knows how to deploy. A key outside these is a
 # renderer change this module has not caught up with: refused, not silently dropped.
@@ -105,6 +110,17 @@ def completions(service: dict[str, Any]) -> set[str]:
         if isinstance(depends, dict) else set()
 
 
+def batched_routes(service: dict[str, Any]) -> list[str] | None:
+    """The `routes ...` arguments of a routes helper the admin helper can run instead of
+    it (services/netadmin.py `enter`), or None for any other service."""
+    command = service.get("command") or []
+    if (service.get("labels") or {}).get(ROLE_LABEL) == "routes" \
+            and str(service.get("network_mode", "")).startswith("service:") \
+            and command[:3] == ["python3", program("netadmin"), "routes"]:
+        return [str(word) for word in command[2:]]
+    return None
+
+
 @dataclass
 class Pending:
     """Where each wanted service stands during one deployment."""
@@ -141,6 +157,8 @@ class Deployment:
                 raise EngineError(f"service '{name}' of the rendered document declares a healthcheck, "
                                   "which would run in the lab while it sits idle; labctl runs none")
         self._image_ids: dict[str, str] = {}
+        self.batched = {name: argv for name, service in self.services.items()
+                        if (argv := batched_routes(service)) is not None}
 
     # -- the whole run --------------------------------------------------------------------
 
@@ -169,18 +187,35 @@ class Deployment:
         watchers = ThreadPoolExecutor(max_workers=WATCHERS, thread_name_prefix="labctl-ready")
         starting: dict[Future, str] = {}
         confirming: dict[Future, str] = {}
+        routing: dict[Future, list[str]] = {}
+        routed = [name for name in wanted if name in self.batched]
+        admin: Future | None = creators.submit(self._start_admin, self.services[routed[0]]) if routed else None
+        admin_id: str | None = None
         last_report, reported_at = "", 0.0
         try:
             while len(pending.ready) < len(wanted):
+                if admin is not None and admin.done():
+                    admin_id, admin = admin.result(), None
+                    if admin_id is None:
+                        self.batched = {}   # the engine refused it: one container per host's routes, as rendered
                 for name in wanted:
-                    if name not in pending.submitted and dependencies(self.services[name]) <= set(pending.started) \
+                    if name not in pending.submitted and name not in self.batched \
+                            and dependencies(self.services[name]) <= set(pending.started) \
                             and completions(self.services[name]) <= pending.ready | finished:
                         pending.submitted.add(name)
                         starting[creators.submit(self._bring, name, existing.get(name), networks,
                                                  pending.started, recreate)] = name
-                blocked = [name for name in wanted if name not in pending.submitted
-                           and not any(name == n for n in starting.values())]
-                if blocked and not starting and not confirming:
+                # One exec at a time: what becomes routable meanwhile goes in the next one,
+                # so a lab that starts fast costs a few execs, not one per host.
+                if admin_id is not None and not routing:
+                    routable = [name for name in wanted if name in self.batched and name not in pending.submitted
+                                and dependencies(self.services[name]) <= set(pending.started)]
+                    for first in range(0, len(routable), ROUTED_AT_ONCE):
+                        batch = routable[first:first + ROUTED_AT_ONCE]
+                        pending.submitted.update(batch)
+                        routing[watchers.submit(self._route, batch, admin_id, dict(pending.started))] = batch
+                blocked = [name for name in wanted if name not in pending.submitted]
+                if blocked and not starting and not confirming and not routing and admin is None:
                     service = self.services[blocked[0]]
                     missing = sorted((dependencies(service) - set(pending.started))
                                      | (completions(service) - pending.ready - finished))
@@ -190,14 +225,19 @@ class Deployment:
                     waiting = [name for name in wanted if name not in pending.ready]
                     raise EngineError(f"lab not ready after {self.timeout:.0f}s; still waiting for "
                                       + _some(waiting))
-                done, _ = wait([*starting, *confirming], timeout=min(remaining, REPORT_EVERY),
-                               return_when=FIRST_COMPLETED)
+                done, _ = wait([*starting, *confirming, *routing, *([admin] if admin else [])],
+                               timeout=min(remaining, REPORT_EVERY), return_when=FIRST_COMPLETED)
                 for future in done:
                     if future in starting:
                         name = starting.pop(future)
                         pending.started[name] = future.result()
                         confirming[watchers.submit(self._confirm, name, pending.started[name], deadline)] = name
-                    else:
+                    elif future in routing:
+                        for name in routing.pop(future):
+                            pending.started[name] = admin_id or ""
+                            pending.ready.add(name)
+                        future.result()
+                    elif future in confirming:
                         name = confirming.pop(future)
                         future.result()
                         pending.ready.add(name)
@@ -212,6 +252,10 @@ class Deployment:
             # containers); confirmations end with their containers.
             creators.shutdown(wait=True, cancel_futures=True)
             watchers.shutdown(wait=False, cancel_futures=True)
+            if admin is not None and admin.done() and not admin.exception():
+                admin_id = admin.result()
+            if admin_id is not None:
+                self._remove_admin(admin_id)
         self._none_exited(pending)
 
     def _none_exited(self, pending: Pending) -> None:
@@ -413,6 +457,63 @@ class Deployment:
         if files:
             self.api.put_archive(container, "/", archive(files))
 
+    # -- routes, from the admin helper ---------------------------------------------------
+
+    def _start_admin(self, routes: dict[str, Any]) -> str | None:
+        """Start the helper that enters hosts' namespaces to set their routes: in the
+        engine machine's process table (to find a host's namespace by its process), with
+        no network of its own, and nothing of the lab's but the routes it is handed. It
+        ends itself after the run's bound should labctl die first. None if the engine
+        refuses it (a user namespace remap refuses the machine's process table)."""
+        labels = {key: value for key, value in (routes.get("labels") or {}).items() if key != HOST_LABEL}
+        try:
+            container = self.api.create_container(
+                routes["image"], ["sleep", str(int(self.timeout) + 60)], detach=True,
+                labels={**labels, ROLE_LABEL: "helper"},
+                host_config=self.api.create_host_config(
+                    network_mode="none", pid_mode="host", cap_add=["NET_ADMIN", "SYS_ADMIN"],
+                    security_opt=["no-new-privileges:true"], mem_limit=HELPER_MEMORY,
+                    memswap_limit=HELPER_MEMORY, pids_limit=HELPER_PIDS))["Id"]
+        except docker.errors.APIError:
+            return None
+        try:
+            self.api.start(container)
+        except docker.errors.APIError:
+            self._remove_admin(container)
+            return None
+        return container
+
+    def _remove_admin(self, container: str) -> None:
+        try:
+            self.api.remove_container(container, force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def _route(self, names: list[str], admin: str, started: dict[str, str]) -> None:
+        """Set the routes of each routes helper in `names` from the admin helper, in its
+        host's namespace; raise, naming the host and why, if any could not be set."""
+        jobs, containers = [], {}
+        for name in names:
+            host = self.services[name]["network_mode"].split(":", 1)[1]
+            state = self.api.inspect_container(started[host])
+            if not (state.get("State") or {}).get("Pid"):
+                raise EngineError(self.failure(state["Id"]))   # it ended at start: say why
+            containers[host] = state["Id"]
+            jobs.append({"host": host, "pid": state["State"]["Pid"], "container": state["Id"],
+                         "argv": self.batched[name]})
+        result = self.run(admin, ["python3", program("netadmin"), "enter",
+                                  json.dumps(jobs, separators=(",", ":"))])
+        if result.exit_code == 0:
+            return
+        said = (result.stdout + result.stderr).decode("utf-8", "replace").splitlines()
+        for host, container in containers.items():
+            if not self._running(container):
+                raise EngineError(self.failure(container))
+        problems = [line for line in said if line.startswith("netadmin: ")]
+        raise EngineError("could not set the routes of "
+                          + (problems[0].removeprefix("netadmin: ") if problems else
+                             f"{_some(list(containers))}: {said[-1] if said else 'no output'}"))
+
     # -- readiness ------------------------------------------------------------------------
 
     def _confirm(self, name: str, container: str, deadline: float) -> None:
@@ -489,4 +590,5 @@ def _some(names: list[str], shown: int = 8) -> str:
 def read_document(path: Path) -> dict[str, Any]:
     """The rendered document as written, its `$$` escapes undone: the API takes values
     literally, as Compose does once it has read them."""
-    return unliteral(yaml.safe_load(path.read_text()) or {})
+    # libyaml's loader where PyYAML has it: the same document, read several times faster.
+    return unliteral(yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {})

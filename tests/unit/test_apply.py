@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engines.apply import KNOWN_KEYS, Deployment, completions, dependencies, read_document, seconds
+from labctl.engines.apply import (KNOWN_KEYS, Deployment, batched_routes, completions, dependencies, read_document,
+                                  seconds)
 from labctl.engines.factory import read_lab
 from labctl.errors import EngineError
 from labctl.model.shaping import LiveState
@@ -83,3 +84,23 @@ def test_a_key_the_deployer_does_not_know_is_refused_not_dropped(write_lab, tmp_
 
 class _NoClient:
     api = None
+
+
+def test_the_routes_helpers_are_run_from_one_admin_helper_and_nothing_else_is(write_lab, tmp_path):
+    """labctl's own `up` sets every routed host's routes from one helper, with the very
+    arguments the rendered file gives each host's own; every other service stays a container."""
+    (tmp_path / "srv.py").write_text("print('hi')\n")
+    topology = read_lab(write_lab(LAB)).topology
+    document = render(topology, "labctl-host:test", LabPki(tmp_path / "pki"), tmp_path / "compose" / "keys.yaml")
+    routed = {name: service for name, service in document["services"].items() if name.startswith("lc-routes-")}
+    assert routed, "the lab routes between its networks"
+    for name, service in document["services"].items():
+        argv = batched_routes(service)
+        if name in routed:
+            assert argv == service["command"][2:] and argv[0] == "routes"
+        else:
+            assert argv is None, name
+    # A service that only looks like one (another program, or no host's namespace) is its own container.
+    left = dict(routed["lc-routes-left"])
+    assert batched_routes({**left, "command": ["python3", "/elsewhere/netadmin.py", "routes"]}) is None
+    assert batched_routes({**left, "network_mode": "host"}) is None

@@ -6,6 +6,7 @@ can. (tests/integration/test_isolation.py reads the same rules from the real eng
 from __future__ import annotations
 
 import importlib.util
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -285,3 +286,54 @@ def test_every_helper_an_engine_starts_itself_is_capped(write_lab, monkeypatch):
     capped = [(c["mem_limit"], c["memswap_limit"], c["pids_limit"]) for c in client.containers.created]
     assert capped == [(HELPER_MEMORY, HELPER_MEMORY, HELPER_PIDS), (HELPER_MEMORY, HELPER_MEMORY, HELPER_PIDS),
                       (PROBE_MEMORY, PROBE_MEMORY, PROBE_PIDS), (SIDECAR_MEMORY, SIDECAR_MEMORY, SIDECAR_PIDS)]
+
+
+def test_the_refusal_goes_in_as_one_transaction_that_a_second_run_does_not_double():
+    first = netadmin.replacement("-P OUTPUT ACCEPT\n", {"OUTPUT": netadmin.embedded_dns_rules(),
+                                                        "INPUT": [netadmin.embedded_dns_input_rule()]},
+                                 netadmin.DNS_COMMENT)
+    lines = first.splitlines()
+    assert lines[0] == "*filter" and lines[-1] == "COMMIT"
+    assert [line.split()[:3] for line in lines[1:-1]] == [["-I", "OUTPUT", "1"], ["-I", "OUTPUT", "2"],
+                                                        ["-I", "INPUT", "1"]]
+    # What iptables -S shows once they stand (the comment quoted) is taken out first.
+    listing = "\n".join(["-P INPUT ACCEPT",
+                         '-A INPUT -d 127.0.0.11/32 -m comment --comment "labctl:embedded-dns-refused" -j DROP',
+                         '-A INPUT -s 10.0.0.1/32 -m comment --comment "someone-else" -j DROP',
+                         '-A OUTPUT -d 127.0.0.11/32 -m comment --comment "labctl:embedded-dns-refused" '
+                         "-j REJECT --reject-with icmp-port-unreachable"])
+    again = netadmin.replacement(listing, {"INPUT": [netadmin.embedded_dns_input_rule()]}, netadmin.DNS_COMMENT)
+    assert again.splitlines()[1:-1] == [
+        "-D INPUT -d 127.0.0.11/32 -m comment --comment labctl:embedded-dns-refused -j DROP",
+        "-I INPUT 1 -d 127.0.0.11/32 -m comment --comment labctl:embedded-dns-refused -j DROP"]
+
+
+def test_the_admin_helper_enters_no_namespace_but_the_named_container_s(tmp_path):
+    """A process id is entered only when its control group is the named container's: not
+    this process (in no container of that id), not a process that is gone, not a bad id."""
+    with pytest.raises(SystemExit, match="is not container"):
+        netadmin.enter_namespace(os.getpid(), "ab" * 32)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with pytest.raises(SystemExit, match="is gone"):
+        netadmin.enter_namespace(gone.pid, "ab" * 32)
+    with pytest.raises(SystemExit, match="not a container id"):
+        netadmin.enter_namespace(os.getpid(), "../../x")
+
+
+def test_a_process_start_time_is_read_past_a_command_name_that_holds_parentheses():
+    # The 22nd field, counted after the command name however odd the name.
+    assert netadmin.start_time(os.getpid()).isdigit()
+    assert netadmin.start_time(os.getpid()) == netadmin.start_time(os.getpid())
+
+
+def test_tentative_addresses_are_read_from_the_namespace_s_own_table(monkeypatch, tmp_path):
+    table = tmp_path / "if_inet6"
+    table.write_text("fe800000000000000000000000000001 02 40 20 80     eth0\n"
+                     "00000000000000000000000000000001 01 80 10 80       lo\n")
+    real_open = open
+    monkeypatch.setattr(netadmin, "open", lambda path, *a, **k: real_open(table if path == "/proc/self/net/if_inet6"
+                                                                         else path, *a, **k), raising=False)
+    assert not netadmin.tentative()
+    table.write_text("fe800000000000000000000000000001 02 40 20 c0     eth0\n")
+    assert netadmin.tentative()
