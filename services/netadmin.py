@@ -93,10 +93,20 @@ def routes(args: list[str]) -> None:
     if "--no-default6" in flags:
         # Every IPv6 network of this host is internal: no route out of the lab.
         run("ip", "-6", "route", "del", "default", check=False)
+    chosen = []
     for pair in pairs:
         destination, _, via = pair.partition("=")
         address = resolve(via)
-        run("ip", "route", "replace", destination, "via", address)
+        if not destination or any(c.isspace() for c in destination + address):
+            sys.exit(f"netadmin: routes: not a route: {pair!r}")   # one word each in ip's batch
+        chosen.append((destination, via, address))
+    if chosen:
+        # One `ip` for all of them: a host behind many routers costs one program, not one a route.
+        batch = "".join(f"route replace {destination} via {address}\n" for destination, _, address in chosen)
+        result = subprocess.run(["ip", "-batch", "-"], input=batch, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"netadmin: ip route replace: {result.stderr.strip() or result.stdout.strip()}")
+    for destination, via, address in chosen:
         print(f"route {destination} via {via}" + (f" ({address})" if address != via else ""))
     settle()
     if "--no-dns" in flags:

@@ -136,12 +136,7 @@ class ComposeEngine(ContainerEngine):
             fabric = pool.submit(self._remove_fabric, topology, fabric_image) if fabric_image else None
             if containers:
                 progress(f"removing {len(containers)} containers")
-            # Stop, leave the lab's networks, then go: Docker 20.10, removing many attached
-            # containers at once, can keep an endpoint of a network that none of them holds
-            # any more, and refuse to remove that network until the engine restarts.
-            list(pool.map(self._stop_container, [c["Id"] for c in containers]))
-            list(pool.map(self._leave_networks, containers))
-            for done, _removed in enumerate(pool.map(self._remove_container, [c["Id"] for c in containers]), 1):
+            for done, _removed in enumerate(pool.map(self._take_down, containers), 1):
                 progress(Counted(f"removed {done}/{len(containers)} containers", "down", done, len(containers)))
             if fabric is not None:
                 fabric.result()
@@ -188,6 +183,16 @@ class ComposeEngine(ContainerEngine):
                               "engine (Docker 20.10 says it has active endpoints, with none attached); "
                               "only restarting the engine clears it: restart dockerd, then run "
                               "'labctl up' again")
+
+    def _take_down(self, summary: dict) -> None:
+        """Stop a container, take it off the lab's networks, then remove it: Docker 20.10,
+        removing many attached containers at once, can keep an endpoint of a network that
+        none of them holds any more, and refuse to remove that network until the engine
+        restarts. Each container goes through the three on its own, not in step with the
+        others: the slowest stop holds up no other container's removal."""
+        self._stop_container(summary["Id"])
+        self._leave_networks(summary)
+        self._remove_container(summary["Id"])
 
     def _stop_container(self, identifier: str) -> None:
         try:
