@@ -135,9 +135,12 @@ def embedded_dns_input_rule() -> list[str]:
 def refuse_embedded_dns() -> None:
     binary, listing = _working_iptables()
     wanted = {"OUTPUT": embedded_dns_rules(), "INPUT": [embedded_dns_input_rule()]}
-    restore = [binary.replace("iptables", "iptables-restore", 1), "-w", "--noflush"]
-    result = subprocess.run(restore, input=replacement(listing, wanted, DNS_COMMENT),
-                            capture_output=True, text=True)
+    restore = [f"{binary}-restore", "-w", "--noflush"]   # iptables-legacy-restore for the legacy one
+    try:
+        result = subprocess.run(restore, input=replacement(listing, wanted, DNS_COMMENT),
+                                capture_output=True, text=True)
+    except FileNotFoundError:
+        sys.exit(f"netadmin: no {restore[0]} in this image")
     if result.returncode != 0:
         sys.exit(f"netadmin: {' '.join(restore)}: {result.stderr.strip()}")
     print("dns: Docker's embedded resolver refused (every network of this host is internal)")
@@ -267,9 +270,9 @@ def _routes_in(host: str, pid: int, container: str, argv: list[str]) -> int:
     """In a child: enter the host's namespace and set its routes; the exit status."""
     sys.stdout = Prefixed(host, sys.__stdout__)  # type: ignore[assignment]
     try:
-        enter_namespace(pid, container)
         if argv[:1] != ["routes"]:
             raise SystemExit(f"netadmin: enter runs routes only, not {argv[:1]}")
+        enter_namespace(pid, container)
         routes(argv[1:])
         return 0
     except SystemExit as exc:
@@ -302,7 +305,7 @@ def enter_namespace(pid: int, container: str) -> None:
     except (ProcessLookupError, FileNotFoundError):
         sys.exit(gone)
     except PermissionError:
-        sys.exit(f"netadmin: process {pid} is not container {container[:12]}'s")
+        sys.exit(f"netadmin: cannot open the namespace of process {pid} (container {container[:12]})")
     if not same:
         sys.exit(gone)
     if not belongs:

@@ -46,6 +46,7 @@ WATCHERS = 64       # readiness signals awaited at once (each holds one idle con
 REPORT_EVERY = 1.0  # seconds between progress lines while nothing fails
 EARLY_EXIT = 0.5    # a program of the lab's own, with no probe, that ends within this failed
 ROUTED_AT_ONCE = 32  # hosts whose routes one exec in the admin helper sets (its argument stays small)
+ROUTES_ARGUMENT = 64 << 10   # bytes of routes one exec is handed, at most (one argument: 128 KiB)
 
 # The service keys labctl renders, and so knows how to deploy. A key outside these is a
 # renderer change this module has not caught up with: refused, not silently dropped.
@@ -189,10 +190,12 @@ class Deployment:
         confirming: dict[Future, str] = {}
         routing: dict[Future, list[str]] = {}
         routed = [name for name in wanted if name in self.batched]
-        admin: Future | None = creators.submit(self._start_admin, self.services[routed[0]]) if routed else None
+        admin: Future | None = None
         admin_id: str | None = None
         last_report, reported_at = "", 0.0
         try:
+            if routed:
+                admin = creators.submit(self._start_admin, self.services[routed[0]])
             while len(pending.ready) < len(wanted):
                 if admin is not None and admin.done():
                     admin_id, admin = admin.result(), None
@@ -210,8 +213,8 @@ class Deployment:
                 if admin_id is not None and not routing:
                     routable = [name for name in wanted if name in self.batched and name not in pending.submitted
                                 and dependencies(self.services[name]) <= set(pending.started)]
-                    for first in range(0, len(routable), ROUTED_AT_ONCE):
-                        batch = routable[first:first + ROUTED_AT_ONCE]
+                    batch = self._batch(routable)
+                    if batch:
                         pending.submitted.update(batch)
                         routing[watchers.submit(self._route, batch, admin_id, dict(pending.started))] = batch
                 blocked = [name for name in wanted if name not in pending.submitted]
@@ -252,10 +255,13 @@ class Deployment:
             # containers); confirmations end with their containers.
             creators.shutdown(wait=True, cancel_futures=True)
             watchers.shutdown(wait=False, cancel_futures=True)
-            if admin is not None and admin.done() and not admin.exception():
+            if admin is not None and admin.done() and not admin.cancelled() and not admin.exception():
                 admin_id = admin.result()
             if admin_id is not None:
-                self._remove_admin(admin_id)
+                try:
+                    self._remove_admin(admin_id)
+                except (docker.errors.APIError, EngineError, requests.exceptions.RequestException):
+                    pass   # labelled with the lab, it ends itself, and `down` removes it
         self._none_exited(pending)
 
     def _none_exited(self, pending: Pending) -> None:
@@ -471,7 +477,9 @@ class Deployment:
                 routes["image"], ["sleep", str(int(self.timeout) + 60)], detach=True,
                 labels={**labels, ROLE_LABEL: "helper"},
                 host_config=self.api.create_host_config(
-                    network_mode="none", pid_mode="host", cap_add=["NET_ADMIN", "SYS_ADMIN"],
+                    # SYS_PTRACE: a host whose init runs as another user keeps its namespace
+                    # from root without it.
+                    network_mode="none", pid_mode="host", cap_add=["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"],
                     security_opt=["no-new-privileges:true"], mem_limit=HELPER_MEMORY,
                     memswap_limit=HELPER_MEMORY, pids_limit=HELPER_PIDS))["Id"]
         except docker.errors.APIError:
@@ -481,7 +489,22 @@ class Deployment:
         except docker.errors.APIError:
             self._remove_admin(container)
             return None
+        except BaseException:
+            self._remove_admin(container)
+            raise
         return container
+
+    def _batch(self, routable: list[str]) -> list[str]:
+        """The next routes for one exec: at most ROUTED_AT_ONCE hosts, and an argument well
+        under the kernel's 128 KiB for one."""
+        batch: list[str] = []
+        size = 0
+        for name in routable[:ROUTED_AT_ONCE]:
+            size += sum(len(word) + 8 for word in self.batched[name]) + 200
+            if batch and size > ROUTES_ARGUMENT:
+                break
+            batch.append(name)
+        return batch
 
     def _remove_admin(self, container: str) -> None:
         try:
