@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def bench_scale():
+    """bench/scale.py as a module: the 300-host lab's generator, shared by the tests."""
+    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "bench" / "scale.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)   # its dataclasses look their module up by name
+    spec.loader.exec_module(sys.modules[spec.name])
+    return sys.modules[spec.name]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ The lab is bench/scale.py's `scale_lab` at two thirds of the size `make bench` t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -22,20 +21,13 @@ import pytest
 
 from labctl.engines.factory import read_lab
 
-from .conftest import REPO, leftovers
+from ..conftest import bench_scale
+from .conftest import leftovers
 
 pytestmark = pytest.mark.integration
 
 SERVERS = CLIENTS = 100
 PER_CLIENT = 5
-
-
-def _bench_scale():
-    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "bench" / "scale.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)   # its dataclasses look their module up by name
-    spec.loader.exec_module(sys.modules[spec.name])
-    return sys.modules[spec.name]
 
 
 def _cli(*args: str, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
@@ -46,7 +38,7 @@ def _cli(*args: str, timeout: float) -> tuple[float, subprocess.CompletedProcess
 
 
 def test_two_hundred_hosts_of_every_kind_through_five_routers(engine, image, tmp_path: Path, capsys):
-    scale = _bench_scale()
+    scale = bench_scale()
     plan = scale.scale_lab("itest-scale", 220, SERVERS, CLIENTS, PER_CLIENT)
     path = tmp_path / "lab.yaml"
     path.write_text(plan.yaml())

@@ -4,27 +4,17 @@ checks, in well under a second."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 from labctl.engines.factory import read_lab
 from labctl.model.yamlsource import MAX_FILE_BYTES, MAX_NODES
 from labctl.ops import doctor
 
-from ..conftest import REPO
-
-
-def _scale():
-    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "bench" / "scale.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)   # its dataclasses look their module up by name
-    spec.loader.exec_module(sys.modules[spec.name])
-    return sys.modules[spec.name]
+from ..conftest import bench_scale
 
 
 def test_three_hundred_hosts_and_1500_checks_are_read_within_the_bounds(tmp_path: Path):
-    scale = _scale()
+    scale = bench_scale()
     plan = scale.scale_lab("scale", 210)
     text = plan.yaml()
     assert len(text.encode()) < MAX_FILE_BYTES * 3 // 4, "room for longer names than the bench's"
@@ -42,7 +32,7 @@ def test_three_hundred_hosts_and_1500_checks_are_read_within_the_bounds(tmp_path
 
 
 def test_a_swarm_form_of_the_lab_names_networks_not_addresses(tmp_path: Path):
-    plan = _scale().scale_lab("scale", 210, 30, 30, static=False)
+    plan = bench_scale().scale_lab("scale", 210, 30, 30, static=False)
     assert all(isinstance(host["networks"], list) for host in plan.hosts.values())
     path = tmp_path / "lab.yaml"
     path.write_text(plan.yaml())
