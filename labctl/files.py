@@ -38,10 +38,15 @@ def ensure_folder(root: Path, folder: Path, mode: int | None = None) -> Path:
         try:
             info = os.lstat(part)
         except FileNotFoundError:
-            os.mkdir(part, 0o755 if mode is None else mode)
-            if part.name == STATE_FOLDER:
-                _ignored_by_git(part)
-            continue
+            try:
+                os.mkdir(part, 0o755 if mode is None else mode)
+            except FileExistsError:
+                # another process (a pytest-xdist worker) made it first: look at what it made
+                info = os.lstat(part)
+            else:
+                if part.name == STATE_FOLDER:
+                    _ignored_by_git(part)
+                continue
         if stat.S_ISLNK(info.st_mode):
             _refuse_link(part)
         if not stat.S_ISDIR(info.st_mode):

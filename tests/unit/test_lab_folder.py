@@ -15,7 +15,7 @@ import yaml
 from labctl.engines.compose import compose_command, compose_environment
 from labctl.engines.factory import read_lab
 from labctl.errors import LabError
-from labctl.files import write_file
+from labctl.files import ensure_folder, write_file
 from labctl.render.lab import render_lab
 
 LAB = """
@@ -123,3 +123,30 @@ def test_the_version_is_the_distributions_own():
 
     import labctl
     assert labctl.__version__ == version("labctl-net")
+
+
+def test_a_folder_made_by_another_process_meanwhile_is_taken(tmp_path, monkeypatch):
+    """Two pytest-xdist workers may both find `.labctl` missing; the second mkdir must not fail,
+    and a symlink planted in that moment is still refused."""
+    made = []
+    real_mkdir = os.mkdir
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def racing_mkdir(path, mode=0o777):
+        made.append(Path(path))
+        real_mkdir(path, mode)  # the other worker wins
+        real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", racing_mkdir)
+    folder = ensure_folder(tmp_path, tmp_path / ".labctl" / "gw1")
+    assert folder.is_dir() and made == [tmp_path / ".labctl", tmp_path / ".labctl" / "gw1"]
+
+    def planting_mkdir(path, mode=0o777):
+        os.symlink(elsewhere, path)
+        real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", planting_mkdir)
+    with pytest.raises(LabError, match="symbolic link"):
+        ensure_folder(tmp_path, tmp_path / "planted" / "x")
+    assert not list(elsewhere.iterdir())
