@@ -14,6 +14,13 @@ with NET_ADMIN, so lab hosts themselves never hold it.
                                        network namespace of process PID, once its control
                                        group shows it is CONTAINER's, and run `routes ARGV`
                                        there, a few hosts at a time (see below)
+  netadmin.py probe FOLDER              from a helper like enter's: for each {"host", "pid",
+                                       "container"} of FOLDER/jobs.json (the Nth's files in
+                                       FOLDER/N), enter that namespace as enter does, keep only
+                                       NET_RAW and NET_BIND_SERVICE, and run labctl's probe
+                                       there on FOLDER/N/spec with the credentials of
+                                       FOLDER/N/pki, its output into FOLDER/N/out and err;
+                                       prints {"N": exit status} (see below)
   netadmin.py fabric-add TAG BRIDGE... in the engine's namespace: let routed lab traffic
                                        cross each lab bridge, and keep every lab bridge off
                                        the engine's own services (see below); BRIDGE:6 also
@@ -317,6 +324,71 @@ def enter_namespace(pid: int, container: str) -> None:
     os.close(namespace)
 
 
+PROBE_AT_ONCE = 16        # client hosts probed at once, as labctl probes them one helper each
+KEPT_CAPABILITIES = (10, 13)   # CAP_NET_BIND_SERVICE, CAP_NET_RAW: what a probe may need
+PR_CAPBSET_DROP, LAST_CAPABILITY = 24, 63
+CAPABILITY_VERSION_3 = 0x20080522
+
+
+def probe_hosts(folder: str) -> None:
+    """Run labctl's probe in each job's host namespace, PROBE_AT_ONCE at a time; print the
+    exit status of each (a host that cannot be entered is 1, with why in its err)."""
+    with open(os.path.join(folder, "jobs.json")) as listed:
+        jobs = json.load(listed)
+    running: dict[int, str] = {}
+    statuses: dict[str, int] = {}
+    for index, job in enumerate(jobs):
+        while len(running) >= PROBE_AT_ONCE:
+            child, status = os.wait()
+            statuses[running.pop(child)] = os.waitstatus_to_exitcode(status)
+        child = os.fork()
+        if child == 0:
+            os._exit(_probe_in(os.path.join(folder, str(index)), int(job["pid"]), str(job["container"])))
+        running[child] = str(index)
+    while running:
+        child, status = os.wait()
+        statuses[running.pop(child)] = os.waitstatus_to_exitcode(status)
+    print(json.dumps(statuses))
+
+
+def _probe_in(place: str, pid: int, container: str) -> int:
+    """In a child: its output into the job's files, the host's namespace entered, every
+    capability but a probe's given up for good, then the probe; an exit status if not."""
+    for stream, name in ((1, "out"), (2, "err")):
+        descriptor = os.open(os.path.join(place, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.dup2(descriptor, stream)
+        os.close(descriptor)
+    sys.stdout = os.fdopen(1, "w", closefd=False)
+    sys.stderr = os.fdopen(2, "w", closefd=False)
+    try:
+        enter_namespace(pid, container)
+        keep_capabilities(KEPT_CAPABILITIES)
+        probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
+        os.execv(sys.executable, [sys.executable, "-E", "-s", "-S", probe, "--pki", os.path.join(place, "pki"),
+                                  "@" + os.path.join(place, "spec")])
+    except SystemExit as exc:
+        print(str(exc.code), file=sys.stderr)
+    except OSError as exc:
+        print(f"netadmin: cannot start the probe: {exc}", file=sys.stderr)
+    sys.stderr.flush()
+    return 1
+
+
+def keep_capabilities(kept: tuple[int, ...]) -> None:
+    """Give up every capability but `kept`: dropped from the bounding set first (root's
+    next exec would otherwise take them all back), then from those held now."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in range(LAST_CAPABILITY + 1):
+        if capability not in kept and libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 \
+                and ctypes.get_errno() != 22:   # EINVAL: past the kernel's last capability
+            sys.exit(f"netadmin: cannot give up capability {capability}: {os.strerror(ctypes.get_errno())}")
+    mask = sum(1 << capability for capability in kept)
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0, mask >> 32, mask >> 32, 0)
+    if libc.capset(header, data) != 0:
+        sys.exit(f"netadmin: cannot give up capabilities: {os.strerror(ctypes.get_errno())}")
+
+
 def start_time(pid: int) -> str:
     """When `pid` started, in clock ticks since boot (/proc/PID/stat's 22nd field; the
     command name before it is in parentheses and may hold anything)."""
@@ -510,6 +582,8 @@ def main(argv: list[str]) -> int:
         routes(args)
     elif verb == "enter" and len(args) == 1:
         enter(args[0])
+    elif verb == "probe" and len(args) == 1:
+        probe_hosts(args[0])
     elif verb == "fabric-add" and args:
         fabric_add(args[0], args[1:])
     elif verb == "fabric-del" and len(args) == 1:

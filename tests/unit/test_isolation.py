@@ -5,10 +5,13 @@ can. (tests/integration/test_isolation.py reads the same rules from the real eng
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import docker.errors
@@ -337,3 +340,45 @@ def test_tentative_addresses_are_read_from_the_namespace_s_own_table(monkeypatch
     assert not netadmin.tentative()
     table.write_text("fe800000000000000000000000000001 02 40 20 c0     eth0\n")
     assert netadmin.tentative()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving up capabilities needs some to give up (run as root)")
+def test_a_probe_run_from_the_admin_helper_keeps_only_a_probe_s_capabilities():
+    """The probe runs as root in the helper, which holds SYS_ADMIN: what it keeps must be
+    NET_RAW and NET_BIND_SERVICE, before and after it runs another program (root's exec
+    would take back whatever the bounding set still holds)."""
+    kept = (1 << 10) | (1 << 13)
+    program = (f"import sys; sys.path.insert(0, {str(REPO / 'services')!r}); import netadmin, os; "
+               "netadmin.keep_capabilities(netadmin.KEPT_CAPABILITIES); "
+               "print(open('/proc/self/status').read(), flush=True); "
+               "os.execv('/bin/cat', ['cat', '/proc/self/status'])")
+    said = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+
+    def fields(name: str) -> list[int]:
+        return [int(line.split()[1], 16) for line in said.splitlines() if line.startswith(name + ":")]
+    assert fields("CapEff") == fields("CapPrm") == [kept, kept]
+    assert fields("CapBnd") == [kept, kept] and fields("CapInh") == [0, 0]
+
+
+def test_the_probe_reads_its_batch_from_a_file_and_its_credentials_from_the_folder_named(tmp_path):
+    probe = load_service("probe")
+    batch = tmp_path / "spec"
+    batch.write_text(base64.b64encode(b"[]").decode())
+    said = subprocess.run([sys.executable, "-E", "-s", "-S", str(REPO / "services" / "probe.py"),
+                           "--pki", str(tmp_path / "pki"), f"@{batch}"], capture_output=True, text=True)
+    assert said.returncode == 0 and json.loads(said.stdout) == []
+    assert probe.PKI == "/opt/labctl/pki"   # unless told
+    probe.main(["probe.py", "--pki", str(tmp_path / "pki"), base64.b64encode(b"[]").decode()])
+    assert probe.PKI == str(tmp_path / "pki")
+
+
+def load_service(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO / "services" / f"{name}.py",
+                                                  submodule_search_locations=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "services"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "services"))
+    return module
