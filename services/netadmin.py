@@ -18,7 +18,8 @@ with NET_ADMIN, so lab hosts themselves never hold it.
                                        "container"} of FOLDER/jobs.json (the Nth's files in
                                        FOLDER/N), enter that namespace as enter does, keep only
                                        NET_RAW and NET_BIND_SERVICE, and run labctl's probe
-                                       there on FOLDER/N/spec with the credentials of
+                                       there, alone in a process table of its own, on
+                                       FOLDER/N/spec with the credentials of
                                        FOLDER/N/pki, its output into FOLDER/N/out and err;
                                        prints {"N": exit status} (see below)
   netadmin.py fabric-add TAG BRIDGE... in the engine's namespace: let routed lab traffic
@@ -324,6 +325,8 @@ def enter_namespace(pid: int, container: str) -> None:
     os.close(namespace)
 
 
+CLONE_NEWPID = 0x20000000
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
 PROBE_AT_ONCE = 16        # client hosts probed at once, as labctl probes them one helper each
 KEPT_CAPABILITIES = (10, 13)   # CAP_NET_BIND_SERVICE, CAP_NET_RAW: what a probe may need
 PR_CAPBSET_DROP, LAST_CAPABILITY = 24, 63
@@ -352,8 +355,9 @@ def probe_hosts(folder: str) -> None:
 
 
 def _probe_in(place: str, pid: int, container: str) -> int:
-    """In a child: its output into the job's files, the host's namespace entered, every
-    capability but a probe's given up for good, then the probe; an exit status if not."""
+    """In a child: its output into the job's files, the host's network namespace entered,
+    every capability but a probe's given up for good, then the probe in a process table of
+    its own; the probe's exit status (1, with why in err, if it could not run)."""
     for stream, name in ((1, "out"), (2, "err")):
         descriptor = os.open(os.path.join(place, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         os.dup2(descriptor, stream)
@@ -362,16 +366,32 @@ def _probe_in(place: str, pid: int, container: str) -> int:
     sys.stderr = os.fdopen(2, "w", closefd=False)
     try:
         enter_namespace(pid, container)
-        keep_capabilities(KEPT_CAPABILITIES)
-        probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
-        os.execv(sys.executable, [sys.executable, "-E", "-s", "-S", probe, "--pki", os.path.join(place, "pki"),
-                                  "@" + os.path.join(place, "spec")])
+        return run_alone([sys.executable, "-E", "-s", "-S", PROBE, "--pki", os.path.join(place, "pki"),
+                          "@" + os.path.join(place, "spec")])
     except SystemExit as exc:
         print(str(exc.code), file=sys.stderr)
     except OSError as exc:
         print(f"netadmin: cannot start the probe: {exc}", file=sys.stderr)
     sys.stderr.flush()
     return 1
+
+
+def run_alone(argv: list[str]) -> int:
+    """Run `argv` as the first process of a process table of its own, with only a probe's
+    capabilities; its exit status. The helper sees the machine's processes (to find a
+    host's): what it runs for a host, root still, can then signal none of them."""
+    if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWPID) != 0:
+        sys.exit(f"netadmin: cannot give the probe its own process table: {os.strerror(ctypes.get_errno())}")
+    keep_capabilities(KEPT_CAPABILITIES)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 
 
 def keep_capabilities(kept: tuple[int, ...]) -> None:

@@ -343,21 +343,21 @@ def test_tentative_addresses_are_read_from_the_namespace_s_own_table(monkeypatch
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving up capabilities needs some to give up (run as root)")
-def test_a_probe_run_from_the_admin_helper_keeps_only_a_probe_s_capabilities():
-    """The probe runs as root in the helper, which holds SYS_ADMIN: what it keeps must be
-    NET_RAW and NET_BIND_SERVICE, before and after it runs another program (root's exec
-    would take back whatever the bounding set still holds)."""
+def test_a_probe_run_from_the_admin_helper_keeps_only_a_probe_s_capabilities_and_sees_no_process():
+    """The probe runs as root from a helper that holds SYS_ADMIN and sees the machine's
+    processes: it must keep NET_RAW and NET_BIND_SERVICE only (root's exec would take back
+    whatever the bounding set still held) and be alone in its process table."""
     kept = (1 << 10) | (1 << 13)
-    program = (f"import sys; sys.path.insert(0, {str(REPO / 'services')!r}); import netadmin, os; "
-               "netadmin.keep_capabilities(netadmin.KEPT_CAPABILITIES); "
-               "print(open('/proc/self/status').read(), flush=True); "
-               "os.execv('/bin/cat', ['cat', '/proc/self/status'])")
+    shown = "import os; print(os.getpid()); print(open('/proc/self/status').read())"
+    program = (f"import sys; sys.path.insert(0, {str(REPO / 'services')!r}); import netadmin; "
+               f"sys.exit(netadmin.run_alone([sys.executable, '-c', {shown!r}]))")
     said = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+    lines = said.splitlines()
 
-    def fields(name: str) -> list[int]:
-        return [int(line.split()[1], 16) for line in said.splitlines() if line.startswith(name + ":")]
-    assert fields("CapEff") == fields("CapPrm") == [kept, kept]
-    assert fields("CapBnd") == [kept, kept] and fields("CapInh") == [0, 0]
+    def field(name: str) -> int:
+        return next(int(line.split()[1], 16) for line in lines if line.startswith(name + ":"))
+    assert lines[0] == "1"
+    assert field("CapEff") == field("CapPrm") == field("CapBnd") == kept and field("CapInh") == 0
 
 
 def test_the_probe_reads_its_batch_from_a_file_and_its_credentials_from_the_folder_named(tmp_path):
