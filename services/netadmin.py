@@ -15,12 +15,13 @@ with NET_ADMIN, so lab hosts themselves never hold it.
                                        group shows it is CONTAINER's, and run `routes ARGV`
                                        there, a few hosts at a time (see below)
   netadmin.py probe FOLDER              from a helper like enter's: for each {"host", "pid",
-                                       "container"} of FOLDER/jobs.json (the Nth's files in
+                                       "container", "seconds"} of FOLDER/jobs.json (the Nth's files in
                                        FOLDER/N), enter that namespace as enter does, keep only
                                        NET_RAW and NET_BIND_SERVICE, and run labctl's probe
                                        there, alone in a process table of its own, on
                                        FOLDER/N/spec with the credentials of
-                                       FOLDER/N/pki, its output into FOLDER/N/out and err;
+                                       FOLDER/N/pki, its output into FOLDER/N/out and err
+                                       (16 MiB each at most), killed after SECONDS (124);
                                        prints {"N": exit status} (see below)
   netadmin.py fabric-add TAG BRIDGE... in the engine's namespace: let routed lab traffic
                                        cross each lab bridge, and keep every lab bridge off
@@ -75,6 +76,8 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import resource
+import signal
 import shlex
 import socket
 import subprocess
@@ -327,6 +330,8 @@ def enter_namespace(pid: int, container: str) -> None:
 
 CLONE_NEWPID = 0x20000000
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
+PROBE_OUTPUT = 16 << 20   # bytes a probe may write to each of its files (its observations, its errors)
+TIMED_OUT = 124
 PROBE_AT_ONCE = 16        # client hosts probed at once, as labctl probes them one helper each
 KEPT_CAPABILITIES = (10, 13)   # CAP_NET_BIND_SERVICE, CAP_NET_RAW: what a probe may need
 PR_CAPBSET_DROP, LAST_CAPABILITY = 24, 63
@@ -343,18 +348,25 @@ def probe_hosts(folder: str) -> None:
     for index, job in enumerate(jobs):
         while len(running) >= PROBE_AT_ONCE:
             child, status = os.wait()
-            statuses[running.pop(child)] = os.waitstatus_to_exitcode(status)
+            statuses[running.pop(child)] = exit_status(status)
         child = os.fork()
         if child == 0:
-            os._exit(_probe_in(os.path.join(folder, str(index)), int(job["pid"]), str(job["container"])))
+            os._exit(_probe_in(os.path.join(folder, str(index)), int(job["pid"]), str(job["container"]),
+                               float(job["seconds"])))
         running[child] = str(index)
     while running:
         child, status = os.wait()
-        statuses[running.pop(child)] = os.waitstatus_to_exitcode(status)
+        statuses[running.pop(child)] = exit_status(status)
     print(json.dumps(statuses))
 
 
-def _probe_in(place: str, pid: int, container: str) -> int:
+def exit_status(status: int) -> int:
+    """A wait status as a shell says it: the exit code, or 128 + the signal that ended it."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _probe_in(place: str, pid: int, container: str, seconds: float) -> int:
     """In a child: its output into the job's files, the host's network namespace entered,
     every capability but a probe's given up for good, then the probe in a process table of
     its own; the probe's exit status (1, with why in err, if it could not run)."""
@@ -365,9 +377,20 @@ def _probe_in(place: str, pid: int, container: str) -> int:
     sys.stdout = os.fdopen(1, "w", closefd=False)
     sys.stderr = os.fdopen(2, "w", closefd=False)
     try:
+        with open("/proc/self/oom_score_adj", "w") as adjust:
+            adjust.write("1000")   # short of memory, a probe goes first, never the helper that reports
+    except OSError:
+        pass
+    try:
         enter_namespace(pid, container)
-        return run_alone([sys.executable, "-E", "-s", "-S", PROBE, "--pki", os.path.join(place, "pki"),
-                          "@" + os.path.join(place, "spec")])
+        status = run_alone([sys.executable, "-E", "-s", "-S", PROBE, "--pki", os.path.join(place, "pki"),
+                            "@" + os.path.join(place, "spec")], seconds)
+        if status == 128 + signal.SIGXFSZ:
+            print(f"netadmin: the probe's output ran over {PROBE_OUTPUT >> 20} MiB", file=sys.stderr)
+        elif status == TIMED_OUT:
+            print(f"netadmin: the probe ran over {seconds:g}s", file=sys.stderr)
+        sys.stderr.flush()
+        return status
     except SystemExit as exc:
         print(str(exc.code), file=sys.stderr)
     except OSError as exc:
@@ -376,10 +399,11 @@ def _probe_in(place: str, pid: int, container: str) -> int:
     return 1
 
 
-def run_alone(argv: list[str]) -> int:
+def run_alone(argv: list[str], seconds: float) -> int:
     """Run `argv` as the first process of a process table of its own, with only a probe's
-    capabilities; its exit status. The helper sees the machine's processes (to find a
-    host's): what it runs for a host, root still, can then signal none of them."""
+    capabilities, its files capped at PROBE_OUTPUT, for at most `seconds` (then it is
+    killed, and the status is TIMED_OUT); its exit status. The helper sees the machine's
+    processes (to find a host's): what it runs for a host, root still, can signal none."""
     if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWPID) != 0:
         sys.exit(f"netadmin: cannot give the probe its own process table: {os.strerror(ctypes.get_errno())}")
     keep_capabilities(KEPT_CAPABILITIES)
@@ -388,10 +412,20 @@ def run_alone(argv: list[str]) -> int:
     child = os.fork()
     if child == 0:
         try:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (PROBE_OUTPUT, PROBE_OUTPUT))
             os.execv(argv[0], argv)
         finally:
             os._exit(127)
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    deadline = time.monotonic() + seconds
+    while True:   # a poll: the probe's own clock is its timeouts; this one is for a probe held up
+        ended, status = os.waitpid(child, os.WNOHANG)
+        if ended:
+            return exit_status(status)
+        if time.monotonic() > deadline:
+            os.kill(child, signal.SIGKILL)   # the first process of its table: the rest go with it
+            os.waitpid(child, 0)
+            return TIMED_OUT
+        time.sleep(0.05)
 
 
 def keep_capabilities(kept: tuple[int, ...]) -> None:

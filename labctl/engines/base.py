@@ -41,6 +41,7 @@ class ProbeJob:
     for its PKI folder."""
     payload: str
     credentials: list[tuple[str, bytes, int]]
+    seconds: float = 300.0   # how long its probe may take, at most, before it is killed
 
 
 @dataclass

@@ -31,8 +31,8 @@ from .base import ExecResult, ProbeJob
 
 FOLDER = "/tmp/labctl-probe"   # in the helper's own file system: the jobs, their credentials, outputs
 AT_ONCE = 16                   # hosts probed at once (services/netadmin.py PROBE_AT_ONCE)
-WAIT = 300.0                   # seconds the whole batch may take (each probe bounds its own checks)
-OUTPUT = 64 << 20              # bytes of the helper's outputs read back, at most
+OUTPUT = 16 << 20              # bytes a probe may write to each of its files (netadmin.py PROBE_OUTPUT)
+SLACK = 30.0                   # seconds past the probes' own bounds before the helper is given up
 
 RunOne = Callable[[str, list[str], list[tuple[str, bytes, int]]], ExecResult]
 
@@ -57,7 +57,17 @@ def probe_each(jobs: dict[str, ProbeJob], run_one: RunOne) -> dict[str, ExecResu
 
 def probe_together(client: docker.DockerClient, topology: Topology, image: str,
                    jobs: dict[str, ProbeJob], run_one: RunOne) -> dict[str, ExecResult | LabError]:
-    """Every job's probe from one helper; a host that is not running is its own error."""
+    """Every job's probe from one helper; a host that is not running is its own error, and a
+    probe that runs over its time is killed alone (services/netadmin.py)."""
+    try:
+        return _probe_together(client, topology, image, jobs, run_one)
+    except (docker.errors.APIError, requests.exceptions.RequestException, tarfile.TarError) as exc:
+        reason = getattr(exc, "explanation", None) or exc
+        raise EngineError(f"the probe's helper failed: {reason}") from None
+
+
+def _probe_together(client: docker.DockerClient, topology: Topology, image: str,
+                    jobs: dict[str, ProbeJob], run_one: RunOne) -> dict[str, ExecResult | LabError]:
     results: dict[str, ExecResult | LabError] = {}
     entered: list[tuple[str, str, int]] = []   # host, container id, process id
     for host, container in _host_containers(client, topology, list(jobs)).items():
@@ -78,33 +88,35 @@ def probe_together(client: docker.DockerClient, topology: Topology, image: str,
     helper = _create(client, topology, image, len(entered))
     if helper is None:   # the engine refuses the machine's process table: one helper per host
         return {**results, **probe_each({host: jobs[host] for host, _, _ in entered}, run_one)}
+    waves = -(-len(entered) // AT_ONCE)
+    bound = waves * max(jobs[host].seconds for host, _, _ in entered) + SLACK
     try:
         files = [(f"{FOLDER}/jobs.json",
-                  json.dumps([{"host": host, "container": container, "pid": pid}
+                  json.dumps([{"host": host, "container": container, "pid": pid, "seconds": jobs[host].seconds}
                               for host, container, pid in entered]).encode(), 0o400)]
         for index, (host, _, _) in enumerate(entered):
             files.append((f"{FOLDER}/{index}/spec", jobs[host].payload.encode(), 0o400))
             files += [(f"{FOLDER}/{index}/pki/{name}", data, mode) for name, data, mode in jobs[host].credentials]
         client.api.put_archive(helper, "/", archive(files))
         client.api.start(helper)
-        code = client.api.wait(helper, timeout=WAIT).get("StatusCode", -1)  # type: ignore[arg-type]
+        code = client.api.wait(helper, timeout=bound).get("StatusCode", -1)  # type: ignore[arg-type]
         said = client.api.logs(helper, stdout=True, stderr=True)
-        outputs = _outputs(client, helper)
+        outputs = _outputs(client, helper, sum(len(data) for _, data, _ in files) + 2 * OUTPUT * len(entered))
     except requests.exceptions.ReadTimeout:
-        raise EngineError(f"the probe ran over {WAIT:.0f}s") from None
-    except docker.errors.APIError as exc:
-        raise EngineError(f"the probe's helper failed: {exc.explanation or exc}") from None
+        raise EngineError(f"the probe's helper ran over {bound:.0f}s") from None
     finally:
         try:
             client.api.remove_container(helper, force=True)
         except docker.errors.NotFound:
             pass
+    lines = said.decode("utf-8", "replace").strip().splitlines()
     try:
-        statuses = json.loads(said.decode("utf-8", "replace").strip().splitlines()[-1])
+        statuses = json.loads(lines[-1])
+        if not isinstance(statuses, dict):
+            raise ValueError(statuses)
     except (ValueError, IndexError):
-        text = said.decode("utf-8", "replace").strip().splitlines()
         raise EngineError(f"the probe's helper ended ({code}) with no result: "
-                          f"{text[-1] if text else 'no output'}") from None
+                          f"{lines[-1] if lines else 'no output'}") from None
     for index, (host, _, _) in enumerate(entered):
         status = statuses.get(str(index))
         out, err = outputs.get(f"{index}/out", b""), outputs.get(f"{index}/err", b"")
@@ -115,7 +127,11 @@ def probe_together(client: docker.DockerClient, topology: Topology, image: str,
 def _host_containers(client: docker.DockerClient, topology: Topology, hosts: list[str]) -> dict[str, str | None]:
     """Each host's container id (None where it has none), from one listing."""
     found = client.api.containers(all=True, filters={"label": [f"{LAB_LABEL}={topology.name}", f"{ROLE_LABEL}=host"]})
-    by_host = {(summary.get("Labels") or {}).get(HOST_LABEL): summary["Id"] for summary in found}
+    by_host: dict[str, str] = {}
+    # The engine lists the newest first; a running one goes before any that ended (a
+    # Swarm keeps a redeployed host's old tasks).
+    for summary in sorted(found, key=lambda summary: summary.get("State") != "running"):
+        by_host.setdefault((summary.get("Labels") or {}).get(HOST_LABEL, ""), summary["Id"])
     for host in hosts:
         if host not in topology.hosts:
             raise topology.unknown_host(host)
@@ -139,8 +155,9 @@ def _create(client: docker.DockerClient, topology: Topology, image: str, count: 
         return None
 
 
-def _outputs(client: docker.DockerClient, helper: str) -> dict[str, bytes]:
-    """The helper's output files (`N/out`, `N/err`), read back through the engine, bounded."""
+def _outputs(client: docker.DockerClient, helper: str, limit: int) -> dict[str, bytes]:
+    """The helper's output files (`N/out`, `N/err`), read back through the engine: at most
+    `limit` bytes (its own files, and each probe's capped at OUTPUT)."""
     try:
         stream, _ = client.api.get_archive(helper, FOLDER)
     except docker.errors.NotFound:
@@ -148,8 +165,8 @@ def _outputs(client: docker.DockerClient, helper: str) -> dict[str, bytes]:
     buffer = bytearray()
     for chunk in stream:
         buffer += chunk
-        if len(buffer) > OUTPUT:
-            raise EngineError(f"the probe's output ran over {OUTPUT >> 20} MiB")
+        if len(buffer) > limit:
+            raise EngineError(f"the probe's helper returned over {limit >> 20} MiB")
     outputs = {}
     with tarfile.open(fileobj=io.BytesIO(bytes(buffer))) as read:
         for member in read:

@@ -471,9 +471,13 @@ class SwarmEngine:
                 by_machine.setdefault(self._machine_name_of(topology, host), {})[host] = job
             except LabError as exc:
                 results[host] = exc
+        def on(machine: str, probed: dict[str, ProbeJob]) -> dict[str, ExecResult | LabError]:
+            try:
+                return self.machines[machine].probe_hosts(topology, image, probed)
+            except LabError as exc:   # that machine's hosts, not the others'
+                return {host: exc for host in probed}
         with ThreadPoolExecutor(max_workers=max(1, len(by_machine))) as pool:
-            for found in pool.map(lambda item: self.machines[item[0]].probe_hosts(topology, image, item[1]),
-                                  list(by_machine.items())):
+            for found in pool.map(lambda item: on(*item), list(by_machine.items())):
                 results.update(found)
         return results
 

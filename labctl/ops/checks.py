@@ -32,6 +32,8 @@ from .causes import explain
 from .events import publish_all
 
 MAX_PARALLEL = 16
+PROBE_MOST = 300.0      # seconds one host's probe may take, at most
+PROBE_SLACK = 10.0      # seconds past its checks' own bounds (a loaded machine starts it late)
 LOG_SETTLE_READS = 3    # extra reads of the servers' output where a line may be late
 LOG_SETTLE_PAUSE = 0.05
 RETRY_PAUSE = 0.25
@@ -159,10 +161,12 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     before = _counters(topology, engine, image, watched)
 
     def run_batches() -> None:
-        jobs = {source: ProbeJob(_payload([probe_spec(topology, checks[index], index) for index in indices]),
-                                 credentials)
-                for (source, indices), credentials in zip(batches.items(), pool.map(
-                    lambda source: _credentials(topology, engine, source), list(batches)))}
+        with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as reading:
+            found = list(reading.map(lambda source: _credentials(topology, engine, source), list(batches)))
+        jobs = {}
+        for (source, indices), credentials in zip(batches.items(), found):
+            specs = [probe_spec(topology, checks[index], index) for index in indices]
+            jobs[source] = ProbeJob(_payload(specs), credentials, probe_seconds(specs))
         if not jobs:
             return
         try:
@@ -242,6 +246,18 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
         if not late:
             break
     return results
+
+
+def probe_seconds(specs: list[dict[str, Any]]) -> float:
+    """How long one host's probe may take before it is killed: its checks run at once, so
+    its slowest, each step of which may wait its whole timeout; a load check of a number of
+    requests gets the most any probe gets."""
+    def one(spec: dict[str, Any]) -> float:
+        load = spec.get("load") or {}
+        if load and not load.get("duration"):
+            return PROBE_MOST
+        return float(spec.get("timeout") or 5) * (len(spec.get("steps") or []) + 2) + float(load.get("duration") or 0)
+    return min(PROBE_MOST, PROBE_SLACK + max((one(spec) for spec in specs), default=0.0))
 
 
 def _payload(specs: list[dict[str, Any]]) -> str:
