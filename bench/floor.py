@@ -353,14 +353,15 @@ def run_labctl(plan: labs.Plan, folder: Path, while_up=None, limit: float | None
 
 # --- the engine's own limit ---------------------------------------------------------------------
 
-def run_limit(plan: labs.Plan, image: str, limit: float | None = None) -> dict:
+def run_limit(plan: labs.Plan, image: str, limit: float | None = None, while_up=None) -> dict:
     """The engine creating, starting and removing the plan's containers (bench/engine_limit.py),
-    within `limit` (default: bound(n))."""
-    limit = limit or bound(plan.size)
+    within `limit` (default: bound(n), and the idle measure's time if `while_up`)."""
+    limit = (limit or bound(plan.size)) + (SETTLE_MAX + IDLE_SECONDS if while_up else 0)
     client = docker_client()
     CLEANUP.add(plan.name, lambda: engine_limit.remove_all(docker_client(), plan.name))
     try:
-        figures = bounded_call(lambda: engine_limit.limit(client, plan, image), limit, "the engine's create/remove")
+        figures = bounded_call(lambda: engine_limit.limit(client, plan, image, while_up), limit,
+                               "the engine's create/remove")
         if "error" not in figures:
             CLEANUP.done(plan.name)
         return figures
@@ -548,6 +549,18 @@ def idle_and_memory(plan: labs.Plan) -> dict:
             "memory": memory, "server_rss": {h: v[0] for h, v in rss.items() if v}}
 
 
+def idle_engine_only(hosts: dict[str, int]) -> dict:
+    """The machine's busy share over IDLE_SECONDS with the engine's own containers up (the
+    limit's: the same hosts, no labctl), once settled: the idle floor of the engine itself."""
+    settled = settle(hosts, os.cpu_count() or 1)
+    before = machine_cpu()
+    started = time.perf_counter()
+    time.sleep(IDLE_SECONDS)
+    after = machine_cpu()
+    return {"idle_busy": (after[0] - before[0]) / max(1, after[1] - before[1]),
+            "idle_seconds": time.perf_counter() - started, "idle_settled": settled}
+
+
 def machine_idle_baseline(seconds: float = IDLE_SECONDS) -> dict:
     """The bare machine (no lab of the bench up): its busy share, and the engine's and the
     busiest other processes' CPU seconds, over `seconds`."""
@@ -700,7 +713,7 @@ def report_size(n: int, floor_runs: list[dict], labctl_runs: list[dict], limit_r
             print(f"    {name:<6} #{index}: {shown}{status}{extra}")
 
 
-def report_idle(figures: dict, baseline: dict) -> None:
+def report_idle(figures: dict, baseline: dict, engine_idle: dict) -> None:
     idle, memory = figures["idle"], figures["memory"]
     cores = idle["cores"]
     above = idle["machine_busy_share"] - baseline["busy"]
@@ -711,6 +724,11 @@ def report_idle(figures: dict, baseline: dict) -> None:
           f"   (bare machine: {baseline['busy'] * 100:.2f}%)")
     print(f"  above the bare machine              {above * 100:+6.2f}% of {cores} cores"
           f"   target < {IDLE_TARGET * 100:.1f}%: {'met' if above < IDLE_TARGET else 'MISSED'}")
+    if engine_idle:
+        floor = engine_idle["idle_busy"] - baseline["busy"]
+        print(f"  the engine's own containers idle    {engine_idle['idle_busy'] * 100:6.2f}% of {cores} cores"
+              f"   (the same {len(memory)} containers with no labctl, over {engine_idle['idle_seconds']:.0f}s:"
+              f" {floor * 100:+.2f}% above the bare machine; labctl's lab {(above - floor) * 100:+.2f}% above them)")
     print(f"  the lab's containers (cgroup cpu)   {idle['lab_share'] * 100:6.3f}% of {cores} cores"
           f"   ({idle['lab_cpu_seconds'] * 1000:.0f} ms CPU in {idle['seconds']:.0f}s; busiest: "
           + ", ".join(f"{h} {ms:.0f} ms" for ms, h in reversed(idle["busiest"])) + ")")
@@ -795,6 +813,7 @@ def main() -> int:
     began = time.perf_counter()
     results: dict[int, tuple[list, list, list]] = {}
     idle_figures = None
+    engine_idle: dict = {}
     baseline: dict = {}
     limit = args.bound or None
     sides = [side for side, skipped in (("floor", args.skip_floor), ("labctl", False), ("limit", args.skip_limit))
@@ -827,7 +846,9 @@ def main() -> int:
                         if which == "floor":
                             latest = run_floor(floor, folder, image, compose, limit=limit)
                         elif which == "limit":
-                            latest = run_limit(bare, image, limit)
+                            latest = run_limit(bare, image, limit, idle_engine_only if hook else None)
+                            if hook and "idle_busy" in latest:
+                                engine_idle = {k: latest.pop(k) for k in ("idle_busy", "idle_seconds", "idle_settled")}
                         else:
                             if hook:
                                 say(f"the bare machine (no lab up) over {IDLE_SECONDS}s")
@@ -861,7 +882,7 @@ def main() -> int:
     for n, (floor_runs, labctl_runs, limit_runs) in results.items():
         report_size(n, floor_runs, labctl_runs, limit_runs)
     if idle_figures and baseline:
-        report_idle(idle_figures, baseline)
+        report_idle(idle_figures, baseline, engine_idle)
     if load_rows:
         report_load(load_rows)
     print(f"\nbench took {time.perf_counter() - began:.0f}s")

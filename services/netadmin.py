@@ -14,6 +14,15 @@ with NET_ADMIN, so lab hosts themselves never hold it.
                                        network namespace of process PID, once its control
                                        group shows it is CONTAINER's, and run `routes ARGV`
                                        there, a few hosts at a time (see below)
+  netadmin.py probe FOLDER              from a helper like enter's: for each {"host", "pid",
+                                       "container", "seconds"} of FOLDER/jobs.json (the Nth's files in
+                                       FOLDER/N), enter that namespace as enter does, keep only
+                                       NET_RAW and NET_BIND_SERVICE, and run labctl's probe
+                                       there, alone in a process table of its own, on
+                                       FOLDER/N/spec with the credentials of
+                                       FOLDER/N/pki, its output into FOLDER/N/out and err
+                                       (16 MiB each at most), killed after SECONDS (124);
+                                       prints {"N": exit status} (see below)
   netadmin.py fabric-add TAG BRIDGE... in the engine's namespace: let routed lab traffic
                                        cross each lab bridge, and keep every lab bridge off
                                        the engine's own services (see below); BRIDGE:6 also
@@ -67,6 +76,8 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import resource
+import signal
 import shlex
 import socket
 import subprocess
@@ -317,6 +328,121 @@ def enter_namespace(pid: int, container: str) -> None:
     os.close(namespace)
 
 
+CLONE_NEWPID = 0x20000000
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
+PROBE_OUTPUT = 16 << 20   # bytes a probe may write to each of its files (its observations, its errors)
+TIMED_OUT = 124
+PROBE_AT_ONCE = 16        # client hosts probed at once, as labctl probes them one helper each
+KEPT_CAPABILITIES = (10, 13)   # CAP_NET_BIND_SERVICE, CAP_NET_RAW: what a probe may need
+PR_CAPBSET_DROP, LAST_CAPABILITY = 24, 63
+CAPABILITY_VERSION_3 = 0x20080522
+
+
+def probe_hosts(folder: str) -> None:
+    """Run labctl's probe in each job's host namespace, PROBE_AT_ONCE at a time; print the
+    exit status of each (a host that cannot be entered is 1, with why in its err)."""
+    with open(os.path.join(folder, "jobs.json")) as listed:
+        jobs = json.load(listed)
+    running: dict[int, str] = {}
+    statuses: dict[str, int] = {}
+    for index, job in enumerate(jobs):
+        while len(running) >= PROBE_AT_ONCE:
+            child, status = os.wait()
+            statuses[running.pop(child)] = exit_status(status)
+        child = os.fork()
+        if child == 0:
+            os._exit(_probe_in(os.path.join(folder, str(index)), int(job["pid"]), str(job["container"]),
+                               float(job["seconds"])))
+        running[child] = str(index)
+    while running:
+        child, status = os.wait()
+        statuses[running.pop(child)] = exit_status(status)
+    print(json.dumps(statuses))
+
+
+def exit_status(status: int) -> int:
+    """A wait status as a shell says it: the exit code, or 128 + the signal that ended it."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _probe_in(place: str, pid: int, container: str, seconds: float) -> int:
+    """In a child: its output into the job's files, the host's network namespace entered,
+    every capability but a probe's given up for good, then the probe in a process table of
+    its own; the probe's exit status (1, with why in err, if it could not run)."""
+    for stream, name in ((1, "out"), (2, "err")):
+        descriptor = os.open(os.path.join(place, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.dup2(descriptor, stream)
+        os.close(descriptor)
+    sys.stdout = os.fdopen(1, "w", closefd=False)
+    sys.stderr = os.fdopen(2, "w", closefd=False)
+    try:
+        with open("/proc/self/oom_score_adj", "w") as adjust:
+            adjust.write("1000")   # short of memory, a probe goes first, never the helper that reports
+    except OSError:
+        pass
+    try:
+        enter_namespace(pid, container)
+        status = run_alone([sys.executable, "-E", "-s", "-S", PROBE, "--pki", os.path.join(place, "pki"),
+                            "@" + os.path.join(place, "spec")], seconds)
+        if status == 128 + signal.SIGXFSZ:
+            print(f"netadmin: the probe's output ran over {PROBE_OUTPUT >> 20} MiB", file=sys.stderr)
+        elif status == TIMED_OUT:
+            print(f"netadmin: the probe ran over {seconds:g}s", file=sys.stderr)
+        sys.stderr.flush()
+        return status
+    except SystemExit as exc:
+        print(str(exc.code), file=sys.stderr)
+    except OSError as exc:
+        print(f"netadmin: cannot start the probe: {exc}", file=sys.stderr)
+    sys.stderr.flush()
+    return 1
+
+
+def run_alone(argv: list[str], seconds: float) -> int:
+    """Run `argv` as the first process of a process table of its own, with only a probe's
+    capabilities, its files capped at PROBE_OUTPUT, for at most `seconds` (then it is
+    killed, and the status is TIMED_OUT); its exit status. The helper sees the machine's
+    processes (to find a host's): what it runs for a host, root still, can signal none."""
+    if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWPID) != 0:
+        sys.exit(f"netadmin: cannot give the probe its own process table: {os.strerror(ctypes.get_errno())}")
+    keep_capabilities(KEPT_CAPABILITIES)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (PROBE_OUTPUT, PROBE_OUTPUT))
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    deadline = time.monotonic() + seconds
+    while True:   # a poll: the probe's own clock is its timeouts; this one is for a probe held up
+        ended, status = os.waitpid(child, os.WNOHANG)
+        if ended:
+            return exit_status(status)
+        if time.monotonic() > deadline:
+            os.kill(child, signal.SIGKILL)   # the first process of its table: the rest go with it
+            os.waitpid(child, 0)
+            return TIMED_OUT
+        time.sleep(0.05)
+
+
+def keep_capabilities(kept: tuple[int, ...]) -> None:
+    """Give up every capability but `kept`: dropped from the bounding set first (root's
+    next exec would otherwise take them all back), then from those held now."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in range(LAST_CAPABILITY + 1):
+        if capability not in kept and libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 \
+                and ctypes.get_errno() != 22:   # EINVAL: past the kernel's last capability
+            sys.exit(f"netadmin: cannot give up capability {capability}: {os.strerror(ctypes.get_errno())}")
+    mask = sum(1 << capability for capability in kept)
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0, mask >> 32, mask >> 32, 0)
+    if libc.capset(header, data) != 0:
+        sys.exit(f"netadmin: cannot give up capabilities: {os.strerror(ctypes.get_errno())}")
+
+
 def start_time(pid: int) -> str:
     """When `pid` started, in clock ticks since boot (/proc/PID/stat's 22nd field; the
     command name before it is in parentheses and may hold anything)."""
@@ -510,6 +636,8 @@ def main(argv: list[str]) -> int:
         routes(args)
     elif verb == "enter" and len(args) == 1:
         enter(args[0])
+    elif verb == "probe" and len(args) == 1:
+        probe_hosts(args[0])
     elif verb == "fabric-add" and args:
         fabric_add(args[0], args[1:])
     elif verb == "fabric-del" and len(args) == 1:

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The client side of checks: run a batch of probes and report what was observed.
 
-Usage: probe.py BASE64_JSON   (a list of probe specs, built by labctl/checks/probe.py)
+Usage: probe.py [--pki FOLDER] BASE64_JSON|@FILE
+    (a list of probe specs, built by labctl/checks/probe.py, or a file holding them; the
+    credentials in FOLDER, /opt/labctl/pki unless said)
 Prints one JSON list of observations. It judges nothing: labctl compares what was
 observed with what the check expects. Standard library only.
 
@@ -37,9 +39,10 @@ from inet import address_text, endpoint, family_of, interface_holding  # beside 
 # main() imports them only for batches that do, which keeps a check's overhead close to
 # that of a bare `docker exec`.
 
-PKI = "/opt/labctl/pki"
-CA_FILES = {"lab": f"{PKI}/ca.pem", "untrusted": f"{PKI}/untrusted-ca.pem"}
+PKI = "/opt/labctl/pki"   # main() moves it where --pki says
+CA_FILES = {"lab": "ca.pem", "untrusted": "untrusted-ca.pem"}
 MAX_REPLY = 1 << 20
+MAX_BATCH = 64 << 20   # bytes of specs read from a file
 
 
 # No route to the address (also: IPv6 asked of a host that has no IPv6 address to send from).
@@ -126,7 +129,7 @@ def read_reply(conn, rule: dict, deadline: float) -> bytes:
 
 def tls_client_context(tls: dict):
     ssl = _tls()
-    context = ssl.create_default_context(cafile=CA_FILES[tls.get("ca", "lab")])
+    context = ssl.create_default_context(cafile=f"{PKI}/{CA_FILES[tls.get('ca', 'lab')]}")
     if tls.get("client_cert"):
         context.load_cert_chain(f"{PKI}/host.pem", f"{PKI}/host.key")
     return context
@@ -593,7 +596,15 @@ def import_what_is_needed(specs: list[dict]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    specs = json.loads(base64.b64decode(argv[1]))
+    global PKI
+    arguments = argv[1:]
+    if arguments[:1] == ["--pki"]:
+        PKI, arguments = arguments[1], arguments[2:]
+    if arguments[0].startswith("@"):
+        with open(arguments[0][1:], "rb") as batch:
+            specs = json.loads(base64.b64decode(batch.read(MAX_BATCH)))
+    else:
+        specs = json.loads(base64.b64decode(arguments[0]))
     import_what_is_needed(specs)
     observations = run_all(specs)
     json.dump(observations, sys.stdout)

@@ -184,6 +184,11 @@ class Deployment:
             elif name not in wanted and "Exited (0)" in summary.get("Status", ""):
                 pending.started[name] = summary["Id"]
                 finished.add(name)
+        # A host waits for the fabric to have ended before it starts, not before it is
+        # created: it is created while the fabric runs, and started once that has ended.
+        one_shots = {other for name in wanted for other in completions(self.services[name]) if other in wanted}
+        creating: dict[Future, str] = {}
+        held: dict[str, str] = {}   # created, not started: service -> container id
         creators = ThreadPoolExecutor(max_workers=CREATORS, thread_name_prefix="labctl-create")
         watchers = ThreadPoolExecutor(max_workers=WATCHERS, thread_name_prefix="labctl-ready")
         starting: dict[Future, str] = {}
@@ -201,13 +206,23 @@ class Deployment:
                     admin_id, admin = admin.result(), None
                     if admin_id is None:
                         self.batched = {}   # the engine refused it: one container per host's routes, as rendered
-                for name in wanted:
-                    if name not in pending.submitted and name not in self.batched \
-                            and dependencies(self.services[name]) <= set(pending.started) \
-                            and completions(self.services[name]) <= pending.ready | finished:
+                for name in sorted(wanted, key=lambda name: name not in one_shots):   # those awaited first
+                    awaited = completions(self.services[name])
+                    if name in pending.submitted or name in self.batched \
+                            or not dependencies(self.services[name]) - awaited <= set(pending.started):
+                        continue
+                    if awaited <= pending.ready | finished:
                         pending.submitted.add(name)
                         starting[creators.submit(self._bring, name, existing.get(name), networks,
                                                  pending.started, recreate)] = name
+                    elif awaited <= one_shots:
+                        pending.submitted.add(name)
+                        creating[creators.submit(self._bring, name, existing.get(name), networks,
+                                                 pending.started, recreate, False)] = name
+                for name, container in list(held.items()):
+                    if completions(self.services[name]) <= pending.ready | finished:
+                        del held[name]
+                        starting[creators.submit(self._start, name, container, pending.started)] = name
                 # One exec at a time: what becomes routable meanwhile goes in the next one,
                 # so a lab that starts fast costs a few execs, not one per host.
                 if admin_id is not None and not routing:
@@ -218,7 +233,7 @@ class Deployment:
                         pending.submitted.update(batch)
                         routing[watchers.submit(self._route, batch, admin_id, dict(pending.started))] = batch
                 blocked = [name for name in wanted if name not in pending.submitted]
-                if blocked and not starting and not confirming and not routing and admin is None:
+                if blocked and not starting and not creating and not confirming and not routing and admin is None:
                     service = self.services[blocked[0]]
                     missing = sorted((dependencies(service) - set(pending.started))
                                      | (completions(service) - pending.ready - finished))
@@ -228,10 +243,18 @@ class Deployment:
                     waiting = [name for name in wanted if name not in pending.ready]
                     raise EngineError(f"lab not ready after {self.timeout:.0f}s; still waiting for "
                                       + _some(waiting))
-                done, _ = wait([*starting, *confirming, *routing, *([admin] if admin else [])],
+                done, _ = wait([*starting, *creating, *confirming, *routing, *([admin] if admin else [])],
                                timeout=min(remaining, REPORT_EVERY), return_when=FIRST_COMPLETED)
                 for future in done:
-                    if future in starting:
+                    if future in creating:
+                        name = creating.pop(future)
+                        container, running = future.result()
+                        if running:   # kept as it stood
+                            pending.started[name] = container
+                            confirming[watchers.submit(self._confirm, name, container, deadline)] = name
+                        else:
+                            held[name] = container
+                    elif future in starting:
                         name = starting.pop(future)
                         pending.started[name] = future.result()
                         confirming[watchers.submit(self._confirm, name, pending.started[name], deadline)] = name
@@ -354,26 +377,36 @@ class Deployment:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _bring(self, name: str, summary: dict[str, Any] | None, networks: dict[str, str],
-               started: dict[str, str], recreate: bool) -> str:
-        """Make `name`'s container match the document and be started; its id."""
+               started: dict[str, str], recreate: bool, start: bool = True) -> Any:
+        """Make `name`'s container match the document and be started; its id. With `start`
+        False, it is created only: (its id, whether it runs already, kept as it stood)."""
         digest = self._config_hash(name)
         if summary is not None:
             same = (summary.get("Labels") or {}).get(CONFIG_LABEL) == digest
             one_shot_done = self.services[name].get("restart") == "no" and "Exited (0)" in summary.get("Status", "")
             if same and not recreate and (summary.get("State") == "running" or one_shot_done):
-                return summary["Id"]
+                return summary["Id"] if start else (summary["Id"], True)
             self._remove(summary["Id"])
         try:
             container = self._create(name, digest, networks, started)
+        except docker.errors.APIError as exc:
+            raise self._refused(name, started, exc) from None
+        return self._start(name, container, started) if start else (container, False)
+
+    def _start(self, name: str, container: str, started: dict[str, str]) -> str:
+        try:
             self.api.start(container)
         except docker.errors.APIError as exc:
-            joined = (self.services[name].get("network_mode") or "").partition("service:")[2]
-            if joined in started and not self._running(started[joined]):
-                # A helper that joins a host's namespace fails when the host has already
-                # ended: the host's own failure is what to say.
-                raise EngineError(self.failure(started[joined])) from None
-            raise EngineError(f"cannot start '{name}': {exc.explanation or exc}") from None
+            raise self._refused(name, started, exc) from None
         return container
+
+    def _refused(self, name: str, started: dict[str, str], exc: docker.errors.APIError) -> EngineError:
+        joined = (self.services[name].get("network_mode") or "").partition("service:")[2]
+        if joined in started and not self._running(started[joined]):
+            # A helper that joins a host's namespace fails when the host has already
+            # ended: the host's own failure is what to say.
+            return EngineError(self.failure(started[joined]))
+        return EngineError(f"cannot start '{name}': {exc.explanation or exc}")
 
     def _running(self, container: str) -> bool:
         try:

@@ -12,6 +12,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
+from ..errors import LabError
 from ..model.topology import Topology
 from ..names import FOLDER_LABEL, LAB_LABEL
 
@@ -31,6 +32,16 @@ class ExecResult:
         """What a failed command said last (stderr, else stdout), or its exit code."""
         lines = (self.stderr or self.stdout).decode("utf-8", "replace").strip().splitlines()
         return lines[-1] if lines else f"exit code {self.exit_code}"
+
+
+@dataclass
+class ProbeJob:
+    """One client host's batch for labctl's probe: its specs (base64 JSON, as the probe
+    takes them) and the credentials it presents and trusts, as (file name, content, mode)
+    for its PKI folder."""
+    payload: str
+    credentials: list[tuple[str, bytes, int]]
+    seconds: float = 300.0   # how long its probe may take, at most, before it is killed
 
 
 @dataclass
@@ -164,6 +175,8 @@ class Engine(Protocol):
     def run_in_namespace(self, topology: Topology, host: str | None, image: str, argv: list[str],
                          cap_add: list[str] | None = None,
                          files: list[tuple[str, bytes, int]] | None = None) -> ExecResult: ...
+    def probe_hosts(self, topology: Topology, image: str,
+                    jobs: dict[str, ProbeJob]) -> dict[str, ExecResult | LabError]: ...
     def update(self, topology: Topology, document: Path, services: list[str], progress: Progress,
                recreate: bool = False, timeout: float = READY_TIMEOUT) -> None: ...
     def remove(self, topology: Topology, names: list[str]) -> None: ...

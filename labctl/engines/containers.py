@@ -21,9 +21,10 @@ from ..model.topology import Topology
 from ..names import (HELPER_MEMORY, HELPER_PIDS, HOST_LABEL, LAB_LABEL, PROBE_MEMORY, PROBE_PIDS, ROLE_LABEL,
                      SIDECAR_GRACE, SIDECAR_MEMORY, SIDECAR_PIDS, SOURCE_LABEL, helper_service, program)
 from .archive import archive
-from .base import (READY_TIMEOUT, EngineEvent, ExecResult, Found, HostState, LabSummary, Progress, Terminal,
-                   epoch, put_last, summarize)
+from .base import (READY_TIMEOUT, EngineEvent, ExecResult, Found, HostState, LabSummary, ProbeJob, Progress,
+                   Terminal, epoch, put_last, summarize)
 from .bounded import BoundedDockerClient, engine_timeout, stuck_engine
+from .probing import probe_together
 from .readiness import Confirmations
 from .versions import engine_notes
 
@@ -440,6 +441,13 @@ class ContainerEngine:
                               f"{exc.explanation or exc}") from None
         except requests.exceptions.RequestException as exc:
             raise EngineError(f"no answer from the engine running in '{host or 'the engine'}': {exc}") from None
+
+    def probe_hosts(self, topology: Topology, image: str,
+                    jobs: dict[str, ProbeJob]) -> dict[str, ExecResult | LabError]:
+        """labctl's probe in each job's host namespace, all from one helper (engines.probing)."""
+        return probe_together(self.client, topology, image, jobs,
+                              lambda host, argv, files: self.run_in_namespace(topology, host, image, argv,
+                                                                              files=files))
 
     def _namespace(self, topology: Topology, host: str | None) -> str:
         return "host" if host is None else f"container:{self.host_container(topology, host).id}"

@@ -31,7 +31,7 @@ from ..model.topology import Topology
 from ..names import (HOST_LABEL, LAB_LABEL, MACHINE_LABEL, ROLE_LABEL, SHIPPED_FILE, program,
                      SOURCE_LABEL, SPEC_LABEL)
 from ..render.stack import helpers_of
-from .base import (READY_TIMEOUT, ExecResult, Found, HostState, LabSummary, Progress, Terminal, epoch,
+from .base import (READY_TIMEOUT, ExecResult, Found, HostState, LabSummary, ProbeJob, Progress, Terminal, epoch,
                    summarize)
 from .cluster import Cluster, connect
 from .compose import die_with_parent
@@ -460,6 +460,26 @@ class SwarmEngine:
         if host is None:
             raise EngineError(_HOSTS_ONLY.format(what="a helper outside every host"))
         return self._machine_of(topology, host).run_in_namespace(topology, host, image, argv, cap_add, files)
+
+    def probe_hosts(self, topology: Topology, image: str,
+                    jobs: dict[str, ProbeJob]) -> dict[str, ExecResult | LabError]:
+        """Each machine probes its own hosts, the machines at once."""
+        results: dict[str, ExecResult | LabError] = {}
+        by_machine: dict[str, dict[str, ProbeJob]] = {}
+        for host, job in jobs.items():
+            try:
+                by_machine.setdefault(self._machine_name_of(topology, host), {})[host] = job
+            except LabError as exc:
+                results[host] = exc
+        def on(machine: str, probed: dict[str, ProbeJob]) -> dict[str, ExecResult | LabError]:
+            try:
+                return self.machines[machine].probe_hosts(topology, image, probed)
+            except LabError as exc:   # that machine's hosts, not the others'
+                return {host: exc for host in probed}
+        with ThreadPoolExecutor(max_workers=max(1, len(by_machine))) as pool:
+            for found in pool.map(lambda item: on(*item), list(by_machine.items())):
+                results.update(found)
+        return results
 
     def helper_logs(self, topology: Topology, name: str) -> str:
         for state in self.states(topology):

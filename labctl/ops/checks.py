@@ -1,7 +1,8 @@
 """Run a lab's checks and judge them, from both sides of each exchange.
 
 Exchange checks are grouped by the host they run from: each group is one batch for
-services/probe.py, one round trip to the engine, and groups run concurrently. The probe
+services/probe.py, and the engine runs every group at once (one helper for them all where
+it can: labctl.engines.probing). The probe
 reports what it observed, including the client port of every connection; the server's
 transcript is then read once per server host (from its output, through the engine's log
 API), and each check's entries are found by that port. labctl.checks judges both sides with what the check expects; each check's kind says
@@ -21,16 +22,18 @@ from ..checks.judge import client_problems, family_of, server_problems, wants_se
 from ..checks.probe import probe_spec
 from ..checks.result import CheckResult
 from ..checks.spec import CheckSpec
-from ..engines.base import Engine
+from ..engines.base import Engine, ExecResult, ProbeJob
 from ..errors import LabError
 from ..model.topology import Topology
-from ..names import PKI_PATH, TRANSCRIPT_MARK, program
+from ..names import PKI_PATH, TRANSCRIPT_MARK
 from ..render.pki import LabPki
 from .capture import Capture
 from .causes import explain
 from .events import publish_all
 
 MAX_PARALLEL = 16
+PROBE_MOST = 300.0      # seconds one host's probe may take, at most
+PROBE_SLACK = 10.0      # seconds past its checks' own bounds (a loaded machine starts it late)
 LOG_SETTLE_READS = 3    # extra reads of the servers' output where a line may be late
 LOG_SETTLE_PAUSE = 0.05
 RETRY_PAUSE = 0.25
@@ -157,12 +160,26 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     watched = {_counter_key(topology, checks[i]) for i in counted}
     before = _counters(topology, engine, image, watched)
 
-    def run_batch(source: str) -> None:
-        specs = [probe_spec(topology, checks[index], index) for index in batches[source]]
+    def run_batches() -> None:
+        with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as reading:
+            found = list(reading.map(lambda source: _credentials(topology, engine, source), list(batches)))
+        jobs = {}
+        for (source, indices), credentials in zip(batches.items(), found):
+            specs = [probe_spec(topology, checks[index], index) for index in indices]
+            jobs[source] = ProbeJob(_payload(specs), credentials, probe_seconds(specs))
+        if not jobs:
+            return
         try:
-            observations.update(_probe(topology, engine, source, specs, image))
-        except LabError as exc:  # the client host is stopped, paused or gone
-            observations.update({index: _unreachable(source, exc) for index in batches[source]})
+            probed = engine.probe_hosts(topology, image, jobs)
+        except LabError as exc:
+            probed = {source: exc for source in jobs}
+        for source, result in probed.items():
+            try:
+                if isinstance(result, LabError):
+                    raise result
+                observations.update(_observed(source, result))
+            except LabError as exc:  # the client host is stopped, paused or gone
+                observations.update({index: _unreachable(source, exc) for index in batches[source]})
 
     def run_command(index: int) -> None:
         try:
@@ -171,8 +188,8 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
             observations[index] = _unreachable(checks[index].source, exc)
 
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
-        futures = [pool.submit(run_batch, source) for source in batches]
-        futures += [pool.submit(run_command, index) for index in runs]
+        futures = [pool.submit(run_command, index) for index in runs]
+        run_batches()
         for future in futures:
             future.result()
 
@@ -231,15 +248,26 @@ def _attempt(topology: Topology, engine: Engine, checks: list[CheckSpec], image:
     return results
 
 
-def _probe(topology: Topology, engine: Engine, source: str, specs: list[dict[str, Any]],
-           image: str) -> dict[int, dict[str, Any]]:
-    """The batch's observations, from labctl's probe in a helper that shares only the client
-    host's network namespace: the exchange leaves from that host, while nothing running in
-    it (root, and perhaps hostile) can replace the probe, its Python or what it prints."""
-    payload = base64.b64encode(json.dumps(specs).encode()).decode()
-    # Not -I: the probe imports its neighbours in services/ (dnszone).
-    argv = ["python3", "-E", "-s", "-S", program("probe"), payload]
-    result = engine.run_in_namespace(topology, source, image, argv, files=_credentials(topology, engine, source))
+def probe_seconds(specs: list[dict[str, Any]]) -> float:
+    """How long one host's probe may take before it is killed: its checks run at once, so
+    its slowest, each step of which may wait its whole timeout; a load check of a number of
+    requests gets the most any probe gets."""
+    def one(spec: dict[str, Any]) -> float:
+        load = spec.get("load") or {}
+        if load and not load.get("duration"):
+            return PROBE_MOST
+        return float(spec.get("timeout") or 5) * (len(spec.get("steps") or []) + 2) + float(load.get("duration") or 0)
+    return min(PROBE_MOST, PROBE_SLACK + max((one(spec) for spec in specs), default=0.0))
+
+
+def _payload(specs: list[dict[str, Any]]) -> str:
+    return base64.b64encode(json.dumps(specs).encode()).decode()
+
+
+def _observed(source: str, result: ExecResult) -> dict[int, dict[str, Any]]:
+    """The batch's observations, from labctl's probe in the client host's network namespace
+    (engine.probe_hosts): the exchange leaves from that host, while nothing running in it
+    (root, and perhaps hostile) can replace the probe, its Python or what it prints."""
     if result.exit_code != 0:
         raise LabError(f"the probe on '{source}' failed: {result.last_line}")
     try:
@@ -261,14 +289,14 @@ def _credentials(topology: Topology, engine: Engine, host: str) -> list[tuple[st
     files = []
     for path, name, mode in wanted:
         try:
-            files.append((f"{PKI_PATH}/{name}", path.read_bytes(), mode))
+            files.append((name, path.read_bytes(), mode))
         except OSError:
             try:
                 copy, ended = engine.exec_bounded(topology, host, ["cat", f"{PKI_PATH}/{name}"], 1 << 16, 10.0)
             except LabError:
                 continue   # a lab without TLS checks never needs it; one that does says why
             if ended and copy.exit_code == 0 and copy.stdout.startswith(b"-----BEGIN"):
-                files.append((f"{PKI_PATH}/{name}", copy.stdout, mode))
+                files.append((name, copy.stdout, mode))
     return files
 
 

@@ -5,10 +5,13 @@ can. (tests/integration/test_isolation.py reads the same rules from the real eng
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import docker.errors
@@ -337,3 +340,67 @@ def test_tentative_addresses_are_read_from_the_namespace_s_own_table(monkeypatch
     assert not netadmin.tentative()
     table.write_text("fe800000000000000000000000000001 02 40 20 c0     eth0\n")
     assert netadmin.tentative()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving up capabilities needs some to give up (run as root)")
+def test_a_probe_run_from_the_admin_helper_keeps_only_a_probe_s_capabilities_and_sees_no_process():
+    """The probe runs as root from a helper that holds SYS_ADMIN and sees the machine's
+    processes: it must keep NET_RAW and NET_BIND_SERVICE only (root's exec would take back
+    whatever the bounding set still held) and be alone in its process table."""
+    kept = (1 << 10) | (1 << 13)
+    shown = "import os; print(os.getpid()); print(open('/proc/self/status').read())"
+    program = (f"import sys; sys.path.insert(0, {str(REPO / 'services')!r}); import netadmin; "
+               f"sys.exit(netadmin.run_alone([sys.executable, '-c', {shown!r}], 30))")
+    said = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+    lines = said.splitlines()
+
+    def field(name: str) -> int:
+        return next(int(line.split()[1], 16) for line in lines if line.startswith(name + ":"))
+    assert lines[0] == "1"
+    assert field("CapEff") == field("CapPrm") == field("CapBnd") == kept
+    assert field("CapInh") == field("CapAmb") == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a process table of its own needs root")
+def test_a_probe_held_up_is_killed_alone_and_a_host_not_entered_is_its_own_failure(tmp_path):
+    """One host's probe that never ends costs that host its checks, within its bound, and
+    a process that is not the named container's is refused, not entered: each job has its
+    own status, the other jobs theirs."""
+    program = (f"import sys; sys.path.insert(0, {str(REPO / 'services')!r}); import netadmin; "
+               "sys.exit(netadmin.run_alone(['/bin/sleep', '30'], 0.3))")
+    assert subprocess.run([sys.executable, "-c", program], timeout=20).returncode == netadmin.TIMED_OUT
+    (tmp_path / "0").mkdir()
+    (tmp_path / "1").mkdir()
+    (tmp_path / "jobs.json").write_text(json.dumps(
+        [{"host": "a", "pid": os.getpid(), "container": "ab" * 32, "seconds": 5},
+         {"host": "b", "pid": 999999999, "container": "cd" * 32, "seconds": 5}]))
+    said = subprocess.run([sys.executable, str(REPO / "services" / "netadmin.py"), "probe", str(tmp_path)],
+                          capture_output=True, text=True, timeout=20)
+    assert json.loads(said.stdout.splitlines()[-1]) == {"0": 1, "1": 1}
+    assert "is not container abababababab's" in (tmp_path / "0" / "err").read_text()
+    assert "is gone" in (tmp_path / "1" / "err").read_text()
+    assert (tmp_path / "0" / "out").read_text() == ""
+
+
+def test_the_probe_reads_its_batch_from_a_file_and_its_credentials_from_the_folder_named(tmp_path):
+    probe = load_service("probe")
+    batch = tmp_path / "spec"
+    batch.write_text(base64.b64encode(b"[]").decode())
+    said = subprocess.run([sys.executable, "-E", "-s", "-S", str(REPO / "services" / "probe.py"),
+                           "--pki", str(tmp_path / "pki"), f"@{batch}"], capture_output=True, text=True)
+    assert said.returncode == 0 and json.loads(said.stdout) == []
+    assert probe.PKI == "/opt/labctl/pki"   # unless told
+    probe.main(["probe.py", "--pki", str(tmp_path / "pki"), base64.b64encode(b"[]").decode()])
+    assert probe.PKI == str(tmp_path / "pki")
+
+
+def load_service(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO / "services" / f"{name}.py",
+                                                  submodule_search_locations=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "services"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "services"))
+    return module
