@@ -136,7 +136,7 @@ class Deployment:
 
     def __init__(self, client: docker.DockerClient, topology: Topology, document: dict[str, Any],
                  base: Path, progress: Progress, timeout: float,
-                 run: Callable[[str, list[str]], ExecResult],
+                 run: Callable[[str, list[str], float], ExecResult],
                  failure: Callable[[str], str]):
         self.api = client.api
         self.client = client
@@ -558,7 +558,7 @@ class Deployment:
             jobs.append({"host": host, "pid": state["State"]["Pid"], "container": state["Id"],
                          "argv": self.batched[name]})
         result = self.run(admin, ["python3", program("netadmin"), "enter",
-                                  json.dumps(jobs, separators=(",", ":"))])
+                                  json.dumps(jobs, separators=(",", ":"))], self.timeout)
         if result.exit_code == 0:
             return
         said = (result.stdout + result.stderr).decode("utf-8", "replace").splitlines()
@@ -583,7 +583,8 @@ class Deployment:
         probe = readiness_probe(host) if host is not None else \
             (["CMD", *SIDECAR_READY] if host_of(name, "net") else None)
         if probe is not None:
-            result = self.run(container, readiness_wait(probe, max(1.0, deadline - time.monotonic())))
+            seconds = max(1.0, deadline - time.monotonic())
+            result = self.run(container, readiness_wait(probe, seconds), seconds)
             if result.exit_code != 0:
                 if not self._running(container) or self._ends_soon(container):
                     raise EngineError(self.failure(container))  # it ended: say why, not "not ready"

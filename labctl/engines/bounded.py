@@ -17,7 +17,8 @@ call), so a build that keeps printing or a long save that keeps coming is never 
     the event stream           none: it is silent until something happens
 
 Exempt by design, past their bounded request: the output of exec (it lasts as long as the
-program; a check's command has its own deadline, ContainerEngine.exec_bounded), logs
+program; a check's command and labctl's own execs, routes and readiness, are read
+with a deadline, ContainerEngine.exec_bounded), logs
 --follow and attach (as long as the container runs), and a shell (as long as its user
 likes): the SDK reads those with no timeout.
 """

@@ -28,6 +28,10 @@ from .probing import probe_together
 from .readiness import Confirmations
 from .versions import engine_notes
 
+HELPER_OUTPUT = 1 << 20   # bytes kept of each stream of a helper's or a readiness probe's exec
+EXEC_MARGIN = 10.0        # seconds past such an exec's own bound before labctl stops reading it
+
+
 def _read_exactly(connection, size: int) -> bytes:
     data = b""
     while len(data) < size:
@@ -188,7 +192,7 @@ class ContainerEngine:
         (labctl.engines.readiness), and every one-shot helper exited 0; or, with `only`,
         just those containers. Fails fast on the first failure."""
         deadline = time.monotonic() + timeout
-        confirmations = Confirmations(topology, lambda state, argv: self._exec_in(state.container, argv), timeout)
+        confirmations = Confirmations(topology, lambda state, argv: self._exec_in(state.container, argv, timeout), timeout)
         try:
             self._wait_ready(topology, progress, timeout, deadline, only, confirmations)
         finally:
@@ -225,13 +229,16 @@ class ContainerEngine:
                                   + ", ".join(pending + missing))
             time.sleep(0.2)
 
-    def _exec_in(self, container: str, argv: list[str]) -> ExecResult:
+    def _exec_in(self, container: str, argv: list[str], seconds: float) -> ExecResult:
+        """A helper's or a readiness probe's program, over within `seconds` (its own bound
+        and a margin) whatever becomes of its container."""
         try:
-            result = self.client.containers.get(container).exec_run(argv)
+            result, ended = self._exec_within(container, argv, HELPER_OUTPUT, seconds + EXEC_MARGIN)
         except docker.errors.APIError as exc:  # it stopped or went away meanwhile
             return ExecResult(-1, b"", str(exc).encode())
-        output = result.output if isinstance(result.output, bytes) else b""   # not streamed: bytes
-        return ExecResult(result.exit_code if result.exit_code is not None else -1, output, b"")
+        if not ended:
+            return ExecResult(-1, result.stdout, result.stderr + f"labctl: gave up after {seconds:.0f}s".encode())
+        return result
 
     def _failure_reason(self, state: HostState) -> str:
         what = f"host '{state.name}'" if state.role == "host" else f"helper '{state.name}'"
@@ -286,14 +293,19 @@ class ContainerEngine:
         the run. Returns the result and whether it ended in time (if not, exit code -1;
         what it left running goes with the host)."""
         container = self.host_container(topology, host)
+        try:
+            return self._exec_within(container.id, argv, limit, seconds)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+
+    def _exec_within(self, container: str, argv: list[str], limit: int, seconds: float) -> tuple[ExecResult, bool]:
+        """exec_bounded in a container by id. Its output is read with a deadline: an engine
+        that removes the container mid-exec (Docker 20.10) may never close the stream."""
         deadline = time.monotonic() + seconds
         kept = {1: bytearray(), 2: bytearray()}
         ended = False
-        try:
-            exec_id = self.client.api.exec_create(container.id, argv)["Id"]
-            wrapped = self.client.api.exec_start(exec_id, socket=True)
-        except docker.errors.APIError as exc:
-            raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+        exec_id = self.client.api.exec_create(container, argv)["Id"]
+        wrapped = self.client.api.exec_start(exec_id, socket=True)
         connection: Any = getattr(wrapped, "_sock", wrapped)  # a socket, or an SSH channel
         try:
             while True:
@@ -317,10 +329,7 @@ class ContainerEngine:
                 pass
         code = -1
         while ended:
-            try:
-                state = self.client.api.exec_inspect(exec_id)
-            except docker.errors.APIError as exc:
-                raise EngineError(f"exec on '{host}' failed: {exc.explanation or exc}") from None
+            state = self.client.api.exec_inspect(exec_id)
             if not state.get("Running") or time.monotonic() > deadline + 2:
                 exit_code = state.get("ExitCode")
                 code = exit_code if isinstance(exit_code, int) else -1

@@ -35,7 +35,7 @@ from .base import (READY_TIMEOUT, ExecResult, Found, HostState, LabSummary, Prob
                    summarize)
 from .cluster import Cluster, connect
 from .compose import die_with_parent
-from .containers import ContainerEngine, DockerEvents
+from .containers import EXEC_MARGIN, HELPER_OUTPUT, ContainerEngine, DockerEvents
 from .readiness import Confirmations
 from .versions import engine_notes
 from .images import record_shipped, remove_shipped, ship_image
@@ -176,15 +176,17 @@ class SwarmEngine:
         """Every host's task running on its machine, and its readiness probe answered once
         (labctl.engines.readiness). A task the Swarm cannot place or start fails at once,
         with its reason."""
-        confirmations = Confirmations(topology, lambda state, argv: self._probe(topology, state, argv), timeout)
+        confirmations = Confirmations(topology, lambda state, argv: self._probe(topology, state, argv, timeout), timeout)
         try:
             self._wait_ready(topology, progress, timeout, only, confirmations)
         finally:
             confirmations.close()
 
-    def _probe(self, topology: Topology, state: HostState, argv: list[str]) -> ExecResult:
+    def _probe(self, topology: Topology, state: HostState, argv: list[str], seconds: float) -> ExecResult:
         try:
-            return self.exec(topology, state.name, argv)
+            # Read with a deadline: an engine that removes the task's container mid-exec
+            # may never close the stream.
+            return self.exec_bounded(topology, state.name, argv, HELPER_OUTPUT, seconds + EXEC_MARGIN)[0]
         except LabError as exc:  # its task stopped meanwhile, or its machine went away
             return ExecResult(-1, b"", str(exc).encode())
 
