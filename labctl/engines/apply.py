@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -577,7 +578,10 @@ class Deployment:
         service = self.services[name]
         host = self.topology.hosts.get(name) if (service.get("labels") or {}).get(ROLE_LABEL) == "host" else None
         if host is not None and host.services and not host.ready:
-            if not self._says_serving(container):
+            if not self._says_serving(container, deadline):
+                if self._running(container):
+                    raise EngineError(f"host '{name}' did not become ready within {self.timeout:.0f}s "
+                                      "(its built-in servers never said they listen)")
                 raise EngineError(self.failure(container))
             return
         probe = readiness_probe(host) if host is not None else \
@@ -614,21 +618,33 @@ class Deployment:
             return False
         return True
 
-    def _says_serving(self, container: str) -> bool:
+    def _says_serving(self, container: str, deadline: float) -> bool:
         """Follow the container's output until its built-in servers say they listen; False
-        if it ends (the container exited) first."""
+        if it ends (the container exited) first, or `deadline` passes: the engine reads a
+        followed log with no timeout, so a host that neither ends nor says it listens would
+        hold this thread, and labctl's exit, for good."""
         stream = self.api.logs(container, stdout=True, stderr=False, stream=True, follow=True)
+
+        def cut() -> None:
+            try:
+                stream.close()
+            except docker.errors.DockerException:
+                pass  # an engine over SSH cannot cut a stream short: it goes with its response
+
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+        timer.daemon = True
+        timer.start()
         seen = b""
         try:
             for chunk in stream:
                 seen = (seen + chunk)[-4096:]
                 if SERVING_LINE.encode() in seen:
                     return True
+        except (OSError, ValueError, requests.exceptions.RequestException):
+            pass   # the stream cut at the deadline
         finally:
-            try:
-                stream.close()
-            except docker.errors.DockerException:
-                pass  # an engine over SSH cannot cut a stream short: it goes with its response
+            timer.cancel()
+            cut()
         return False
 
 

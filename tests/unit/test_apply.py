@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,46 @@ def test_the_routes_helpers_are_run_from_one_admin_helper_and_nothing_else_is(wr
     left = dict(routed["lc-routes-left"])
     assert batched_routes({**left, "command": ["python3", "/elsewhere/netadmin.py", "routes"]}) is None
     assert batched_routes({**left, "network_mode": "host"}) is None
+
+
+class _SilentLogs:
+    """A followed log that says nothing until it is closed: what a host that neither ends nor
+    says it listens gives."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def __iter__(self):
+        self.closed.wait()
+        raise OSError("closed")
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class _SilentApi:
+    def __init__(self) -> None:
+        self.stream = _SilentLogs()
+
+    def logs(self, *args, **kwargs):
+        return self.stream
+
+
+class _SilentClient:
+    def __init__(self) -> None:
+        self.api = _SilentApi()
+
+
+def test_following_a_silent_host_ends_at_the_deadline_and_closes_the_stream(write_lab, tmp_path):
+    (tmp_path / "srv.py").write_text("print('hi')\n")
+    topology = read_lab(write_lab(LAB)).topology
+    client = _SilentClient()
+    deployment = Deployment(client, topology, {"services": {}}, Path("."), print, 10,
+                            run=lambda *_: None, failure=lambda _: "")
+    outcome: list[bool] = []
+    follower = threading.Thread(target=lambda: outcome.append(deployment._says_serving("c", time.monotonic() + 0.2)),
+                                daemon=True)
+    follower.start()
+    follower.join(30)
+    assert not follower.is_alive() and outcome == [False]
+    assert client.api.stream.closed.is_set()

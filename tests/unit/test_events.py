@@ -433,7 +433,8 @@ def test_labctl_events_takes_a_count_of_one_or_more(capsys):
 
 
 CTRL_C = """
-import sys, threading
+import faulthandler, signal, sys, threading
+faulthandler.register(signal.SIGUSR1, all_threads=True)   # where it stands, should it hang
 from pathlib import Path
 from labctl.cli import verbs
 from labctl.cli.main import main
@@ -472,7 +473,16 @@ def test_labctl_events_stops_at_ctrl_c(folder, tmp_path):
     try:
         assert "listening for events of lab 'campus'" in process.stderr.readline()
         process.send_signal(signal.SIGINT)   # Ctrl-C, while it waits for its next event
-        out, err = process.communicate(timeout=30)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)
+            try:
+                process.communicate(timeout=3)
+            except subprocess.TimeoutExpired:
+                pass
+            process.kill()
+            pytest.fail("labctl events hung after Ctrl-C; its threads:\n" + process.communicate()[1])
     finally:
         process.kill()
     assert process.returncode == 130 and err == "labctl: interrupted\n"
