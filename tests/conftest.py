@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -11,6 +12,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Tests press Ctrl-C on the labctl they start. A run started in the background by a shell
+# without job control ignores SIGINT, and every program it starts would inherit that and
+# never see the press: take it back, so that each child starts as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def bench_scale():
