@@ -145,16 +145,21 @@ def embedded_dns_input_rule() -> list[str]:
 
 def refuse_embedded_dns() -> None:
     binary, listing = _working_iptables()
-    wanted = {"OUTPUT": embedded_dns_rules(), "INPUT": [embedded_dns_input_rule()]}
+    _restore(binary, listing, {"OUTPUT": embedded_dns_rules(), "INPUT": [embedded_dns_input_rule()]}, DNS_COMMENT)
+    print("dns: Docker's embedded resolver refused (every network of this host is internal)")
+
+
+def _restore(binary: str, listing: str, wanted: dict[str, list[list[str]]], tag: str) -> None:
+    """Put `wanted` at the top of each chain of the filter table, and take away the rules
+    tagged `tag` that `listing` (iptables -S) shows there, in one transaction: one program,
+    whatever the number of rules or bridges."""
     restore = [f"{binary}-restore", "-w", "--noflush"]   # iptables-legacy-restore for the legacy one
     try:
-        result = subprocess.run(restore, input=replacement(listing, wanted, DNS_COMMENT),
-                                capture_output=True, text=True)
+        result = subprocess.run(restore, input=replacement(listing, wanted, tag), capture_output=True, text=True)
     except FileNotFoundError:
         sys.exit(f"netadmin: no {restore[0]} in this image")
     if result.returncode != 0:
         sys.exit(f"netadmin: {' '.join(restore)}: {result.stderr.strip()}")
-    print("dns: Docker's embedded resolver refused (every network of this host is internal)")
 
 
 def replacement(listing: str, wanted: dict[str, list[list[str]]], tag: str) -> str:
@@ -466,13 +471,6 @@ def _ip6tables(flavour: str | None) -> str:
     return (flavour or "iptables").replace("iptables", "ip6tables")
 
 
-def _tagged_rules(binary: str, tag: str, chain: str = "DOCKER-USER") -> list[str]:
-    """The rules whose comment is exactly `tag`: one lab's cleanup never takes the rules
-    of a lab whose name starts the same."""
-    listing = run(binary, "-w", "-S", chain, check=False).stdout.splitlines()
-    return [line for line in listing if comment_of(line) == tag]
-
-
 def comment_of(rule: str) -> str | None:
     """The --comment of an `iptables -S` line, unquoted, or None."""
     words = shlex.split(rule)
@@ -480,18 +478,6 @@ def comment_of(rule: str) -> str | None:
         if word == "--comment":
             return words[position + 1]
     return None
-
-
-def _insert(binary: str, chain: str, rule: list[str]) -> None:
-    if run(binary, "-w", "-C", chain, *rule, check=False).returncode != 0:
-        run(binary, "-w", "-I", chain, *rule)
-
-
-def _insert_all(binary: str, chain: str, rules: list[list[str]]) -> None:
-    """Put `rules` at the top of `chain` in the order given (each inserted at the top, so
-    the last goes in first); a rule already there stays where it is."""
-    for rule in reversed(rules):
-        _insert(binary, chain, rule)
 
 
 # ICMPv6 router solicitation and advertisement, neighbour solicitation and advertisement,
@@ -509,48 +495,48 @@ def input_rules(tag: str, bridge: str, family: int) -> list[list[str]]:
 
 
 def fabric_add(tag: str, bridges: list[str]) -> None:
-    """Each bridge is NAME (IPv4), NAME:6 (also IPv6) or NAME:6i (also IPv6, internal)."""
+    """Each bridge is NAME (IPv4), NAME:6 (also IPv6) or NAME:6i (also IPv6, internal).
+    All of a family's rules go in at once (_restore): hosts start only once this ends."""
     binary = _iptables()
     if binary is None:
         print("fabric: no DOCKER-USER chain (the engine manages no iptables); nothing to forward for IPv4")
+    four: dict[str, list[list[str]]] = {"DOCKER-USER": [], "INPUT": []} if binary else {"INPUT": []}
+    six: dict[str, list[list[str]]] = {"FORWARD": [], "INPUT": []}
     for spec in bridges:
         bridge, _, v6 = spec.partition(":")
         if binary is not None:
-            _insert(binary, "DOCKER-USER", ["-i", bridge, "-o", bridge, "-m", "comment", "--comment", tag,
-                                            "-j", "ACCEPT"])
+            four["DOCKER-USER"].append(["-i", bridge, "-o", bridge, "-m", "comment", "--comment", tag,
+                                        "-j", "ACCEPT"])
             print(f"fabric: {bridge} forwards within itself")
         if v6:
-            fabric6(_ip6tables(binary), tag, bridge, internal=v6 == "6i")
+            six["FORWARD"] += forward6_rules(tag, bridge, internal=v6 == "6i")
+            print(f"fabric: {bridge} forwards IPv6 within itself" + (", and nothing in or out" if v6 == "6i" else ""))
         # Both families whatever the network has: an IPv4-only bridge still carries the
         # engine machine's IPv6 link-local address.
-        _insert_all(binary or "iptables", "INPUT", input_rules(tag, bridge, 4))
-        _insert_all(_ip6tables(binary), "INPUT", input_rules(tag, bridge, 6))
+        four["INPUT"] += input_rules(tag, bridge, 4)
+        six["INPUT"] += input_rules(tag, bridge, 6)
         print(f"fabric: nothing enters the engine machine from {bridge} but IPv6 neighbour discovery")
+    for flavour, wanted in ((binary or "iptables", four), (_ip6tables(binary), six)):
+        _restore(flavour, run(flavour, "-w", "-S").stdout, wanted, tag)
 
 
-def fabric6(binary: str, tag: str, bridge: str, internal: bool) -> None:
-    """IPv6 as Docker treats IPv4: traffic that enters and leaves the same lab bridge
-    passes (what a lab router forwards), and on an internal network nothing else enters
-    or leaves it: no route out of the lab, and no traffic between two labs. Rules go in
-    at the top, so the ACCEPT goes in last to stand before the DROPs."""
+def forward6_rules(tag: str, bridge: str, internal: bool) -> list[list[str]]:
+    """IPv6 as Docker treats IPv4, in chain order: traffic that enters and leaves the same
+    lab bridge passes (what a lab router forwards), and on an internal network nothing else
+    enters or leaves it: no route out of the lab, and no traffic between two labs."""
     comment = ["-m", "comment", "--comment", tag]
-    if internal:
-        _insert(binary, "FORWARD", ["-o", bridge, *comment, "-j", "DROP"])
-        _insert(binary, "FORWARD", ["-i", bridge, *comment, "-j", "DROP"])
-    _insert(binary, "FORWARD", ["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"])
-    print(f"fabric: {bridge} forwards IPv6 within itself" + (", and nothing in or out" if internal else ""))
+    within = [["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"]]
+    return within + ([["-i", bridge, *comment, "-j", "DROP"], ["-o", bridge, *comment, "-j", "DROP"]]
+                     if internal else [])
 
 
 def fabric_del(tag: str) -> None:
     binary = _iptables()
-    for flavour, chain in ((binary, "DOCKER-USER"), (_ip6tables(binary), "FORWARD"),
-                           (binary or "iptables", "INPUT"), (_ip6tables(binary), "INPUT")):
-        if flavour is None:
-            continue
-        for line in _tagged_rules(flavour, tag, chain):
-            words = shlex.split(line)   # -S prints the comment quoted: unquoted here
-            if words[:2] == ["-A", chain]:
-                run(flavour, "-w", "-D", chain, *words[2:], check=False)
+    for flavour, chains in ((binary or "iptables", ("DOCKER-USER", "INPUT") if binary else ("INPUT",)),
+                            (_ip6tables(binary), ("FORWARD", "INPUT"))):
+        listing = run(flavour, "-w", "-S", check=False)
+        if listing.returncode == 0 and any(comment_of(line) == tag for line in listing.stdout.splitlines()):
+            _restore(flavour, listing.stdout, {chain: [] for chain in chains}, tag)
     print(f"fabric: removed rules tagged {tag}")
 
 

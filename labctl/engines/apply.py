@@ -48,6 +48,7 @@ REPORT_EVERY = 1.0  # seconds between progress lines while nothing fails
 EARLY_EXIT = 0.5    # a program of the lab's own, with no probe, that ends within this failed
 ROUTED_AT_ONCE = 32  # hosts whose routes one exec in the admin helper sets (its argument stays small)
 ROUTES_ARGUMENT = 64 << 10   # bytes of routes one exec is handed, at most (one argument: 128 KiB)
+ROUTES_GATHER = 1.0  # seconds a routable host may wait for others to join its exec while hosts still start
 
 # The service keys labctl renders, and so knows how to deploy. A key outside these is a
 # renderer change this module has not caught up with: refused, not silently dropped.
@@ -198,6 +199,7 @@ class Deployment:
         routed = [name for name in wanted if name in self.batched]
         admin: Future | None = None
         admin_id: str | None = None
+        routable_since: dict[str, float] = {}   # routes helper -> when its host had started
         last_report, reported_at = "", 0.0
         try:
             if routed:
@@ -224,13 +226,19 @@ class Deployment:
                     if completions(self.services[name]) <= pending.ready | finished:
                         del held[name]
                         starting[creators.submit(self._start, name, container, pending.started)] = name
-                # One exec at a time: what becomes routable meanwhile goes in the next one,
-                # so a lab that starts fast costs a few execs, not one per host.
+                # One exec at a time, gathering hosts while others still start: an exec
+                # costs the engine about what a tenth of a container's start does, and it
+                # runs beside the starts, on the same cores.
                 if admin_id is not None and not routing:
                     routable = [name for name in wanted if name in self.batched and name not in pending.submitted
                                 and dependencies(self.services[name]) <= set(pending.started)]
+                    now = time.monotonic()
+                    for name in routable:
+                        routable_since.setdefault(name, now)
                     batch = self._batch(routable)
-                    if batch:
+                    if batch and (len(batch) < len(routable) or len(batch) >= ROUTED_AT_ONCE
+                                  or not (starting or creating or held)
+                                  or now - min(routable_since[name] for name in batch) >= ROUTES_GATHER):
                         pending.submitted.update(batch)
                         routing[watchers.submit(self._route, batch, admin_id, dict(pending.started))] = batch
                 blocked = [name for name in wanted if name not in pending.submitted]
@@ -244,8 +252,12 @@ class Deployment:
                     waiting = [name for name in wanted if name not in pending.ready]
                     raise EngineError(f"lab not ready after {self.timeout:.0f}s; still waiting for "
                                       + _some(waiting))
+                gathered = [routable_since[name] for name in routable_since if name not in pending.submitted]
+                gathering = ROUTES_GATHER - (time.monotonic() - min(gathered)) if gathered and not routing \
+                    else REPORT_EVERY
                 done, _ = wait([*starting, *creating, *confirming, *routing, *([admin] if admin else [])],
-                               timeout=min(remaining, REPORT_EVERY), return_when=FIRST_COMPLETED)
+                               timeout=max(0.01, min(remaining, REPORT_EVERY, gathering)),
+                               return_when=FIRST_COMPLETED)
                 for future in done:
                     if future in creating:
                         name = creating.pop(future)

@@ -37,9 +37,10 @@ SLACK = 30.0                   # seconds past the probes' own bounds before the 
 RunOne = Callable[[str, list[str], list[tuple[str, bytes, int]]], ExecResult]
 
 
-def probe_argv(payload: str) -> list[str]:
+def probe_argv(spec: str) -> list[str]:
+    """The probe reading its checks from the file `spec` (an argument has a length limit)."""
     # Not -I: the probe imports its neighbours in services/ (dnszone).
-    return ["python3", "-E", "-s", "-S", program("probe"), payload]
+    return ["python3", "-E", "-s", "-S", program("probe"), f"@{spec}"]
 
 
 def probe_each(jobs: dict[str, ProbeJob], run_one: RunOne) -> dict[str, ExecResult | LabError]:
@@ -47,8 +48,9 @@ def probe_each(jobs: dict[str, ProbeJob], run_one: RunOne) -> dict[str, ExecResu
     def one(host: str) -> tuple[str, ExecResult | LabError]:
         job = jobs[host]
         files = [(f"{PKI_PATH}/{name}", data, mode) for name, data, mode in job.credentials]
+        files.append((f"{FOLDER}/spec", job.payload.encode(), 0o400))
         try:
-            return host, run_one(host, probe_argv(job.payload), files)
+            return host, run_one(host, probe_argv(f"{FOLDER}/spec"), files)
         except LabError as exc:
             return host, exc
     with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:

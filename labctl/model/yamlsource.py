@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -26,6 +26,11 @@ from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
+
+try:
+    from yaml._yaml import CParser
+except ImportError:   # PyYAML built without libyaml
+    CParser = None  # type: ignore[misc,assignment]
 
 from ..errors import LabFileError, one_line
 
@@ -290,7 +295,11 @@ def parse_source(text: str, name: str) -> Source:
         raise LabFileError(name, None, "", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB, "
                            "the most a lab file may hold")
     try:
-        root = _Composer(source, text).compose()
+        try:
+            root = _Composer(source, text, _fast_events).compose()
+        except yaml.YAMLError:
+            # libyaml words a malformed file otherwise than PyYAML: the slow reading says it.
+            root = _Composer(source, text, _Events).compose()
     except LabFileError:
         raise
     except yaml.MarkedYAMLError as exc:
@@ -324,6 +333,14 @@ class _Events(Reader, Scanner, Parser):
         Parser.__init__(self)
 
 
+def _fast_events(text: str) -> Any:
+    """libyaml's parser where PyYAML was built with it: the same events, several times
+    faster than the pure Python one (a few hundred hosts' file in a few milliseconds).
+    Not for a text with a tab, which libyaml takes as space where PyYAML refuses it: a
+    lab file reads the same wherever it is read (tests/unit/test_fuzz.py holds them equal)."""
+    return CParser(text) if CParser is not None and "\t" not in text else _Events(text)
+
+
 _NOT_PLAIN = {YAML_TAG + "timestamp", YAML_TAG + "value", YAML_TAG + "yaml"}
 
 
@@ -353,9 +370,10 @@ class _Composer:
     values, more than MAX_ALIASES aliases, an alias inside the node it names, a second
     document. Aliases share the node they name, so nothing is expanded here."""
 
-    def __init__(self, source: Source, text: str):
+    def __init__(self, source: Source, text: str, events: Callable[[str], Any]):
         self.source = source
         self.text = text
+        self.events = events
         self.anchors: dict[str, _Node] = {}
         self.open_anchors: set[str] = set()
         self.nodes = 0
@@ -365,7 +383,7 @@ class _Composer:
         self.stack: list[list[Any]] = []
 
     def compose(self) -> _Node | None:
-        events = _Events(self.text)
+        events = self.events(self.text)
         events.get_event()                          # stream start
         if events.check_event(StreamEndEvent):
             return None
@@ -378,7 +396,7 @@ class _Composer:
                                "malformed YAML: found a second document; a lab file holds one")
         return root
 
-    def node(self, events: _Events) -> _Node:
+    def node(self, events: Any) -> _Node:
         while True:
             event = events.get_event()
             if isinstance(event, AliasEvent):

@@ -18,6 +18,9 @@ import yaml
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from labctl.errors import LabFileError
+from labctl.model import yamlsource
+
 from ..fuzz import hostile
 
 SEEDS = hostile.seeds()
@@ -139,3 +142,28 @@ def test_labs_with_hostile_values_are_read_or_refused_in_one_line(folders, case)
 @given(hostile_documents())
 def test_hostile_yaml_is_refused_in_one_line(folders, case):
     holds(folders, *case)
+
+
+
+def _read(data: bytes, fast: bool) -> str:
+    """What parse_source makes of `data`, as text: its data, or its one-line refusal."""
+    kept = yamlsource.CParser
+    if not fast:
+        yamlsource.CParser = None
+    try:
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        return repr(yamlsource.parse_source(text, "lab.yaml").data)
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    except LabFileError as exc:
+        return f"refused: {exc}"
+    finally:
+        yamlsource.CParser = kept
+
+
+@settings(FIXED, max_examples=150)
+@given(st.one_of(mutated_labs(), spliced_labs(), hostile_documents()))
+def test_libyaml_reads_a_lab_file_as_the_pure_python_parser_does(case):
+    assert yamlsource.CParser is not None, "PyYAML here was built without libyaml"
+    _name, data = case
+    assert _read(data, True) == _read(data, False)

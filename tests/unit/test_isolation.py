@@ -57,26 +57,40 @@ impairments:
 """
 
 
-class Chain:
-    """iptables as netadmin drives it, for one chain: -C, -I (at the top), -S and -D."""
+class Table:
+    """The filter tables (IPv4 and IPv6) as netadmin drives them: `iptables -w -S [CHAIN]`
+    lists one, and `iptables-restore -w --noflush` applies -D and -I lines to it, all or none."""
 
-    def __init__(self, chain: str):
-        self.chain = chain
-        self.rules: list[list[str]] = []
+    def __init__(self, **chains: list[list[str]]):
+        self.families = {family: {name: list(rules) for name, rules in chains.items()} for family in (4, 6)}
+        self.programs: list[str] = []
 
-    def __call__(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-        _binary, _wait, verb, chain, *rule = argv
-        found = chain == self.chain
-        code = 0
-        if verb == "-C":
-            code = 0 if rule in self.rules else 1
-        elif verb == "-I" and found:
-            self.rules.insert(0, rule)
-        elif verb == "-D" and rule in self.rules:
-            self.rules.remove(rule)
-        listing = "\n".join([f"-P {chain} ACCEPT"] + [f"-A {chain} " + shlex.join(r) for r in self.rules]) \
-            if verb == "-S" and found else ""
-        return subprocess.CompletedProcess(argv, code if found else 1, listing, "")
+    def __call__(self, argv, input=None, **_options) -> subprocess.CompletedProcess:
+        argv = list(argv)
+        self.programs.append(argv[0])
+        family = 6 if argv[0].startswith("ip6") else 4
+        table = self.families[family]
+        if argv[1:3] == ["-w", "-S"]:
+            shown = argv[3:] or list(table)
+            if any(chain not in table for chain in shown):
+                return subprocess.CompletedProcess(argv, 1, "", "No chain/target/match by that name.")
+            listing = [f"-P {chain} ACCEPT" for chain in shown] + \
+                [f"-A {chain} " + shlex.join(rule) for chain in shown for rule in table[chain]]
+            return subprocess.CompletedProcess(argv, 0, "\n".join(listing) + "\n", "")
+        assert argv[0].endswith("-restore") and argv[1:] == ["-w", "--noflush"], argv
+        chains = {name: list(rules) for name, rules in table.items()}
+        for line in input.splitlines():
+            if line in ("*filter", "COMMIT", ""):
+                continue
+            verb, chain, *rest = shlex.split(line)
+            if verb == "-D" and rest in chains.get(chain, []):
+                chains[chain].remove(rest)
+            elif verb == "-I" and chain in chains:
+                chains[chain].insert(int(rest[0]) - 1, rest[1:])
+            else:
+                return subprocess.CompletedProcess(argv, 1, "", f"bad line: {line}")
+        self.families[family] = chains
+        return subprocess.CompletedProcess(argv, 0, "", "")
 
 
 def test_nothing_enters_the_engine_machine_from_a_bridge_but_neighbour_discovery():
@@ -92,19 +106,35 @@ def test_nothing_enters_the_engine_machine_from_a_bridge_but_neighbour_discovery
 
 
 def test_rules_stand_in_the_order_given_above_what_was_there_and_go_again_by_tag(monkeypatch):
-    chain = Chain("INPUT")
-    chain.rules = [["-i", "eth0", "-j", "ACCEPT"]]   # the machine's own firewall, kept below
-    monkeypatch.setattr(netadmin, "run", chain)
-    rules = netadmin.input_rules("labctl:iso", "lcbridge", 6)
-    netadmin._insert_all("ip6tables", "INPUT", rules)
-    netadmin._insert_all("ip6tables", "INPUT", rules)  # again, as a second `up` does: no duplicates
-    assert chain.rules == [*rules, ["-i", "eth0", "-j", "ACCEPT"]]
-    other = netadmin.input_rules("labctl:iso2", "lcother", 4)
-    netadmin._insert_all("ip6tables", "INPUT", other)
-    monkeypatch.setattr(netadmin, "_iptables", lambda: None)
+    own = ["-i", "eth0", "-j", "ACCEPT"]   # the machine's own firewall, kept below
+    table = Table(INPUT=[own], FORWARD=[], **{"DOCKER-USER": [["-j", "RETURN"]]})
+    monkeypatch.setattr(netadmin.subprocess, "run", table)
+    netadmin.fabric_add("labctl:iso", ["lcbridge:6i", "lcother"])
+    first = {family: {chain: list(rules) for chain, rules in chains.items()}
+             for family, chains in table.families.items()}
+    netadmin.fabric_add("labctl:iso", ["lcbridge:6i", "lcother"])  # again, as a second `up` does
+    assert table.families == first, "no duplicates"
+    four, six = first[4], first[6]
+    for family, chains in first.items():
+        assert chains["INPUT"] == [*netadmin.input_rules("labctl:iso", "lcbridge", family),
+                                   *netadmin.input_rules("labctl:iso", "lcother", family), own]
+    assert six["FORWARD"] == netadmin.forward6_rules("labctl:iso", "lcbridge", internal=True)
+    assert six["FORWARD"][0][-1] == "ACCEPT", "forwarding within the bridge stands before its drops"
+    assert four["FORWARD"] == [] and six["DOCKER-USER"] == [["-j", "RETURN"]]
+    assert [rule[:4] for rule in four["DOCKER-USER"]] == [["-i", "lcbridge", "-o", "lcbridge"],
+                                                         ["-i", "lcother", "-o", "lcother"], ["-j", "RETURN"]]
+    # However many bridges, a family's rules go in with two programs: its listing, its restore.
+    table.programs.clear()
+    netadmin.fabric_add("labctl:iso", [f"lcb{n}:6i" for n in range(6)])
+    assert len(table.programs) == 5   # which iptables holds DOCKER-USER, then two per family
+    netadmin.fabric_add("labctl:iso", ["lcbridge:6i", "lcother"])
+    netadmin.fabric_add("labctl:iso2", ["lcthird"])
     netadmin.fabric_del("labctl:iso")
     # Exactly this lab's rules: not those of a lab whose name starts the same.
-    assert chain.rules == [*other, ["-i", "eth0", "-j", "ACCEPT"]]
+    for family, chains in table.families.items():
+        assert chains["INPUT"] == [*netadmin.input_rules("labctl:iso2", "lcthird", family), own]
+        assert all(netadmin.comment_of(shlex.join(rule)) != "labctl:iso"
+                   for rules in chains.values() for rule in rules)
 
 
 def test_docker_s_resolver_is_refused_at_any_port_and_at_once():

@@ -64,7 +64,9 @@ def test_a_host_that_is_not_running_is_its_own_error_and_a_refused_helper_means_
     results = probing.probe_together(client, topology, "img", jobs, one)
     assert isinstance(results["c"], LabError) and "'c' is not running" in str(results["c"])
     assert {host for host, _, _ in ran} == {"a", "b"} and results["a"].stdout == b"[]"
-    assert all(argv[-2:] == [probing.program("probe"), "W10="] and files == [("/opt/labctl/pki/ca.pem", b"x", 0o444)]
+    spec = f"{probing.FOLDER}/spec"
+    assert all(argv[-2:] == [probing.program("probe"), f"@{spec}"]
+               and files == [("/opt/labctl/pki/ca.pem", b"x", 0o444), (spec, b"W10=", 0o400)]
                for _, argv, files in ran)
 
 
